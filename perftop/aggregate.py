@@ -1,0 +1,200 @@
+"""Pure aggregation: symbolized stacks -> processes, functions, call trees.
+
+Nothing here touches the kernel or the screen, so all of it is tested over hand-built stacks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from perftop.model import (
+    Frame,
+    FunctionStat,
+    ProcessInfo,
+    ProcessStat,
+    Snapshot,
+    StackSample,
+)
+
+FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel)
+
+
+def function_key(frame: Frame) -> FunctionKey:
+    return (frame.symbol, frame.module, frame.kernel)
+
+
+def percent(part: int | float, whole: int | float) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
+def process_stats(
+    stacks: Iterable[StackSample], infos: Mapping[int, ProcessInfo]
+) -> tuple[ProcessStat, ...]:
+    """Samples per thread group, hottest first; comm is the one seen most in the interval."""
+    samples: dict[int, int] = defaultdict(int)
+    comm_samples: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for stack in stacks:
+        samples[stack.pid] += stack.samples
+        comm_samples[stack.pid][stack.comm] += stack.samples
+    total = sum(samples.values())
+    rows = []
+    for pid, count in samples.items():
+        # The thread group leader's comm names the process; threads may have renamed themselves.
+        comm = max(comm_samples[pid].items(), key=lambda item: (item[1], item[0]))[0]
+        info = infos.get(pid) or ProcessInfo(pid=pid, exited=True)
+        rows.append(ProcessStat(pid, comm, count, percent(count, total), info))
+    rows.sort(key=lambda row: (-row.samples, row.pid))
+    return tuple(rows)
+
+
+def function_stats(stacks: Iterable[StackSample]) -> tuple[FunctionStat, ...]:
+    """Self samples go to the innermost frame; total samples to every distinct function in the
+    chain, counted once per stack even when it recurses."""
+    self_samples: dict[FunctionKey, int] = defaultdict(int)
+    total_samples: dict[FunctionKey, int] = defaultdict(int)
+    total = 0
+    for stack in stacks:
+        total += stack.samples
+        if not stack.frames:
+            continue
+        self_samples[function_key(stack.frames[-1])] += stack.samples
+        for key in {function_key(frame) for frame in stack.frames}:
+            total_samples[key] += stack.samples
+    rows = [
+        FunctionStat(
+            symbol=key[0],
+            module=key[1],
+            kernel=key[2],
+            self_samples=self_samples.get(key, 0),
+            self_percent=percent(self_samples.get(key, 0), total),
+            total_samples=count,
+            total_percent=percent(count, total),
+        )
+        for key, count in total_samples.items()
+    ]
+    rows.sort(key=lambda row: (-row.self_samples, -row.total_samples, row.symbol, row.module))
+    return tuple(rows)
+
+
+@dataclass(slots=True)
+class CallNode:
+    """A node of the call tree: one function reached by one path from the root."""
+
+    frame: Frame | None  # None for the root
+    samples: int = 0  # inclusive
+    self_samples: int = 0
+    children: dict[FunctionKey, CallNode] = field(default_factory=dict)
+
+    def sorted_children(self) -> list[CallNode]:
+        """Hottest branch first; ties broken by name so the order is stable between refreshes."""
+        return sorted(
+            self.children.values(),
+            key=lambda node: (-node.samples, node.frame.symbol if node.frame else ""),
+        )
+
+
+def call_tree(
+    stacks: Iterable[StackSample],
+    pid: int | None = None,
+    function: FunctionKey | None = None,
+) -> CallNode:
+    """The stacks behind a process (`pid`) or a function, merged into a tree rooted at the
+    outermost frame. For a function, only the stacks that pass through it count; they are kept
+    whole, so both its callers and its callees show."""
+    root = CallNode(frame=None)
+    for stack in stacks:
+        if pid is not None and stack.pid != pid:
+            continue
+        if function is not None and all(function_key(f) != function for f in stack.frames):
+            continue
+        root.samples += stack.samples
+        node = root
+        for frame in stack.frames:
+            key = function_key(frame)
+            child = node.children.get(key)
+            if child is None:
+                child = node.children[key] = CallNode(frame=frame)
+            child.samples += stack.samples
+            node = child
+        node.self_samples += stack.samples
+    return root
+
+
+def folded_lines(stacks: Iterable[StackSample]) -> list[str]:
+    """`comm;outermost;...;innermost count` lines, the input of flamegraph.pl, inferno and
+    speedscope; identical chains are merged. Names must already be made safe by the caller."""
+    merged: dict[tuple[str, ...], int] = defaultdict(int)
+    for stack in stacks:
+        path = (stack.comm, *(f.symbol + ("_[k]" if f.kernel else "") for f in stack.frames))
+        merged[path] += stack.samples
+    return [f"{';'.join(path)} {count}" for path, count in sorted(merged.items())]
+
+
+StackKey = tuple[int, int, str, tuple[Frame, ...]]
+
+
+def merge_stacks(stacks: Iterable[StackSample]) -> tuple[StackSample, ...]:
+    """Merge samples that share thread and chain (after symbolization two stack ids can meet)."""
+    merged: dict[StackKey, list[int]] = {}
+    for stack in stacks:
+        key = (stack.pid, stack.tid, stack.comm, stack.frames)
+        entry = merged.get(key)
+        if entry is None:
+            merged[key] = [stack.samples, stack.period]
+        else:
+            entry[0] += stack.samples
+            entry[1] += stack.period
+    return tuple(
+        StackSample(pid, tid, comm, frames, samples, period)
+        for (pid, tid, comm, frames), (samples, period) in merged.items()
+    )
+
+
+def with_aggregates(snapshot: Snapshot, infos: Mapping[int, ProcessInfo]) -> Snapshot:
+    """Fill processes and functions from the snapshot's stacks."""
+    return replace(
+        snapshot,
+        processes=process_stats(snapshot.stacks, infos),
+        functions=function_stats(snapshot.stacks),
+    )
+
+
+def filter_stacks(
+    stacks: Sequence[StackSample], pids: Sequence[int] = (), text: str = ""
+) -> tuple[StackSample, ...]:
+    """Keep the stacks of `pids` (all when empty) whose comm or any symbol contains `text`."""
+    needle = text.casefold()
+    wanted = set(pids)
+    kept = []
+    for stack in stacks:
+        if wanted and stack.pid not in wanted:
+            continue
+        if needle and needle not in stack.comm.casefold():
+            if not any(needle in frame.symbol.casefold() for frame in stack.frames):
+                continue
+        kept.append(stack)
+    return tuple(kept)
+
+
+def decay_stacks(
+    accumulated: Sequence[StackSample], latest: Sequence[StackSample], keep: float
+) -> tuple[StackSample, ...]:
+    """An exponentially decaying accumulation: old weight times `keep`, plus the new interval.
+    Weights stay integers (rounded); chains that decay to zero are dropped so memory is bounded
+    by what is still hot."""
+    weights: dict[StackKey, list[float]] = {}
+    for stack in accumulated:
+        key = (stack.pid, stack.tid, stack.comm, stack.frames)
+        weights[key] = [stack.samples * keep, stack.period * keep]
+    for stack in latest:
+        key = (stack.pid, stack.tid, stack.comm, stack.frames)
+        entry = weights.setdefault(key, [0.0, 0.0])
+        entry[0] += stack.samples
+        entry[1] += stack.period
+    return tuple(
+        StackSample(pid, tid, comm, frames, round(samples), round(period))
+        for (pid, tid, comm, frames), (samples, period) in weights.items()
+        if round(samples) > 0
+    )

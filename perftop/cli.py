@@ -1,0 +1,274 @@
+"""Command line -> Config, and the batch loop. Errors become one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import stat
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn, TextIO
+
+from perftop.config import FORMATS, STACK_MODES, Config, SamplerConfig
+from perftop.events import EVENTS
+from perftop.sources.base import SnapshotSource, SourceError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+MAX_FREQUENCY = 100_000
+MAX_INTERVAL_S = 3600.0
+MAX_PIDS = 64
+
+
+class UsageError(Exception):
+    """Bad input: one line for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value <= MAX_INTERVAL_S or value != value:
+        raise argparse.ArgumentTypeError(f"interval must be > 0 and <= {MAX_INTERVAL_S:.0f} s")
+    return value
+
+
+def _frequency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of Hz") from None
+    if not 1 <= value <= MAX_FREQUENCY:
+        raise argparse.ArgumentTypeError(f"frequency must be between 1 and {MAX_FREQUENCY} Hz")
+    return value
+
+
+def _iterations(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("iterations must be at least 1")
+    return value
+
+
+def parse_pids(text: str) -> tuple[int, ...]:
+    """`1,2,3` -> (1, 2, 3); each must be a live process."""
+    import psutil
+
+    pids = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) <= 0:
+            raise UsageError(f"'{part}' is not a PID (a positive whole number)")
+        pid = int(part)
+        if not psutil.pid_exists(pid):
+            raise UsageError(f"no process with PID {pid}")
+        pids.append(pid)
+    if len(pids) > MAX_PIDS:
+        raise UsageError(f"at most {MAX_PIDS} PIDs can be filtered at once")
+    return tuple(dict.fromkeys(pids))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="perftop",
+        description="A live CPU profiler: which processes and functions burn the CPUs.",
+        epilog="`perftop doctor` checks whether this machine can run perftop.",
+    )
+    parser.add_argument("--batch", action="store_true", help="print reports instead of the screen")
+    parser.add_argument("-d", "--delay", type=_positive_float, default=1.0, metavar="SECONDS",
+                        help="interval between reports (default 1)")
+    parser.add_argument("-n", "--iterations", type=_iterations, metavar="N",
+                        help="stop after N intervals (batch; default: until interrupted)")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="batch output format")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write batch output to FILE (refuses to overwrite without --force)")
+    parser.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    parser.add_argument("-p", "--pid", metavar="PID[,PID...]", help="only these processes")
+    parser.add_argument("-e", "--event", default="cpu-clock", metavar="EVENT",
+                        help=f"event to sample: {', '.join(EVENTS)} (default cpu-clock)")
+    parser.add_argument("-F", "--freq", type=_frequency, default=99, metavar="HZ",
+                        help="samples per second per CPU (default 99)")
+    parser.add_argument("--stacks", choices=STACK_MODES, default="both",
+                        help="which stacks to collect (default both)")
+    parser.add_argument("--top", type=_iterations, default=20, metavar="N",
+                        help="rows per table in text output (default 20)")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="save every interval's snapshot to FILE")
+    parser.add_argument("--replay", type=Path, metavar="FILE",
+                        help="show a recording (no root or BPF needed)")
+    parser.add_argument("--debuginfod", action="store_true",
+                        help="allow symbol lookups over the network (DEBUGINFOD_URLS)")
+    return parser
+
+
+def parse_config(argv: Sequence[str]) -> Config:
+    args = build_parser().parse_args(argv)
+    if args.event not in EVENTS:
+        raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
+    if args.output is not None:
+        _check_output_path(args.output, args.force)
+    if args.record is not None:
+        _check_output_path(args.record, force=False)
+    if args.replay is not None and not args.replay.is_file():
+        raise UsageError(f"no recording at {args.replay}")
+    pids = parse_pids(args.pid) if args.pid else ()
+    sampler = SamplerConfig(
+        event=args.event,
+        frequency_hz=args.freq,
+        interval_s=args.delay,
+        pids=pids,
+        stack_mode=args.stacks,
+        debuginfod=args.debuginfod,
+    )
+    return Config(
+        sampler=sampler,
+        batch=args.batch,
+        iterations=args.iterations,
+        output_format=args.format,
+        output_path=args.output,
+        output_force=args.force,
+        record_path=args.record,
+        replay_path=args.replay,
+        top=args.top,
+    )
+
+
+def _check_output_path(path: Path, force: bool) -> None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no directory {path.parent}") from None
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"cannot write {path}: it is a symlink (perftop never follows one)")
+    if not force:
+        raise UsageError(f"{path} already exists (add --force to replace it)")
+
+
+def open_output(path: Path, force: bool) -> TextIO:
+    """Open without following a symlink, and without replacing a file unless asked."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_TRUNC if force else os.O_EXCL
+    fd = os.open(path, flags, 0o644)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def open_source(config: Config) -> SnapshotSource:
+    if config.replay_path is not None:
+        from perftop.sources.replay import ReplaySource
+
+        return ReplaySource(config.replay_path, interval_s=config.sampler.interval_s)
+    from perftop.sources.bcc import BccSource
+
+    return BccSource(config.sampler)
+
+
+def run_batch(config: Config, source: SnapshotSource, stream: TextIO) -> int:
+    from perftop.output import FoldedAccumulator, format_json, format_text
+
+    folded = FoldedAccumulator()
+    recorder = None
+    if config.record_path is not None:
+        from perftop.recording import RecordingWriter
+
+        recorder = RecordingWriter(config.record_path)
+    done = 0
+    try:
+        while config.iterations is None or done < config.iterations:
+            snapshot = source.next_snapshot()
+            if snapshot is None:
+                break
+            done += 1
+            if recorder is not None:
+                recorder.write(snapshot)
+            if config.output_format == "json":
+                stream.write(format_json(snapshot))
+            elif config.output_format == "text":
+                stream.write(format_text(snapshot, config.top) + "\n")
+            else:
+                folded.add(snapshot.stacks)
+            stream.flush()
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        if recorder is not None:
+            recorder.close()
+        if config.output_format == "folded":
+            folded.write(stream)
+            stream.flush()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["doctor"]:
+        from perftop.doctor import run_doctor
+
+        return run_doctor(sys.stdout)
+    try:
+        config = parse_config(argv)
+    except UsageError as error:
+        print(f"perftop: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if config.replay_path is None:
+        from perftop.privileges import privilege_summary
+
+        enough, summary = privilege_summary()
+        if not enough:
+            print(f"perftop: {summary}", file=sys.stderr)
+            return EXIT_FAILURE
+    # SIGTERM and SIGHUP (the SSH connection drops) must detach the probes like ^C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on_signal)
+    source: SnapshotSource | None = None
+    stream: TextIO = sys.stdout
+    try:
+        source = open_source(config)
+        if not config.batch:
+            from perftop.ui.app import run_app
+
+            return run_app(source, record_path=config.record_path)
+        if config.output_path is not None:
+            stream = open_output(config.output_path, force=config.output_force)
+        return run_batch(config, source, stream)
+    except SourceError as error:
+        print(f"perftop: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        print(f"perftop: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_FAILURE
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    finally:
+        if source is not None:
+            source.close()
+        if stream is not sys.stdout:
+            stream.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The user's choices, frozen once the command line is parsed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from perftop.events import DEFAULT_EVENT
+
+STACK_MODES = ("both", "kernel", "user")
+FORMATS = ("text", "json", "folded")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerConfig:
+    event: str = DEFAULT_EVENT
+    frequency_hz: int = 99
+    interval_s: float = 1.0
+    pids: tuple[int, ...] = ()
+    stack_mode: str = "both"
+    counts_entries: int = 40960
+    stack_entries: int = 16384
+    debuginfod: bool = False  # network symbol lookups are opt-in
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    sampler: SamplerConfig
+    batch: bool = False
+    iterations: int | None = None  # None: until interrupted
+    output_format: str = "text"
+    output_path: Path | None = None
+    output_force: bool = False
+    record_path: Path | None = None
+    replay_path: Path | None = None
+    top: int = 20  # rows per table in text output

@@ -1,0 +1,142 @@
+"""`perftop doctor`: can this machine run perftop, and if not, what to do about it."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from perftop.headers import HeadersError, locate_headers
+from perftop.privileges import privilege_summary
+
+SYS_BPF = {"x86_64": 321, "aarch64": 280}
+BPF_MAP_CREATE = 0
+BPF_MAP_TYPE_ARRAY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # "ok", "FAIL", "warn", "n/a"
+    detail: str
+    remedy: str = ""
+
+
+def check_privileges() -> Check:
+    enough, summary = privilege_summary()
+    if enough:
+        return Check("privileges", "ok", summary)
+    return Check("privileges", "FAIL", summary, "run `sudo perftop`, or grant CAP_BPF,CAP_PERFMON")
+
+
+def check_bpf_syscall() -> Check:
+    """Create (and close) a one-entry array map: the cheapest call that proves bpf() works."""
+    number = SYS_BPF.get(platform.machine())
+    if number is None:
+        return Check("bpf syscall", "warn", f"not probed on {platform.machine()}")
+    attr = (ctypes.c_uint32 * 32)()
+    attr[0], attr[1], attr[2], attr[3] = BPF_MAP_TYPE_ARRAY, 4, 4, 1  # type, key, value, entries
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(number, BPF_MAP_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd < 0:
+        code = ctypes.get_errno()
+        remedy = "run as root" if code in (errno.EPERM, errno.EACCES) else "a kernel with BPF"
+        return Check("bpf syscall", "FAIL", os.strerror(code), remedy)
+    os.close(fd)
+    return Check("bpf syscall", "ok", "BPF maps can be created")
+
+
+def check_bcc() -> Check:
+    from perftop.sources.bcc import bcc_available
+
+    problem = bcc_available()
+    if problem:
+        return Check("bcc", "FAIL", problem, "apt-get install python3-bpfcc (or `make setup`)")
+    return Check("bcc", "ok", "python3-bpfcc imports")
+
+
+def check_headers() -> Check:
+    try:
+        headers = locate_headers()
+    except (HeadersError, OSError) as error:
+        return Check("kernel headers", "FAIL", str(error), "`make setup` installs them")
+    return Check("kernel headers", "ok", headers.description)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_paranoid() -> Check:
+    value = _read_int("/proc/sys/kernel/perf_event_paranoid")
+    if value is None:
+        return Check("perf_event_paranoid", "FAIL", "unreadable: no perf events in this kernel?")
+    note = "root and CAP_PERFMON are not limited by it"
+    return Check("perf_event_paranoid", "ok", f"{value} ({note})")
+
+
+def check_kptr_restrict() -> Check:
+    value = _read_int("/proc/sys/kernel/kptr_restrict")
+    from perftop.symbols import KernelSymbols
+
+    if KernelSymbols().hidden:
+        return Check(
+            "kptr_restrict",
+            "warn",
+            f"{value}: kernel addresses are hidden, kernel frames cannot be named",
+            "sysctl kernel.kptr_restrict=0 (or run as root with CAP_SYSLOG)",
+        )
+    return Check("kptr_restrict", "ok", f"{value}: kernel symbols readable")
+
+
+def check_events() -> list[Check]:
+    from perftop.events import EVENTS
+    from perftop.sources.bcc import bcc_available, probe_event
+
+    if bcc_available():
+        return [Check("events", "n/a", "BCC missing: events not probed")]
+    checks = []
+    for name, event in EVENTS.items():
+        reason = probe_event(event)
+        if reason is None:
+            checks.append(Check(f"event {name}", "ok", event.description))
+        else:
+            checks.append(Check(f"event {name}", "n/a", reason, "use -e cpu-clock"))
+    return checks
+
+
+CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
+    check_privileges,
+    check_bpf_syscall,
+    check_bcc,
+    check_headers,
+    check_paranoid,
+    check_kptr_restrict,
+    check_events,
+)
+
+
+def run_doctor(stream: TextIO) -> int:
+    """Print every check; exit 0 when perftop can sample here, 1 when something essential fails."""
+    from perftop.capture import captured_fds
+
+    failed = False
+    for check_function in CHECKS:
+        with captured_fds():  # libbcc's perror() output would interleave with the report
+            result = check_function()
+        for check in result if isinstance(result, list) else [result]:
+            failed |= check.status == "FAIL"
+            line = f"[{check.status:^4}] {check.name}: {check.detail}"
+            if check.remedy and check.status != "ok":
+                line += f"  -> {check.remedy}"
+            stream.write(line + "\n")
+    stream.write("perftop can sample here\n" if not failed else "perftop cannot sample here yet\n")
+    return 1 if failed else 0

@@ -1,0 +1,130 @@
+"""The data that crosses from the sampler to every consumer (batch output, the TUI, recordings).
+
+Everything here is frozen: a snapshot is built once, on the sampler thread, and then only read.
+Strings that came from other processes (comm, cmdline, symbols, paths, user names) are kept as
+they were decoded; making them safe to show is the job of `perftop.sanitize` at the edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+KERNEL_MODULE = "[kernel]"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One symbolized stack frame."""
+
+    symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
+    module: str  # basename of the binary or library, "[kernel]" for the kernel
+    kernel: bool
+    # Why there is no symbol, when there is none: "stripped binary", "JIT without a perf map", ...
+    unresolved_reason: str | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.unresolved_reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class StackSample:
+    """Samples that shared one thread and one call chain in an interval."""
+
+    pid: int  # thread-group id
+    tid: int
+    comm: str
+    frames: tuple[Frame, ...]  # outermost first (main ... leaf), user frames then kernel frames
+    samples: int
+    period: int  # summed sample_period: an estimate of the event count (ns for the clocks)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What psutil says about a process; every field may be unknown once it exits."""
+
+    pid: int
+    user: str = ""
+    cmdline: str = ""
+    threads: int = 0
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+    exited: bool = False
+    kernel_thread: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStat:
+    pid: int
+    comm: str
+    samples: int
+    percent: float  # of the non-idle samples in the snapshot
+    info: ProcessInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStat:
+    symbol: str
+    module: str
+    kernel: bool
+    self_samples: int
+    self_percent: float
+    total_samples: int  # inclusive: every stack it appears in, recursion counted once
+    total_percent: float
+
+
+@dataclass(frozen=True, slots=True)
+class CpuStat:
+    cpu: int
+    samples: int  # non-idle
+    idle_samples: int
+
+    @property
+    def busy_fraction(self) -> float:
+        total = self.samples + self.idle_samples
+        return self.samples / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerCost:
+    """perftop's own footprint, shown so users can see what watching costs."""
+
+    cpu_percent: float = 0.0  # perftop's process CPU over the interval
+    bpf_run_ns_per_s: float | None = None  # None when kernel.bpf_stats_enabled is off
+    bpf_ns_per_sample: float | None = None
+    counts_map_used: int = 0
+    counts_map_size: int = 0
+    stack_map_used: int = 0
+    stack_map_size: int = 0
+    drain_ms: float = 0.0  # drain + symbolize + aggregate time of the interval
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One interval (or an accumulation of several) of samples and what was made of them."""
+
+    timestamp: float  # wall clock at the end of the interval
+    interval_s: float  # measured, not nominal
+    event: str
+    frequency_hz: int
+    samples: int  # non-idle
+    idle_samples: int
+    lost: Mapping[str, int]  # counter name -> count in this interval
+    cpus: tuple[CpuStat, ...]
+    stacks: tuple[StackSample, ...]
+    processes: tuple[ProcessStat, ...]  # hottest first
+    functions: tuple[FunctionStat, ...]  # hottest self first
+    stack_mode: str = "both"  # "kernel", "user" or "both"
+    pid_filter: tuple[int, ...] = ()
+    headers: str = ""  # which kernel headers the BPF program was compiled with
+    cost: SamplerCost = field(default_factory=SamplerCost)
+    notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.interval_s if self.interval_s > 0 else 0.0
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost.values())

@@ -1,0 +1,158 @@
+"""Batch output: text like `perf top --stdio`, JSON lines, folded stacks.
+
+Every string that came from another process goes through `printable` for text and folded output.
+JSON carries the exact strings (json.dumps escapes every control character), so a consumer sees
+what the process wrote and a terminal showing the JSON sees only escapes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from perftop.model import Snapshot, StackSample
+from perftop.sanitize import printable
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def header_line(snapshot: Snapshot) -> str:
+    parts = [
+        f"perftop: {snapshot.event} @ {snapshot.frequency_hz} Hz",
+        f"interval {snapshot.interval_s:.2f} s",
+        f"{snapshot.samples} samples ({snapshot.samples_per_second:.1f}/s)",
+        f"idle {snapshot.idle_samples}",
+        f"lost {snapshot.lost_total}",
+    ]
+    if snapshot.pid_filter:
+        parts.append("pid " + ",".join(map(str, snapshot.pid_filter)))
+    if snapshot.stack_mode != "both":
+        parts.append(f"{snapshot.stack_mode} stacks")
+    return ", ".join(parts)
+
+
+def format_text(snapshot: Snapshot, top: int = 20) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.timestamp))
+    lines = [f"{header_line(snapshot)}  [{stamp}]"]
+    lines.extend(f"notice: {printable(notice)}" for notice in snapshot.notices)
+    lines.append("")
+    lines.append(
+        f"{'PID':>8} {'USER':<10} {'COMM':<16} {'SAMPLES':>8} {'SHARE':>7} {'CPU%':>6} "
+        f"{'THR':>4} {'RSS':>7}  COMMAND"
+    )
+    for process in snapshot.processes[:top]:
+        info = process.info
+        state = " (exited)" if info.exited else ""
+        lines.append(
+            f"{process.pid:>8} {printable(info.user, 10):<10} {printable(process.comm, 16):<16} "
+            f"{process.samples:>8} {process.percent:>6.2f}% {info.cpu_percent:>6.1f} "
+            f"{info.threads:>4} {human_bytes(info.rss_bytes):>7}  "
+            f"{printable(info.cmdline, 200)}{state}"
+        )
+    lines.append("")
+    lines.append(f"{'SELF':>7} {'TOTAL':>7} {'SAMPLES':>8}     {'SYMBOL':<50} MODULE")
+    for function in snapshot.functions[:top]:
+        mark = "[k]" if function.kernel else "[.]"
+        lines.append(
+            f"{function.self_percent:>6.2f}% {function.total_percent:>6.2f}% "
+            f"{function.self_samples:>8} {mark} {printable(function.symbol, 200):<50} "
+            f"{printable(function.module, 60)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "timestamp": snapshot.timestamp,
+        "interval_s": round(snapshot.interval_s, 6),
+        "event": snapshot.event,
+        "frequency_hz": snapshot.frequency_hz,
+        "samples": snapshot.samples,
+        "idle_samples": snapshot.idle_samples,
+        "lost": dict(snapshot.lost),
+        "stack_mode": snapshot.stack_mode,
+        "pid_filter": list(snapshot.pid_filter),
+        "headers": snapshot.headers,
+        "notices": list(snapshot.notices),
+        "cpus": [
+            {"cpu": cpu.cpu, "samples": cpu.samples, "idle_samples": cpu.idle_samples}
+            for cpu in snapshot.cpus
+        ],
+        "processes": [
+            {
+                "pid": process.pid,
+                "comm": process.comm,
+                "user": process.info.user,
+                "cmdline": process.info.cmdline,
+                "samples": process.samples,
+                "percent": round(process.percent, 3),
+                "threads": process.info.threads,
+                "cpu_percent": round(process.info.cpu_percent, 2),
+                "rss_bytes": process.info.rss_bytes,
+                "exited": process.info.exited,
+            }
+            for process in snapshot.processes
+        ],
+        "functions": [
+            {
+                "symbol": function.symbol,
+                "module": function.module,
+                "kernel": function.kernel,
+                "self_samples": function.self_samples,
+                "self_percent": round(function.self_percent, 3),
+                "total_samples": function.total_samples,
+                "total_percent": round(function.total_percent, 3),
+            }
+            for function in snapshot.functions
+        ],
+        "cost": {
+            "cpu_percent": round(snapshot.cost.cpu_percent, 2),
+            "bpf_run_ns_per_s": snapshot.cost.bpf_run_ns_per_s,
+            "bpf_ns_per_sample": snapshot.cost.bpf_ns_per_sample,
+            "counts_map_used": snapshot.cost.counts_map_used,
+            "counts_map_size": snapshot.cost.counts_map_size,
+            "stack_map_used": snapshot.cost.stack_map_used,
+            "stack_map_size": snapshot.cost.stack_map_size,
+            "drain_ms": round(snapshot.cost.drain_ms, 3),
+        },
+    }
+
+
+def format_json(snapshot: Snapshot) -> str:
+    # ensure_ascii: every control character and non-ASCII code point becomes a \u escape.
+    return json.dumps(snapshot_json(snapshot), ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def folded_frame(name: str) -> str:
+    """A frame name safe inside a folded line: printable, and no ';' (the frame separator)."""
+    return printable(name).replace(";", ":")
+
+
+class FoldedAccumulator:
+    """Folded stacks summed over the whole run, written at exit."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def add(self, stacks: Iterable[StackSample]) -> None:
+        for stack in stacks:
+            names = [folded_frame(stack.comm) or "[unknown comm]"]
+            names.extend(
+                folded_frame(frame.symbol) + ("_[k]" if frame.kernel else "")
+                for frame in stack.frames
+            )
+            self._counts[";".join(names)] += stack.samples
+
+    def write(self, stream: TextIO) -> None:
+        for path, count in sorted(self._counts.items()):
+            stream.write(f"{path} {count}\n")

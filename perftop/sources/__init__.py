@@ -1,0 +1,1 @@
+"""Where snapshots come from: the live BPF sampler, or a recorded session."""

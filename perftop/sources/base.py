@@ -1,0 +1,50 @@
+"""The seam between whatever produces snapshots and whoever shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from perftop.model import Snapshot
+
+
+class SourceError(Exception):
+    """A failure to tell the user in one line (no traceback)."""
+
+
+class EventUnavailable(SourceError):
+    """The chosen event cannot be sampled here; the source stays on its current event."""
+
+
+class SnapshotSource(Protocol):
+    """Produces one snapshot per interval. Control calls may come from another thread; they
+    take effect at the next interval, and failures are reported in that snapshot's notices."""
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def frequency_hz(self) -> int: ...
+
+    @property
+    def live(self) -> bool:
+        """False for a recording: no kernel controls, no probes."""
+        ...
+
+    def events(self) -> Mapping[str, str | None]:
+        """Every event perftop knows -> None when this machine can sample it, else the reason."""
+        ...
+
+    def next_snapshot(self) -> Snapshot | None:
+        """Block for one interval and return it; None when the source is exhausted."""
+        ...
+
+    def set_pid_filter(self, pids: Sequence[int]) -> None: ...
+
+    def set_event(self, event: str) -> None: ...
+
+    def set_frequency(self, hz: int) -> None: ...
+
+    def set_stack_mode(self, mode: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,170 @@
+"""Turn instruction addresses into frames: kernel ones from kallsyms, user ones through a
+per-process resolver (libbcc's symbol cache, injected so this module stays testable).
+
+Caches are perftop's own and bounded: one resolver per live process (keyed by pid *and* start
+time, so a reused pid never sees the old process's symbols), evicted when the process exits or
+when too many are open; resolved frames are memoized per process with a cap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from perftop.model import KERNEL_MODULE, Frame
+from perftop.sanitize import decode
+
+REASON_STRIPPED = "stripped binary"
+REASON_JIT = "JIT without a perf map"
+REASON_GONE = "process gone"
+REASON_KPTR = "kernel addresses hidden by kernel.kptr_restrict"
+REASON_NO_KERNEL_SYMBOL = "not in kallsyms"
+
+
+class UserResolver(Protocol):
+    """Symbols of one process. `resolve` returns (symbol or None, offset, module path or None):
+    with no symbol, the offset is from the start of the module when the module is known, else
+    the raw address."""
+
+    def resolve(self, address: int) -> tuple[bytes | None, int, bytes | None]: ...
+
+    def close(self) -> None: ...
+
+
+ResolverFactory = Callable[[int], UserResolver]
+
+
+class KernelSymbols:
+    """/proc/kallsyms, loaded once, searched by bisection."""
+
+    def __init__(self, path: Path = Path("/proc/kallsyms")) -> None:
+        self.addresses: list[int] = []
+        self.names: list[str] = []
+        self.modules: list[str] = []
+        self.hidden = False
+        self._load(path)
+
+    def _load(self, path: Path) -> None:
+        entries: list[tuple[int, str, str]] = []
+        try:
+            with path.open("rb") as kallsyms:
+                for line in kallsyms:
+                    parts = line.split()
+                    if len(parts) < 3 or parts[1] not in (b"t", b"T", b"w", b"W"):
+                        continue
+                    module = decode(parts[3].strip(b"[]")) if len(parts) > 3 else ""
+                    entries.append((int(parts[0], 16), decode(parts[2]), module))
+        except OSError:
+            entries = []
+        # kptr_restrict (or no privilege) shows every address as zero: nothing can be resolved,
+        # and saying so beats printing the nearest wrong symbol.
+        if not entries or all(address == 0 for address, _, _ in entries[:100]):
+            self.hidden = True
+            return
+        entries.sort()
+        self.addresses = [address for address, _, _ in entries]
+        self.names = [name for _, name, _ in entries]
+        self.modules = [f"[{module}]" if module else KERNEL_MODULE for _, _, module in entries]
+
+    def frame(self, address: int) -> Frame:
+        if self.hidden:
+            return Frame(f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_KPTR)
+        index = bisect.bisect_right(self.addresses, address) - 1
+        if index < 0:
+            return Frame(f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_NO_KERNEL_SYMBOL)
+        return Frame(self.names[index], self.modules[index], True)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time in clock ticks (field 22 of /proc/PID/stat), None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: the fields start after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class _ProcessSymbols:
+    start_time: int | None
+    resolver: UserResolver
+    frames: dict[int, Frame]
+
+
+class UserSymbols:
+    """Per-process user symbolization with bounded caches."""
+
+    def __init__(
+        self,
+        factory: ResolverFactory,
+        max_processes: int = 256,
+        max_frames_per_process: int = 65536,
+        start_time: Callable[[int], int | None] = process_start_time,
+    ) -> None:
+        self._factory = factory
+        self._max_processes = max_processes
+        self._max_frames = max_frames_per_process
+        self._start_time = start_time
+        self._processes: OrderedDict[int, _ProcessSymbols] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._processes)
+
+    def _process(self, pid: int) -> _ProcessSymbols:
+        entry = self._processes.get(pid)
+        if entry is not None:
+            self._processes.move_to_end(pid)
+            return entry
+        while len(self._processes) >= self._max_processes:
+            _, oldest = self._processes.popitem(last=False)
+            oldest.resolver.close()
+        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {})
+        self._processes[pid] = entry
+        return entry
+
+    def frame(self, pid: int, address: int) -> Frame:
+        entry = self._process(pid)
+        frame = entry.frames.get(address)
+        if frame is None:
+            if len(entry.frames) >= self._max_frames:
+                entry.frames.clear()
+            frame = entry.frames[address] = self._resolve(entry, address)
+        return frame
+
+    def _resolve(self, entry: _ProcessSymbols, address: int) -> Frame:
+        name, offset, module_path = entry.resolver.resolve(address)
+        module = os.path.basename(decode(module_path)) if module_path else ""
+        if name:
+            return Frame(decode(name), module or "[unknown module]", False)
+        if module and not module.startswith("[") and not module.startswith("perf-"):
+            return Frame(f"{module}+0x{offset:x}", module, False, REASON_STRIPPED)
+        reason = REASON_GONE if entry.start_time is None else REASON_JIT
+        label = module or "[anon]"
+        return Frame(f"{label}+0x{address:x}", label, False, reason)
+
+    def evict_exited(self) -> int:
+        """Forget processes that have exited or whose pid now belongs to another process
+        (a different start time). Returns how many were dropped."""
+        dropped = 0
+        for pid, entry in list(self._processes.items()):
+            if entry.start_time is None or self._start_time(pid) != entry.start_time:
+                del self._processes[pid]
+                entry.resolver.close()
+                dropped += 1
+        return dropped
+
+    def close(self) -> None:
+        for entry in self._processes.values():
+            entry.resolver.close()
+        self._processes.clear()
