@@ -171,9 +171,12 @@ def filter_stacks(
     for stack in stacks:
         if wanted and stack.pid not in wanted:
             continue
-        if needle and needle not in stack.comm.casefold():
-            if not any(needle in frame.symbol.casefold() for frame in stack.frames):
-                continue
+        if (
+            needle
+            and needle not in stack.comm.casefold()
+            and not any(needle in frame.symbol.casefold() for frame in stack.frames)
+        ):
+            continue
         kept.append(stack)
     return tuple(kept)
 

@@ -87,29 +87,70 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`perftop doctor` checks whether this machine can run perftop.",
     )
     parser.add_argument("--batch", action="store_true", help="print reports instead of the screen")
-    parser.add_argument("-d", "--delay", type=_positive_float, default=1.0, metavar="SECONDS",
-                        help="interval between reports (default 1)")
-    parser.add_argument("-n", "--iterations", type=_iterations, metavar="N",
-                        help="stop after N intervals (batch; default: until interrupted)")
+    parser.add_argument(
+        "-d",
+        "--delay",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="interval between reports (default 1)",
+    )
+    parser.add_argument(
+        "-n",
+        "--iterations",
+        type=_iterations,
+        metavar="N",
+        help="stop after N intervals (batch; default: until interrupted)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="text", help="batch output format")
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write batch output to FILE (refuses to overwrite without --force)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write batch output to FILE (refuses to overwrite without --force)",
+    )
     parser.add_argument("--force", action="store_true", help="allow -o to replace a file")
     parser.add_argument("-p", "--pid", metavar="PID[,PID...]", help="only these processes")
-    parser.add_argument("-e", "--event", default="cpu-clock", metavar="EVENT",
-                        help=f"event to sample: {', '.join(EVENTS)} (default cpu-clock)")
-    parser.add_argument("-F", "--freq", type=_frequency, default=99, metavar="HZ",
-                        help="samples per second per CPU (default 99)")
-    parser.add_argument("--stacks", choices=STACK_MODES, default="both",
-                        help="which stacks to collect (default both)")
-    parser.add_argument("--top", type=_iterations, default=20, metavar="N",
-                        help="rows per table in text output (default 20)")
-    parser.add_argument("--record", type=Path, metavar="FILE",
-                        help="save every interval's snapshot to FILE")
-    parser.add_argument("--replay", type=Path, metavar="FILE",
-                        help="show a recording (no root or BPF needed)")
-    parser.add_argument("--debuginfod", action="store_true",
-                        help="allow symbol lookups over the network (DEBUGINFOD_URLS)")
+    parser.add_argument(
+        "-e",
+        "--event",
+        default="cpu-clock",
+        metavar="EVENT",
+        help=f"event to sample: {', '.join(EVENTS)} (default cpu-clock)",
+    )
+    parser.add_argument(
+        "-F",
+        "--freq",
+        type=_frequency,
+        default=99,
+        metavar="HZ",
+        help="samples per second per CPU (default 99)",
+    )
+    parser.add_argument(
+        "--stacks",
+        choices=STACK_MODES,
+        default="both",
+        help="which stacks to collect (default both)",
+    )
+    parser.add_argument(
+        "--top",
+        type=_iterations,
+        default=20,
+        metavar="N",
+        help="rows per table in text output (default 20)",
+    )
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="save every interval's snapshot to FILE"
+    )
+    parser.add_argument(
+        "--replay", type=Path, metavar="FILE", help="show a recording (no root or BPF needed)"
+    )
+    parser.add_argument(
+        "--debuginfod",
+        action="store_true",
+        help="allow symbol lookups over the network (DEBUGINFOD_URLS)",
+    )
     return parser
 
 
@@ -258,8 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"perftop: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as error:
-        print(f"perftop: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
-              file=sys.stderr)
+        print(
+            f"perftop: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     except (KeyboardInterrupt, _Stop):
         return 0

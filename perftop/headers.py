@@ -65,20 +65,37 @@ def _check_private_dir(path: Path) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise HeadersError(f"{path} is not a directory (a symlink?); remove it and retry")
     if info.st_uid != os.geteuid():
-        raise HeadersError(f"{path} is owned by uid {info.st_uid}, not by perftop's user; remove it")
+        raise HeadersError(
+            f"{path} is owned by uid {info.st_uid}, not by perftop's user; remove it"
+        )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise HeadersError(f"{path} is writable by other users; remove it and retry")
 
 
-def _ensure_private_dir(path: Path) -> None:
-    for directory in reversed([path, *path.parents]):
-        if directory == Path("/") or directory in (Path("/var"), Path("/var/cache")):
-            continue
-        try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
-        _check_private_dir(directory)
+def _check_ancestor(path: Path) -> None:
+    """An existing ancestor may be shared (like /var/cache or /tmp) but not hijackable: owned
+    by root or by us, and writable by others only when sticky."""
+    info = path.stat()
+    if info.st_uid not in (0, os.geteuid()):
+        raise HeadersError(f"{path} is owned by uid {info.st_uid}; refusing to build headers there")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise HeadersError(f"{path} is writable by other users; refusing to build headers there")
+
+
+def _ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
+    """Create `path` (and its parent, perftop's own directory) mode 0700 and check them; check
+    that every other ancestor is safe."""
+    chain = [*reversed(path.parents), path]
+    for depth, directory in enumerate(chain):
+        ours = depth >= len(chain) - owned_levels
+        if ours:
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                pass
+            _check_private_dir(directory)
+        else:
+            _check_ancestor(directory)
 
 
 def merge_trees(arch_tree: Path, common_tree: Path, cache_root: Path = CACHE_ROOT) -> Path:

@@ -54,7 +54,7 @@ def format_text(snapshot: Snapshot, top: int = 20) -> str:
         info = process.info
         state = " (exited)" if info.exited else ""
         lines.append(
-            f"{process.pid:>8} {printable(info.user, 10):<10} {printable(process.comm, 16):<16} "
+            f"{process.pid:>8} {printable(info.user, 10):<10} {printable(process.comm):<16} "
             f"{process.samples:>8} {process.percent:>6.2f}% {info.cpu_percent:>6.1f} "
             f"{info.threads:>4} {human_bytes(info.rss_bytes):>7}  "
             f"{printable(info.cmdline, 200)}{state}"

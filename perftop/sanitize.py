@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 
-# C0 controls, DEL, C1 controls, and the bidirectional overrides/isolates that can reorder what
-# follows them on screen (the "Trojan Source" characters), plus zero-width joiners used to hide text.
+# C0 controls, DEL, C1 controls, and the bidirectional overrides/isolates that can reorder
+# what follows them on screen (the "Trojan Source" characters), plus zero-width characters
+# used to hide text.
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 
 

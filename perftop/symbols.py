@@ -76,7 +76,9 @@ class KernelSymbols:
             return Frame(f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_KPTR)
         index = bisect.bisect_right(self.addresses, address) - 1
         if index < 0:
-            return Frame(f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_NO_KERNEL_SYMBOL)
+            return Frame(
+                f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_NO_KERNEL_SYMBOL
+            )
         return Frame(self.names[index], self.modules[index], True)
 
 

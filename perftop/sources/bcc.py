@@ -56,15 +56,22 @@ LOST_NAMES = (
 _DEBUGINFOD_URLS = os.environ.pop("DEBUGINFOD_URLS", None)
 
 try:
-    from bcc import BPF  # type: ignore[import-untyped]
-    from bcc.libbcc import lib, bcc_symbol  # type: ignore[import-untyped]
+    from bcc import BPF
+    from bcc.libbcc import bcc_symbol, lib
 except ImportError as error:  # pragma: no cover - depends on the machine
     BPF = None
     _IMPORT_ERROR: ImportError | None = error
 else:
     _IMPORT_ERROR = None
     lib.bpf_attach_perf_event.argtypes = [
-        ct.c_int, ct.c_uint32, ct.c_uint32, ct.c_uint64, ct.c_uint64, ct.c_int, ct.c_int, ct.c_int
+        ct.c_int,
+        ct.c_uint32,
+        ct.c_uint32,
+        ct.c_uint64,
+        ct.c_uint64,
+        ct.c_int,
+        ct.c_int,
+        ct.c_int,
     ]
     lib.bpf_close_perf_event_fd.argtypes = [ct.c_int]
     lib.bpf_lookup_and_delete.restype = ct.c_int
@@ -136,7 +143,9 @@ def probe_event(event: Event, hz: int = 99) -> str | None:
         code = ct.get_errno()
     if fd < 0:
         if code in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV, errno.EINVAL):
-            return "not supported by this machine" + (" (no hardware PMU)" if event.hardware else "")
+            return "not supported by this machine" + (
+                " (no hardware PMU)" if event.hardware else ""
+            )
         return os.strerror(code)
     os.close(fd)
     return None
@@ -173,12 +182,12 @@ class _Maps:
     """ctypes views of the program's maps, with buffers allocated once."""
 
     def __init__(self, bpf: Any, counts_entries: int) -> None:
-        self.counts = bpf["counts"]
-        self.stacks = bpf["stacks"]
-        self.pid_filter = bpf["pid_filter"]
-        self.settings = bpf["settings"]
-        self.cpu_totals = bpf["cpu_totals"]
-        self.lost = bpf["lost"]
+        self.counts = bpf[b"counts"]
+        self.stacks = bpf[b"stacks"]
+        self.pid_filter = bpf[b"pid_filter"]
+        self.settings = bpf[b"settings"]
+        self.cpu_totals = bpf[b"cpu_totals"]
+        self.lost = bpf[b"lost"]
         self.capacity = counts_entries
         self.keys = (self.counts.Key * counts_entries)()
         self.values = (self.counts.Leaf * counts_entries)()
@@ -393,6 +402,15 @@ class BccSource:
         interval = now - self._last_drain
         self._last_drain = now
         started = time.perf_counter()
+        # What the drained interval was sampled with; changes apply from this instant, just
+        # before the drain, so the next interval is sampled wholly with the new settings.
+        event, frequency, stack_mode, pids = (
+            self._event,
+            self._frequency,
+            self._stack_mode,
+            self._pids,
+        )
+        self._apply_pending()
         entries = self._drain_counts()
         lost = self._lost_delta()
         stack_ids = {key.kernel_stack_id for key, _ in entries} | {
@@ -403,13 +421,12 @@ class BccSource:
         infos = self._details.lookup({stack.pid for stack in stacks})
         self._user.evict_exited()
         cpus = self._cpu_delta()
-        self._apply_pending()
         notices, self._notices = tuple(self._notices), []
         snapshot = Snapshot(
             timestamp=time.time(),
             interval_s=interval,
-            event=self._event.name,
-            frequency_hz=self._frequency,
+            event=event.name,
+            frequency_hz=frequency,
             samples=sum(stack.samples for stack in stacks),
             idle_samples=sum(cpu.idle_samples for cpu in cpus),
             lost=lost,
@@ -417,8 +434,8 @@ class BccSource:
             stacks=stacks,
             processes=(),
             functions=(),
-            stack_mode=self._stack_mode,
-            pid_filter=self._pids,
+            stack_mode=stack_mode,
+            pid_filter=pids,
             headers=self.headers.description if self.headers else "",
             notices=notices,
         )
@@ -561,8 +578,7 @@ class BccSource:
     def _read_cpu_totals(self) -> dict[int, tuple[int, int]]:
         per_cpu = self._maps.cpu_totals[ct.c_int(0)]
         return {
-            cpu: (per_cpu[cpu].samples, per_cpu[cpu].idle_samples)
-            for cpu in range(len(per_cpu))
+            cpu: (per_cpu[cpu].samples, per_cpu[cpu].idle_samples) for cpu in range(len(per_cpu))
         }
 
     def _cpu_delta(self) -> tuple[CpuStat, ...]:
@@ -582,7 +598,10 @@ class BccSource:
     def _lost_delta(self) -> dict[str, int]:
         current = self._read_lost()
         previous, self._last_lost = self._last_lost, current
-        return {name: now - before for name, now, before in zip(LOST_NAMES, current, previous)}
+        return {
+            name: now - before
+            for name, now, before in zip(LOST_NAMES, current, previous, strict=True)
+        }
 
     def _own_cpu_time(self) -> float:
         times = self._self_process.cpu_times()
@@ -601,7 +620,9 @@ class BccSource:
         except (KeyError, ValueError):
             return None
 
-    def _cost(self, interval: float, counts_used: int, stacks_used: int, started: float) -> SamplerCost:
+    def _cost(
+        self, interval: float, counts_used: int, stacks_used: int, started: float
+    ) -> SamplerCost:
         cpu_time = self._own_cpu_time()
         cpu_percent = 100.0 * (cpu_time - self._last_cpu_time) / interval if interval > 0 else 0.0
         self._last_cpu_time = cpu_time
@@ -622,4 +643,3 @@ class BccSource:
             stack_map_size=self._config.stack_entries,
             drain_ms=1000.0 * (time.perf_counter() - started),
         )
-

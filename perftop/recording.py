@@ -1,0 +1,352 @@
+"""Recorded sessions: one JSON object per line, one line per snapshot.
+
+A recording is everything a snapshot holds, so a replay shows exactly what the live screen showed
+(and tests can run the real UI on real data without root). Frames repeat across stacks, so each
+line carries its own frame table and stacks refer to frames by index; lines stay independent, which
+keeps a recording cut short by a crash readable up to its last complete line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from perftop.model import (
+    CpuStat,
+    Frame,
+    FunctionStat,
+    ProcessInfo,
+    ProcessStat,
+    SamplerCost,
+    Snapshot,
+    StackSample,
+)
+from perftop.sources.base import SourceError
+
+FORMAT = "perftop-recording/1"
+
+
+class RecordingError(SourceError):
+    """A recording that cannot be written or read, said in one line."""
+
+
+# Encoding -----------------------------------------------------------------------------------
+
+
+def _encode_frame(frame: Frame) -> list[Any]:
+    return [frame.symbol, frame.module, frame.kernel, frame.unresolved_reason]
+
+
+def _encode_info(info: ProcessInfo) -> dict[str, Any]:
+    return {
+        "user": info.user,
+        "cmdline": info.cmdline,
+        "threads": info.threads,
+        "cpu_percent": info.cpu_percent,
+        "rss_bytes": info.rss_bytes,
+        "exited": info.exited,
+        "kernel_thread": info.kernel_thread,
+    }
+
+
+def _encode_cost(cost: SamplerCost) -> dict[str, Any]:
+    return {
+        "cpu_percent": cost.cpu_percent,
+        "bpf_run_ns_per_s": cost.bpf_run_ns_per_s,
+        "bpf_ns_per_sample": cost.bpf_ns_per_sample,
+        "counts_map_used": cost.counts_map_used,
+        "counts_map_size": cost.counts_map_size,
+        "stack_map_used": cost.stack_map_used,
+        "stack_map_size": cost.stack_map_size,
+        "drain_ms": cost.drain_ms,
+    }
+
+
+def encode_snapshot(snapshot: Snapshot) -> dict[str, Any]:
+    """The JSON-ready form of one snapshot, with its frames interned in a per-line table."""
+    frame_index: dict[Frame, int] = {}
+    frames: list[list[Any]] = []
+
+    def intern(frame: Frame) -> int:
+        index = frame_index.get(frame)
+        if index is None:
+            index = frame_index[frame] = len(frames)
+            frames.append(_encode_frame(frame))
+        return index
+
+    stacks = [
+        [s.pid, s.tid, s.comm, [intern(f) for f in s.frames], s.samples, s.period]
+        for s in snapshot.stacks
+    ]
+    return {
+        "format": FORMAT,
+        "timestamp": snapshot.timestamp,
+        "interval_s": snapshot.interval_s,
+        "event": snapshot.event,
+        "frequency_hz": snapshot.frequency_hz,
+        "samples": snapshot.samples,
+        "idle_samples": snapshot.idle_samples,
+        "lost": dict(snapshot.lost),
+        "cpus": [[c.cpu, c.samples, c.idle_samples] for c in snapshot.cpus],
+        "frames": frames,
+        "stacks": stacks,
+        "processes": [
+            {
+                "pid": p.pid,
+                "comm": p.comm,
+                "samples": p.samples,
+                "percent": p.percent,
+                "info": _encode_info(p.info),
+            }
+            for p in snapshot.processes
+        ],
+        "functions": [
+            [
+                f.symbol,
+                f.module,
+                f.kernel,
+                f.self_samples,
+                f.self_percent,
+                f.total_samples,
+                f.total_percent,
+            ]
+            for f in snapshot.functions
+        ],
+        "stack_mode": snapshot.stack_mode,
+        "pid_filter": list(snapshot.pid_filter),
+        "headers": snapshot.headers,
+        "cost": _encode_cost(snapshot.cost),
+        "notices": list(snapshot.notices),
+    }
+
+
+# Decoding: every value is checked, so a damaged file says where instead of raising KeyError ---
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in data:
+        raise RecordingError(f"missing field '{name}'")
+    return _check(data[name], kind, name)
+
+
+def _check(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    # bool is an int in Python; a count written as `true` is damage, not a count.
+    if isinstance(value, bool) and kind in (int, float):
+        raise RecordingError(f"'{what}' should be a number, not {value!r}")
+    if kind is float:
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise RecordingError(f"'{what}' should be a finite number, not {value!r}")
+        return float(value)
+    if not isinstance(value, kind):
+        raise RecordingError(f"'{what}' has the wrong type: {value!r:.60}")
+    return value
+
+
+def _optional_float(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    return None if value is None else _check(value, float, name)
+
+
+def _row(value: Any, length: int, what: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) != length:
+        raise RecordingError(f"each entry of '{what}' should be a list of {length} values")
+    return value
+
+
+def _decode_frame(value: Any) -> Frame:
+    symbol, module, kernel, reason = _row(value, 4, "frames")
+    return Frame(
+        symbol=_check(symbol, str, "frame symbol"),
+        module=_check(module, str, "frame module"),
+        kernel=_check(kernel, bool, "frame kernel"),
+        unresolved_reason=None if reason is None else _check(reason, str, "frame reason"),
+    )
+
+
+def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
+    pid, tid, comm, indexes, samples, period = _row(value, 6, "stacks")
+    chain = []
+    for index in _check(indexes, list, "stack frames"):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(frames):
+            raise RecordingError(f"stack refers to frame {index!r}, which is not in 'frames'")
+        chain.append(frames[index])
+    return StackSample(
+        pid=_check(pid, int, "stack pid"),
+        tid=_check(tid, int, "stack tid"),
+        comm=_check(comm, str, "stack comm"),
+        frames=tuple(chain),
+        samples=_check(samples, int, "stack samples"),
+        period=_check(period, int, "stack period"),
+    )
+
+
+def _decode_process(value: Any) -> ProcessStat:
+    data = _check(value, dict, "processes")
+    info = _field(data, "info", dict)
+    pid = _field(data, "pid", int)
+    return ProcessStat(
+        pid=pid,
+        comm=_field(data, "comm", str),
+        samples=_field(data, "samples", int),
+        percent=_field(data, "percent", float),
+        info=ProcessInfo(
+            pid=pid,
+            user=_field(info, "user", str),
+            cmdline=_field(info, "cmdline", str),
+            threads=_field(info, "threads", int),
+            cpu_percent=_field(info, "cpu_percent", float),
+            rss_bytes=_field(info, "rss_bytes", int),
+            exited=_field(info, "exited", bool),
+            kernel_thread=_field(info, "kernel_thread", bool),
+        ),
+    )
+
+
+def _decode_function(value: Any) -> FunctionStat:
+    symbol, module, kernel, self_samples, self_percent, total_samples, total_percent = _row(
+        value, 7, "functions"
+    )
+    return FunctionStat(
+        symbol=_check(symbol, str, "function symbol"),
+        module=_check(module, str, "function module"),
+        kernel=_check(kernel, bool, "function kernel"),
+        self_samples=_check(self_samples, int, "function self samples"),
+        self_percent=_check(self_percent, float, "function self percent"),
+        total_samples=_check(total_samples, int, "function total samples"),
+        total_percent=_check(total_percent, float, "function total percent"),
+    )
+
+
+def _decode_cost(data: dict[str, Any]) -> SamplerCost:
+    return SamplerCost(
+        cpu_percent=_field(data, "cpu_percent", float),
+        bpf_run_ns_per_s=_optional_float(data, "bpf_run_ns_per_s"),
+        bpf_ns_per_sample=_optional_float(data, "bpf_ns_per_sample"),
+        counts_map_used=_field(data, "counts_map_used", int),
+        counts_map_size=_field(data, "counts_map_size", int),
+        stack_map_used=_field(data, "stack_map_used", int),
+        stack_map_size=_field(data, "stack_map_size", int),
+        drain_ms=_field(data, "drain_ms", float),
+    )
+
+
+def decode_snapshot(data: Any) -> Snapshot:
+    """The snapshot `encode_snapshot` made; RecordingError says what is wrong otherwise."""
+    data = _check(data, dict, "snapshot")
+    if data.get("format") != FORMAT:
+        raise RecordingError(f"not a perftop recording line (format {data.get('format')!r})")
+    frames = [_decode_frame(f) for f in _field(data, "frames", list)]
+    lost = {
+        _check(name, str, "lost counter"): _check(count, int, "lost count")
+        for name, count in _field(data, "lost", dict).items()
+    }
+    cpus = tuple(
+        CpuStat(
+            _check(cpu, int, "cpu"),
+            _check(samples, int, "cpu samples"),
+            _check(idle, int, "cpu idle samples"),
+        )
+        for cpu, samples, idle in (_row(c, 3, "cpus") for c in _field(data, "cpus", list))
+    )
+    return Snapshot(
+        timestamp=_field(data, "timestamp", float),
+        interval_s=_field(data, "interval_s", float),
+        event=_field(data, "event", str),
+        frequency_hz=_field(data, "frequency_hz", int),
+        samples=_field(data, "samples", int),
+        idle_samples=_field(data, "idle_samples", int),
+        lost=lost,
+        cpus=cpus,
+        stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
+        processes=tuple(_decode_process(p) for p in _field(data, "processes", list)),
+        functions=tuple(_decode_function(f) for f in _field(data, "functions", list)),
+        stack_mode=_field(data, "stack_mode", str),
+        pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
+        headers=_field(data, "headers", str),
+        cost=_decode_cost(_field(data, "cost", dict)),
+        notices=tuple(_check(n, str, "notices") for n in _field(data, "notices", list)),
+    )
+
+
+# Files --------------------------------------------------------------------------------------
+
+
+class RecordingWriter:
+    """Appends snapshots to a new file. The file must not exist: perftop often runs as root, so
+    it never overwrites and never follows a symlink someone else planted at that path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            # 0o600: command lines of every process end up in here, and some carry secrets.
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise RecordingError(f"{path}: already exists; perftop does not overwrite") from None
+        except OSError as error:
+            raise RecordingError(f"{path}: cannot create the recording: {error.strerror}") from None
+        self._file: IO[str] = os.fdopen(fd, "w", encoding="ascii", newline="\n")
+
+    def write(self, snapshot: Snapshot) -> None:
+        try:
+            # ASCII with escapes: a lone surrogate from a mangled name still round-trips.
+            line = json.dumps(encode_snapshot(snapshot), separators=(",", ":"), allow_nan=False)
+        except ValueError as error:
+            raise RecordingError(f"{self.path}: snapshot cannot be recorded: {error}") from None
+        try:
+            self._file.write(line + "\n")
+            # One flush per interval, so a crash loses at most the line being written.
+            self._file.flush()
+        except OSError as error:
+            raise RecordingError(f"{self.path}: write failed: {error.strerror}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def iter_recording(path: Path) -> Iterator[Snapshot]:
+    """Snapshots of a recording, read one line at a time so long sessions need little memory.
+
+    A last line without its newline is what a killed perftop leaves behind; it is skipped when it
+    does not parse. Anything else that does not parse is an error naming the line.
+    """
+    try:
+        file = path.open("r", encoding="utf-8", newline="\n")
+    except OSError as error:
+        raise RecordingError(f"{path}: cannot open the recording: {error.strerror}") from None
+    with file:
+        number = 0
+        try:
+            for number, line in enumerate(file, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as error:
+                    if not line.endswith("\n"):
+                        return
+                    raise RecordingError(f"{path}:{number}: not JSON ({error.msg})") from None
+                try:
+                    yield decode_snapshot(data)
+                except RecordingError as error:
+                    raise RecordingError(f"{path}:{number}: {error}") from None
+        except UnicodeDecodeError:
+            raise RecordingError(f"{path}: near line {number + 1}: not UTF-8 text") from None
+
+
+def read_recording(path: Path) -> list[Snapshot]:
+    """Every snapshot of a recording; RecordingError (a SourceError) when there are none."""
+    snapshots = list(iter_recording(path))
+    if not snapshots:
+        raise RecordingError(f"{path}: the recording holds no snapshots")
+    return snapshots

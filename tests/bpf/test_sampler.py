@@ -1,0 +1,216 @@
+"""The real BPF program, loaded in this kernel, sampling real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perftop.aggregate import call_tree
+from perftop.config import SamplerConfig
+from perftop.model import Snapshot
+from tests.bpf.conftest import CHAIN_COMM
+
+pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
+
+CHAIN = ["main", "outer", "middle", "leaf_spin"]
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[object]:
+    from perftop.sources.bcc import BccSource
+
+    sampler = BccSource(SamplerConfig(interval_s=1.0, frequency_hz=199))
+    yield sampler
+    sampler.close()
+
+
+def snapshots(source: object, count: int) -> list[Snapshot]:
+    result = []
+    for _ in range(count):
+        snapshot = source.next_snapshot()  # type: ignore[attr-defined]
+        assert snapshot is not None
+        result.append(snapshot)
+    return result
+
+
+def symbol_chain(frames: tuple) -> list[str]:
+    return [frame.symbol for frame in frames]
+
+
+def contains_run(haystack: list[str], needle: list[str]) -> bool:
+    return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack)))
+
+
+def test_busy_process_pid_comm_and_exact_chain(
+    source: object, busy_chain: subprocess.Popen[bytes]
+) -> None:
+    snapshot = snapshots(source, 2)[-1]
+    process = next(p for p in snapshot.processes if p.pid == busy_chain.pid)
+    assert process.comm == CHAIN_COMM
+    assert process.percent > 30  # one of two CPUs, busy
+    chains = [symbol_chain(s.frames) for s in snapshot.stacks if s.pid == busy_chain.pid]
+    assert any(contains_run(chain, CHAIN) for chain in chains), chains[:5]
+    mine = [s for s in snapshot.stacks if s.pid == busy_chain.pid]
+    own_functions = {}
+    for stack in mine:
+        if stack.frames:
+            leaf = stack.frames[-1].symbol
+            own_functions[leaf] = own_functions.get(leaf, 0) + stack.samples
+    assert max(own_functions, key=own_functions.__getitem__) == "leaf_spin"
+    leaf = next(f for f in snapshot.functions if f.symbol == "leaf_spin")
+    assert leaf.module == CHAIN_COMM and not leaf.kernel
+    assert leaf.total_samples >= leaf.self_samples > 0
+    # The call tree behind the process follows the chain, hottest branch first.
+    node = call_tree(snapshot.stacks, pid=busy_chain.pid)
+    path = []
+    while node.children:
+        node = node.sorted_children()[0]
+        assert node.frame is not None
+        path.append(node.frame.symbol)
+    assert contains_run(path, CHAIN), path
+
+
+def test_per_cpu_totals_and_idle_apart(source: object, busy_chain: subprocess.Popen[bytes]) -> None:
+    snapshot = snapshots(source, 1)[0]
+    assert {cpu.cpu for cpu in snapshot.cpus} == set(range(os.cpu_count() or 1))
+    assert sum(cpu.samples for cpu in snapshot.cpus) >= snapshot.samples > 0
+    assert all(p.pid != 0 for p in snapshot.processes)
+    assert 0.5 < snapshot.interval_s < 1.5
+
+
+def test_pid_filter_in_kernel_map(source: object, busy_chain: subprocess.Popen[bytes]) -> None:
+    source.set_pid_filter([busy_chain.pid])  # type: ignore[attr-defined]
+    try:
+        snapshots(source, 1)  # the filter takes effect at the end of this interval
+        snapshot = snapshots(source, 1)[0]
+        assert snapshot.pid_filter == (busy_chain.pid,)
+        assert [p.pid for p in snapshot.processes] == [busy_chain.pid]
+    finally:
+        source.set_pid_filter([])  # type: ignore[attr-defined]
+        snapshots(source, 1)
+
+
+def test_kernel_stacks_only_have_no_user_frames(
+    source: object, busy_chain: subprocess.Popen[bytes]
+) -> None:
+    # dd copying /dev/zero to /dev/null spends its time in the kernel: kernel frames must come.
+    kernel_busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"])
+    source.set_stack_mode("kernel")  # type: ignore[attr-defined]
+    try:
+        snapshots(source, 1)
+        snapshot = snapshots(source, 1)[0]
+        assert snapshot.stack_mode == "kernel"
+        assert snapshot.samples > 0
+        assert all(frame.kernel for s in snapshot.stacks for frame in s.frames)
+        dd_frames = [f for s in snapshot.stacks if s.pid == kernel_busy.pid for f in s.frames]
+        assert dd_frames and all(f.module.startswith("[") for f in dd_frames)
+        assert any(f.resolved for f in dd_frames)
+    finally:
+        kernel_busy.kill()
+        kernel_busy.wait()
+        source.set_stack_mode("both")  # type: ignore[attr-defined]
+        snapshots(source, 1)
+
+
+def test_unsupported_event_keeps_the_current_one(source: object) -> None:
+    events = source.events()  # type: ignore[attr-defined]
+    assert events["cpu-clock"] is None
+    missing = [name for name, reason in events.items() if reason]
+    if not missing:
+        pytest.skip("every event is supported on this machine")
+    source.set_event(missing[0])  # type: ignore[attr-defined]
+    snapshot = snapshots(source, 1)[0]
+    assert snapshot.event == "cpu-clock"
+    assert any(missing[0] in notice and "cpu-clock" in notice for notice in snapshot.notices)
+    assert snapshots(source, 1)[0].samples > 0
+
+
+def test_switching_event_reattaches_without_recompile(source: object) -> None:
+    source.set_event("task-clock")  # type: ignore[attr-defined]
+    snapshots(source, 1)
+    snapshot = snapshots(source, 1)[0]
+    assert snapshot.event == "task-clock" and snapshot.samples > 0
+    source.set_event("cpu-clock")  # type: ignore[attr-defined]
+    snapshots(source, 1)
+
+
+def test_short_lived_process_counted_under_comm_and_pid(source: object, chain_binary: Path) -> None:
+    process = subprocess.Popen([str(chain_binary), "0.4"])
+    process.wait()
+    snapshot = snapshots(source, 1)[0]
+    match = [p for p in snapshot.processes if p.pid == process.pid]
+    assert match and match[0].comm == CHAIN_COMM
+    assert match[0].info.exited
+
+
+def test_per_key_fallback_drain(source: object, busy_chain: subprocess.Popen[bytes]) -> None:
+    source._drain_mode = "per-key"  # type: ignore[attr-defined]
+    try:
+        snapshot = snapshots(source, 1)[0]
+        assert any(p.pid == busy_chain.pid for p in snapshot.processes)
+    finally:
+        source._drain_mode = "batch"  # type: ignore[attr-defined]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "perftop", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_json_with_pid_filter(busy_chain: subprocess.Popen[bytes]) -> None:
+    result = run_cli("--batch", "-n", "2", "--format", "json", "-p", str(busy_chain.pid))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2  # nothing but JSON on stdout: libbcc's chatter was captured
+    last = lines[-1]
+    for field in (
+        "timestamp",
+        "interval_s",
+        "event",
+        "frequency_hz",
+        "samples",
+        "idle_samples",
+        "lost",
+        "cpus",
+        "processes",
+        "functions",
+    ):
+        assert field in last
+    assert [p["pid"] for p in last["processes"]] == [busy_chain.pid]
+    assert last["functions"][0]["symbol"] == "leaf_spin"
+    assert abs(sum(p["percent"] for p in last["processes"]) - 100) < 0.01
+
+
+def test_cli_folded_has_the_chain(busy_chain: subprocess.Popen[bytes]) -> None:
+    result = run_cli("--batch", "-n", "1", "--format", "folded", "-p", str(busy_chain.pid))
+    assert result.returncode == 0, result.stderr
+    assert any(
+        line.startswith(CHAIN_COMM + ";") and ";".join(CHAIN) + " " in line
+        for line in result.stdout.splitlines()
+    ), result.stdout[:2000]
+
+
+def test_cli_hardware_event_is_one_clear_line() -> None:
+    from perftop.events import EVENTS
+    from perftop.sources.bcc import probe_event
+
+    if probe_event(EVENTS["cycles"]) is None:
+        pytest.skip("this machine has a PMU")
+    result = run_cli("--batch", "-n", "1", "-e", "cycles")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "perftop: event 'cycles' cannot be sampled here: not supported by this machine "
+        "(no hardware PMU); use -e cpu-clock instead"
+    ]

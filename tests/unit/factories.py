@@ -1,0 +1,19 @@
+"""Hand-built frames and stacks for pure tests."""
+
+from __future__ import annotations
+
+from perftop.model import KERNEL_MODULE, Frame, StackSample
+
+
+def user(symbol: str, module: str = "app") -> Frame:
+    return Frame(symbol, module, False)
+
+
+def kernel(symbol: str) -> Frame:
+    return Frame(symbol, KERNEL_MODULE, True)
+
+
+def stack(
+    *frames: Frame, pid: int = 100, tid: int | None = None, comm: str = "app", samples: int = 1
+) -> StackSample:
+    return StackSample(pid, pid if tid is None else tid, comm, tuple(frames), samples, samples * 10)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from perftop.symbols import (
+    REASON_GONE,
+    REASON_JIT,
+    REASON_KPTR,
+    REASON_STRIPPED,
+    KernelSymbols,
+    UserSymbols,
+    process_start_time,
+)
+
+
+def write_kallsyms(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_kernel_symbol_by_bisection(tmp_path: Path) -> None:
+    kallsyms = write_kallsyms(
+        tmp_path / "kallsyms",
+        [
+            "ffffffff81000000 T _stext",
+            "ffffffff81001000 t do_work",
+            "ffffffff81002000 D some_data",
+            "ffffffff81003000 T ext4_read [ext4]",
+        ],
+    )
+    symbols = KernelSymbols(kallsyms)
+    assert symbols.frame(0xFFFFFFFF81001234).symbol == "do_work"
+    assert symbols.frame(0xFFFFFFFF81001234).module == "[kernel]"
+    assert symbols.frame(0xFFFFFFFF81003010).module == "[ext4]"
+    below = symbols.frame(0x1000)
+    assert below.symbol == "[kernel]+0x1000" and not below.resolved
+
+
+def test_kptr_restrict_says_so_instead_of_guessing(tmp_path: Path) -> None:
+    kallsyms = write_kallsyms(
+        tmp_path / "kallsyms", ["0000000000000000 T _stext", "0000000000000000 t do_work"]
+    )
+    frame = KernelSymbols(kallsyms).frame(0xFFFFFFFF81001234)
+    assert frame.unresolved_reason == REASON_KPTR
+    assert frame.symbol == "[kernel]+0xffffffff81001234"
+
+
+class FakeResolver:
+    opened: ClassVar[list[int]] = []
+    closed: ClassVar[list[int]] = []
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        FakeResolver.opened.append(pid)
+
+    def resolve(self, address: int) -> tuple[bytes | None, int, bytes | None]:
+        if address == 0x1000:
+            return (b"_ZN3foo3barEv_demangled", 0, b"/usr/bin/app")
+        if address == 0x2000:
+            return (None, 0x2A, b"/usr/lib/libstripped.so")
+        if address == 0x3000:
+            return (b"bad\xffname", 0, b"/usr/bin/app")
+        return (None, address, None)
+
+    def close(self) -> None:
+        FakeResolver.closed.append(self.pid)
+
+
+def fresh(start_times: dict[int, int | None], **kwargs: int) -> UserSymbols:
+    FakeResolver.opened, FakeResolver.closed = [], []
+    return UserSymbols(FakeResolver, start_time=start_times.get, **kwargs)
+
+
+def test_user_frames_name_module_and_unresolved_reasons() -> None:
+    symbols = fresh({1: 100})
+    assert symbols.frame(1, 0x1000).symbol == "_ZN3foo3barEv_demangled"
+    assert symbols.frame(1, 0x1000).module == "app"
+    stripped = symbols.frame(1, 0x2000)
+    assert (stripped.symbol, stripped.module) == ("libstripped.so+0x2a", "libstripped.so")
+    assert stripped.unresolved_reason == REASON_STRIPPED
+    jit = symbols.frame(1, 0x7F0000001234)
+    assert jit.symbol == "[anon]+0x7f0000001234" and jit.unresolved_reason == REASON_JIT
+    assert symbols.frame(1, 0x3000).symbol == "bad\ufffdname"  # invalid UTF-8 never raises
+
+
+def test_frame_of_a_process_already_gone() -> None:
+    symbols = fresh({})
+    assert symbols.frame(9, 0x4000).unresolved_reason == REASON_GONE
+
+
+def test_resolver_cached_per_process_and_bounded() -> None:
+    symbols = fresh({1: 1, 2: 2, 3: 3}, max_processes=2)
+    symbols.frame(1, 0x1000)
+    symbols.frame(1, 0x1000)
+    symbols.frame(2, 0x1000)
+    symbols.frame(3, 0x1000)  # evicts pid 1, the least recently used
+    assert FakeResolver.opened == [1, 2, 3]
+    assert FakeResolver.closed == [1]
+    assert len(symbols) == 2
+
+
+def test_exited_and_reused_pids_are_evicted() -> None:
+    start_times: dict[int, int | None] = {1: 10, 2: 20}
+    symbols = fresh(start_times)
+    symbols.frame(1, 0x1000)
+    symbols.frame(2, 0x1000)
+    del start_times[1]  # exited
+    start_times[2] = 99  # pid reused by a new process
+    assert symbols.evict_exited() == 2
+    assert sorted(FakeResolver.closed) == [1, 2]
+    symbols.frame(2, 0x1000)
+    assert FakeResolver.opened[-1] == 2
+
+
+def test_frame_cache_is_bounded() -> None:
+    symbols = fresh({1: 1}, max_frames_per_process=3)
+    for address in range(10):
+        symbols.frame(1, 0x9000 + address)
+    assert len(symbols._processes[1].frames) <= 3
+
+
+def test_process_start_time_of_self_and_of_nothing() -> None:
+    import os
+
+    assert isinstance(process_start_time(os.getpid()), int)
+    assert process_start_time(2**22 + 12345) is None
