@@ -214,3 +214,75 @@ def test_cli_hardware_event_is_one_clear_line() -> None:
         "perftop: event 'cycles' cannot be sampled here: not supported by this machine "
         "(no hardware PMU); use -e cpu-clock instead"
     ]
+
+
+def test_jit_frames_named_from_the_perf_map(source: object, tmp_path: Path) -> None:
+    binary = tmp_path / "perftop_jit"
+    subprocess.run(
+        [
+            "gcc",
+            "-O0",
+            "-fno-omit-frame-pointer",
+            "-o",
+            str(binary),
+            str(Path(__file__).parent / "jit.c"),
+        ],
+        check=True,
+    )
+    process = subprocess.Popen([str(binary)], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        snapshots(source, 1)
+        snapshot = snapshots(source, 1)[0]
+        leaves = {s.frames[-1].symbol for s in snapshot.stacks if s.pid == process.pid and s.frames}
+        assert "jitted_spin_loop" in leaves, leaves
+    finally:
+        process.kill()
+        process.wait()
+        Path(f"/tmp/perf-{process.pid}.map").unlink(missing_ok=True)
+
+
+def test_full_maps_are_counted_as_lost_and_sampling_goes_on(
+    busy_chain: subprocess.Popen[bytes],
+) -> None:
+    from perftop.sources.bcc import BccSource
+
+    tiny = BccSource(SamplerConfig(frequency_hz=999, counts_entries=2, stack_entries=2))
+    kernel_busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"])
+    try:
+        snapshot = snapshots(tiny, 1)[0]
+        assert snapshot.samples > 0
+        assert snapshot.lost["counts_map_full"] > 0
+        stack_losses = sum(v for k, v in snapshot.lost.items() if "stack" in k)
+        assert stack_losses > 0, snapshot.lost
+        assert snapshot.cost.counts_map_size == 2
+    finally:
+        kernel_busy.kill()
+        kernel_busy.wait()
+        tiny.close()
+
+
+def test_stack_map_is_emptied_as_it_is_read(
+    source: object, busy_chain: subprocess.Popen[bytes]
+) -> None:
+    for _ in range(3):
+        snapshot = snapshots(source, 1)[0]
+        stacks_table = source._maps.stacks  # type: ignore[attr-defined]
+        left = sum(1 for _ in stacks_table.keys())
+        # Only what was sampled since the drain (a few ms) may remain.
+        assert left < max(10, snapshot.cost.stack_map_used // 4), (left, snapshot.cost)
+
+
+def test_failed_attach_on_a_later_cpu_leaks_no_fd(
+    source: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perftop.events import EVENTS
+    from perftop.sources import bcc
+    from perftop.sources.base import EventUnavailable
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(bcc, "online_cpus", lambda: [0, 1, 4095])  # CPU 4095 does not exist
+    with pytest.raises(EventUnavailable):
+        source._attach(EVENTS["task-clock"], 99)  # type: ignore[attr-defined]
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert snapshots(source, 1)[0].event == "cpu-clock"  # still sampling on the old event

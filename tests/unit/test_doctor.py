@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import io
+
+from perftop import doctor
+from perftop.doctor import Check, run_doctor
+
+
+def test_doctor_prints_each_check_with_remedy_and_fails_on_essentials(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(
+        doctor,
+        "CHECKS",
+        (
+            lambda: Check("privileges", "FAIL", "not root", "run with sudo"),
+            lambda: [Check("event cycles", "n/a", "no PMU", "use -e cpu-clock")],
+            lambda: Check("bcc", "ok", "imports", "never shown"),
+        ),
+    )
+    out = io.StringIO()
+    assert run_doctor(out) == 1
+    assert out.getvalue().splitlines() == [
+        "[FAIL] privileges: not root  -> run with sudo",
+        "[n/a ] event cycles: no PMU  -> use -e cpu-clock",
+        "[ ok ] bcc: imports",
+        "perftop cannot sample here yet",
+    ]
+
+
+def test_doctor_names_every_check_here() -> None:
+    out = io.StringIO()
+    run_doctor(out)
+    text = out.getvalue()
+    for name in (
+        "privileges",
+        "bpf syscall",
+        "bcc",
+        "kernel headers",
+        "perf_event_paranoid",
+        "kptr_restrict",
+        "event cpu-clock",
+        "event cycles",
+    ):
+        assert f"] {name}:" in text
