@@ -25,8 +25,11 @@ lint: setup
 	$(VENV)/bin/ruff check perftop tests bench
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint tests/.cache/speedscope-file-format-schema.json
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+tests/.cache/speedscope-file-format-schema.json:
+	@scripts/fetch-speedscope-schema.sh $@
 
 bench: setup
 	$(PY) bench/run_all.py

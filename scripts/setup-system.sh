@@ -12,6 +12,9 @@ for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 
+# npm fetches speedscope's schema for the export tests; the image usually has it already.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 # Kernel headers: the exact ones when the archive has them, else the distro's generic package
 # (perftop merges its -common and -<arch> trees itself when /lib/modules/$release/build is absent).
 headers_present() {
