@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
@@ -314,7 +314,7 @@ class RecordingWriter:
         self.close()
 
 
-def iter_recording(path: Path) -> Iterator[Snapshot]:
+def iter_recording(path: Path) -> Generator[Snapshot, None, None]:
     """Snapshots of a recording, read one line at a time so long sessions need little memory.
 
     A last line without its newline is what a killed perftop leaves behind; it is skipped when it

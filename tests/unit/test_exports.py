@@ -83,7 +83,7 @@ def test_pprof_decodes_with_the_schema(profile_pb2: ModuleType) -> None:
     assert names(profile.sample[1])[0] == "do_syscall_64"
     assert names(profile.sample[2]) == ["evil[/]\x1b[31m", "start"]
     assert {strings[m.filename] for m in profile.mapping} == {"app", "[kernel]", "libx.so"}
-    labels = {strings[l.key]: (l.num, strings[l.str]) for l in profile.sample[2].label}
+    labels = {strings[lb.key]: (lb.num, strings[lb.str]) for lb in profile.sample[2].label}
     assert labels["pid"][0] == 20 and labels["comm"][1] == "x\x1b]0;t\x07"
     assert profile.period == round(1e9 / 99)
     assert profile.duration_nanos == 2_000_000_000
