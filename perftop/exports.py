@@ -171,12 +171,12 @@ def pprof_profile(stacks: Sequence[StackSample], meta: ProfileMeta) -> bytes:
             + _field_varint(7, 1)  # has_functions
         )
         body += _field_bytes(3, mapping)
-    for (symbol, module, kernel), (location_id, mapping_id, function_id) in locations.items():
+    for location_id, mapping_id, function_id in locations.values():
         line = _field_varint(1, function_id)
-        location = (
+        encoded = (
             _field_varint(1, location_id) + _field_varint(2, mapping_id) + _field_bytes(4, line)
         )
-        body += _field_bytes(4, location)
+        body += _field_bytes(4, encoded)
     for (symbol, module), function_id in functions.items():
         function = (
             _field_varint(1, function_id)
