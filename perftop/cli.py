@@ -209,7 +209,7 @@ def open_output(path: Path, force: bool) -> TextIO:
     return os.fdopen(fd, "w", encoding="utf-8")
 
 
-class _Stop(Exception):
+class _Stop(BaseException):  # not Exception: must not be mistaken for a compile failure
     pass
 
 

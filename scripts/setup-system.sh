@@ -5,7 +5,7 @@ set -euo pipefail
 
 arch=$(dpkg --print-architecture)
 release=$(uname -r)
-wanted=(python3-bpfcc python3-venv python3-pip linux-perf tmux gcc make)
+wanted=(python3-bpfcc python3-venv python3-pip linux-perf bpftool tmux gcc make)
 
 missing=()
 for pkg in "${wanted[@]}"; do
