@@ -88,6 +88,13 @@ def perf_shares(data: Path, pids: list[int]) -> tuple[dict[int, float], list[str
     return shares, symbols
 
 
+def normalize(symbol: str) -> str:
+    """perf prints an unresolved frame as its file offset (`0x00000000013f786`), perftop as
+    `module+0x13f786`: compare the offsets."""
+    match = re.fullmatch(r"(?:.*\+)?0x0*([0-9a-f]+)", symbol)
+    return f"0x{match.group(1)}" if match else symbol
+
+
 def perftop_shares(
     report: dict[str, object], pids: list[int]
 ) -> tuple[dict[int, float], list[str]]:
@@ -169,8 +176,10 @@ def main() -> int:
         print(f"{name:<14} {ours[pid]:>9.2f} {theirs[pid]:>8.2f} {diff:>6.2f}")
     print(f"hottest functions: perftop {our_symbols[:5]}")
     print(f"                   perf    {their_symbols[:5]}")
-    top_agree = bool(our_symbols and their_symbols) and our_symbols[0] in their_symbols[:3]
-    overlap = len(set(our_symbols[:5]) & set(their_symbols[:5]))
+    ours_top = [normalize(symbol) for symbol in our_symbols[:5]]
+    theirs_top = [normalize(symbol) for symbol in their_symbols[:5]]
+    top_agree = bool(ours_top and theirs_top) and ours_top[0] in theirs_top[:3]
+    overlap = len(set(ours_top) & set(theirs_top))
     ok = worst <= 3.0 and top_agree and overlap >= 3
     print(
         f"worst share difference {worst:.2f} points (target <= 3); top-5 overlap {overlap}/5; "

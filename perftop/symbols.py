@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from perftop.model import KERNEL_MODULE, Frame
 from perftop.sanitize import decode
@@ -22,16 +22,26 @@ from perftop.sanitize import decode
 REASON_STRIPPED = "stripped binary"
 REASON_JIT = "JIT without a perf map"
 REASON_GONE = "process gone"
+REASON_NOT_MAPPED = "address not mapped (unwound without frame pointers?)"
+REASON_UNREADABLE = "binary unreadable (deleted, or in a gone namespace)"
 REASON_KPTR = "kernel addresses hidden by kernel.kptr_restrict"
 REASON_NO_KERNEL_SYMBOL = "not in kallsyms"
 
 
-class UserResolver(Protocol):
-    """Symbols of one process. `resolve` returns (symbol or None, offset, module path or None):
-    with no symbol, the offset is from the start of the module when the module is known, else
-    the raw address."""
+class Resolution(NamedTuple):
+    """What one user address is. With no symbol, `offset` is the offset into the module's file
+    when the module is known (what perf prints for it), else the raw address."""
 
-    def resolve(self, address: int) -> tuple[bytes | None, int, bytes | None]: ...
+    symbol: str | None
+    offset: int
+    module: str | None  # path of the binary or library, or a pseudo name like "[anon]"
+    reason: str | None  # why there is no symbol
+
+
+class UserResolver(Protocol):
+    """Symbols of one process."""
+
+    def resolve(self, address: int) -> Resolution: ...
 
     def close(self) -> None: ...
 
@@ -145,15 +155,15 @@ class UserSymbols:
         return frame
 
     def _resolve(self, entry: _ProcessSymbols, address: int) -> Frame:
-        name, offset, module_path = entry.resolver.resolve(address)
-        module = os.path.basename(decode(module_path)) if module_path else ""
-        if name:
-            return Frame(decode(name), module or "[unknown module]", False)
-        if module and not module.startswith("[") and not module.startswith("perf-"):
-            return Frame(f"{module}+0x{offset:x}", module, False, REASON_STRIPPED)
-        reason = REASON_GONE if entry.start_time is None else REASON_JIT
-        label = module or "[anon]"
-        return Frame(f"{label}+0x{address:x}", label, False, reason)
+        resolution = entry.resolver.resolve(address)
+        module = os.path.basename(resolution.module) if resolution.module else ""
+        if resolution.symbol:
+            return Frame(resolution.symbol, module or "[unknown]", False)
+        label = module or "[unknown]"
+        reason = resolution.reason or REASON_STRIPPED
+        if entry.start_time is None:
+            reason = REASON_GONE
+        return Frame(f"{label}+0x{resolution.offset:x}", label, False, reason)
 
     def evict_exited(self) -> int:
         """Forget processes that have exited or whose pid now belongs to another process

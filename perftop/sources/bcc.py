@@ -5,8 +5,9 @@ BCC 0.26 traps avoided here, each checked in its source:
   opens one perf event per CPU itself and closes them all on any failure.
 - `StackTrace.clear()` does nothing: the stack ids read each interval are deleted, so the stack
   map holds only what the current interval produced.
-- `BPF.sym()` keeps a symbol cache per pid forever: perftop owns its caches (symbols.UserSymbols)
-  and frees each libbcc cache with `bcc_free_symcache` when the process exits.
+- `BPF.sym()` keeps a symbol cache per pid forever, and libbcc opens /tmp/perf-PID.map with no
+  ownership or symlink check: perftop reads user symbols itself (perftop.usersyms), with bounded
+  caches that forget exited processes.
 - libbcc prints to fds 1 and 2: compile and attach run inside `captured_fds()`.
 - `items_lookup_and_delete_batch` passes one integer as both batch token and count; perftop calls
   the batch syscall itself with separate ones and preallocated buffers.
@@ -36,6 +37,7 @@ from perftop.procinfo import ProcessDetails
 from perftop.sanitize import decode
 from perftop.sources.base import EventUnavailable, SourceError
 from perftop.symbols import KernelSymbols, UserSymbols
+from perftop.usersyms import resolver_factory
 
 BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "profile.bpf.c"
 MAX_PIDS = 64
@@ -57,7 +59,7 @@ _DEBUGINFOD_URLS = os.environ.pop("DEBUGINFOD_URLS", None)
 
 try:
     from bcc import BPF
-    from bcc.libbcc import bcc_symbol, lib
+    from bcc.libbcc import lib
 except ImportError as error:  # pragma: no cover - depends on the machine
     BPF = None
     _IMPORT_ERROR: ImportError | None = error
@@ -76,7 +78,6 @@ else:
     lib.bpf_close_perf_event_fd.argtypes = [ct.c_int]
     lib.bpf_lookup_and_delete.restype = ct.c_int
     lib.bpf_lookup_and_delete.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
-    lib.bcc_symbol_free_demangle_name.argtypes = [ct.POINTER(bcc_symbol)]
 
 
 def bcc_available() -> str | None:
@@ -151,33 +152,6 @@ def probe_event(event: Event, hz: int = 99) -> str | None:
     return None
 
 
-class BccUserResolver:
-    """One libbcc symbol cache for one process, freed with bcc_free_symcache."""
-
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
-        self._cache: int | None = lib.bcc_symcache_new(pid, None)
-
-    def resolve(self, address: int) -> tuple[bytes | None, int, bytes | None]:
-        if not self._cache:
-            return (None, address, None)
-        symbol = bcc_symbol()
-        result = lib.bcc_symcache_resolve(self._cache, address, ct.byref(symbol))
-        module = ct.cast(symbol.module, ct.c_char_p).value if symbol.module else None
-        if result < 0:
-            if module and symbol.offset:
-                return (None, symbol.offset, module)
-            return (None, address, None)
-        name: bytes | None = symbol.demangle_name or symbol.name
-        lib.bcc_symbol_free_demangle_name(ct.byref(symbol))
-        return (name, symbol.offset, module)
-
-    def close(self) -> None:
-        if self._cache:
-            lib.bcc_free_symcache(self._cache, self._pid)
-            self._cache = None
-
-
 class _Maps:
     """ctypes views of the program's maps, with buffers allocated once."""
 
@@ -231,7 +205,7 @@ class BccSource:
             raise
         self._drain_mode = "batch"
         self._kernel = KernelSymbols()
-        self._user = UserSymbols(BccUserResolver)
+        self._user = UserSymbols(resolver_factory())
         self._details = ProcessDetails()
         self._self_process = psutil.Process()
         self._last_cpu_time = self._own_cpu_time()

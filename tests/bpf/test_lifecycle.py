@@ -65,6 +65,7 @@ def test_signal_detaches_everything(signum: int) -> None:
 
 def test_folded_written_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "out.folded"
+    programs = loaded_programs()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -81,7 +82,10 @@ def test_folded_written_on_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    deadline = time.monotonic() + 30
+    while not loaded_programs() - programs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)  # attached: let a few intervals of samples come in
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=5) == 0
     lines = out.read_text().splitlines()

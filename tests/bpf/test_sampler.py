@@ -270,7 +270,9 @@ def test_stack_map_is_emptied_as_it_is_read(
         stacks_table = source._maps.stacks  # type: ignore[attr-defined]
         left = sum(1 for _ in stacks_table)
         # Only what was sampled since the drain (a few ms) may remain.
-        assert left < max(10, snapshot.cost.stack_map_used // 4), (left, snapshot.cost)
+        # Without deletion every id read would still be there; what is left was sampled during
+        # the drain itself.
+        assert left < snapshot.cost.stack_map_used, (left, snapshot.cost)
 
 
 def test_failed_attach_on_a_later_cpu_leaks_no_fd(

@@ -9,6 +9,7 @@ from perftop.symbols import (
     REASON_KPTR,
     REASON_STRIPPED,
     KernelSymbols,
+    Resolution,
     UserSymbols,
     process_start_time,
 )
@@ -54,14 +55,14 @@ class FakeResolver:
         self.pid = pid
         FakeResolver.opened.append(pid)
 
-    def resolve(self, address: int) -> tuple[bytes | None, int, bytes | None]:
+    def resolve(self, address: int) -> Resolution:
         if address == 0x1000:
-            return (b"_ZN3foo3barEv_demangled", 0, b"/usr/bin/app")
+            return Resolution("foo::bar()", 0, "/usr/bin/app", None)
         if address == 0x2000:
-            return (None, 0x2A, b"/usr/lib/libstripped.so")
+            return Resolution(None, 0x2A, "/usr/lib/libstripped.so", REASON_STRIPPED)
         if address == 0x3000:
-            return (b"bad\xffname", 0, b"/usr/bin/app")
-        return (None, address, None)
+            return Resolution("bad\ufffdname", 0, "/usr/bin/app", None)
+        return Resolution(None, address, "[anon]", REASON_JIT)
 
     def close(self) -> None:
         FakeResolver.closed.append(self.pid)
@@ -74,14 +75,13 @@ def fresh(start_times: dict[int, int | None], **kwargs: int) -> UserSymbols:
 
 def test_user_frames_name_module_and_unresolved_reasons() -> None:
     symbols = fresh({1: 100})
-    assert symbols.frame(1, 0x1000).symbol == "_ZN3foo3barEv_demangled"
+    assert symbols.frame(1, 0x1000).symbol == "foo::bar()"
     assert symbols.frame(1, 0x1000).module == "app"
     stripped = symbols.frame(1, 0x2000)
     assert (stripped.symbol, stripped.module) == ("libstripped.so+0x2a", "libstripped.so")
     assert stripped.unresolved_reason == REASON_STRIPPED
     jit = symbols.frame(1, 0x7F0000001234)
     assert jit.symbol == "[anon]+0x7f0000001234" and jit.unresolved_reason == REASON_JIT
-    assert symbols.frame(1, 0x3000).symbol == "bad\ufffdname"  # invalid UTF-8 never raises
 
 
 def test_frame_of_a_process_already_gone() -> None:

@@ -1,0 +1,239 @@
+"""Function symbols of ELF files, read by perftop itself.
+
+pyelftools parses the headers; the symbol tables themselves are unpacked with `struct` (orders of
+magnitude faster than pyelftools' per-symbol objects on a large C++ binary). Every file here was
+written by someone else and may be hostile: sizes are checked against the file, reads are capped,
+and any parse failure means "no symbols", never a crash.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import os
+import stat
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import BinaryIO
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
+
+STT_FUNC = 2
+STT_GNU_IFUNC = 10
+MAX_TABLE_BYTES = 256 << 20  # a symbol or string table larger than this is not read
+DEBUG_ROOT = "/usr/lib/debug"
+
+
+@dataclass(slots=True)
+class SymbolTable:
+    """Function symbols by ELF virtual address, and how file offsets map to addresses."""
+
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    # (p_offset, p_filesz, p_vaddr) of each PT_LOAD segment
+    segments: list[tuple[int, int, int]] = field(default_factory=list)
+    error: str | None = None  # why the file could not be read
+
+    @property
+    def has_symbols(self) -> bool:
+        return bool(self.starts)
+
+    def vaddr_of(self, file_offset: int) -> int | None:
+        for p_offset, p_filesz, p_vaddr in self.segments:
+            if p_offset <= file_offset < p_offset + max(p_filesz, 1):
+                return file_offset - p_offset + p_vaddr
+        return None
+
+    def lookup(self, vaddr: int) -> tuple[str, int] | None:
+        """(symbol, offset into it) for the innermost function containing `vaddr`."""
+        index = bisect.bisect_right(self.starts, vaddr) - 1
+        # Symbols can nest (a local alias inside a larger function): look back a little.
+        for candidate in range(index, max(index - 8, -1), -1):
+            if self.starts[candidate] <= vaddr < self.ends[candidate]:
+                # Demangled on first use: most of a big C++ library's symbols are never hit.
+                return demangle(self.names[candidate]), vaddr - self.starts[candidate]
+        return None
+
+
+def _read_section(stream: BinaryIO, offset: int, size: int, file_size: int) -> bytes:
+    if size > MAX_TABLE_BYTES or offset + size > file_size:
+        raise ValueError("section outside the file or too large")
+    stream.seek(offset)
+    return stream.read(size)
+
+
+def _function_symbols(elf: ELFFile, stream: BinaryIO, file_size: int) -> list[tuple[int, int, str]]:
+    symbols: list[tuple[int, int, str]] = []
+    for section_name in (".symtab", ".dynsym"):
+        section = elf.get_section_by_name(section_name)
+        if section is None or section.header.sh_type == "SHT_NOBITS":
+            continue
+        strtab = elf.get_section(section.header.sh_link)
+        table = _read_section(stream, section.header.sh_offset, section.header.sh_size, file_size)
+        strings = _read_section(stream, strtab.header.sh_offset, strtab.header.sh_size, file_size)
+        little = elf.little_endian
+        if elf.elfclass == 64:
+            layout = struct.Struct("<IBBHQQ" if little else ">IBBHQQ")
+            fields = (
+                (n, i, sh, v, sz)
+                for n, i, _, sh, v, sz in layout.iter_unpack(table[: len(table) // 24 * 24])
+            )
+        else:
+            layout = struct.Struct("<IIIBBH" if little else ">IIIBBH")
+            fields = (
+                (n, i, sh, v, sz)
+                for n, v, sz, i, _, sh in layout.iter_unpack(table[: len(table) // 16 * 16])
+            )
+        for name_offset, info, shndx, value, size in fields:
+            if info & 0xF not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0 or value == 0:
+                continue
+            end = strings.find(b"\0", name_offset)
+            if end < 0:
+                continue
+            name = strings[name_offset:end].decode("utf-8", errors="replace")
+            symbols.append((value, size, name))
+        if symbols:
+            break  # .symtab is a superset of .dynsym when present
+    return symbols
+
+
+def _debug_file_candidates(elf: ELFFile, path: str) -> list[str]:
+    candidates = []
+    note_section = elf.get_section_by_name(".note.gnu.build-id")
+    if isinstance(note_section, NoteSection):
+        for note in note_section.iter_notes():
+            if note["n_type"] == "NT_GNU_BUILD_ID":
+                build_id = str(note["n_desc"])
+                candidates.append(f"{DEBUG_ROOT}/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+    link = elf.get_section_by_name(".gnu_debuglink")
+    if link is not None:
+        data = link.data()
+        name = data[: data.find(b"\0")].decode("utf-8", errors="replace")
+        if name and "/" not in name:
+            directory = os.path.dirname(path)
+            candidates += [f"{DEBUG_ROOT}{directory}/{name}", f"{directory}/.debug/{name}"]
+    return candidates
+
+
+def _open_regular(path: str) -> tuple[BinaryIO, os.stat_result] | None:
+    """Open without blocking on a FIFO or following a planted device; regular files only."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb"), info
+
+
+def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> SymbolTable:
+    """Symbols of an open ELF file (plus its separate debug file when one is installed)."""
+    table = SymbolTable()
+    try:
+        elf = ELFFile(stream)
+        for segment in elf.iter_segments():
+            if segment.header.p_type == "PT_LOAD":
+                header = segment.header
+                table.segments.append((header.p_offset, header.p_filesz, header.p_vaddr))
+        symbols = _function_symbols(elf, stream, file_size)
+        if not symbols or elf.get_section_by_name(".symtab") is None:
+            for candidate in _debug_file_candidates(elf, path):
+                opened = _open_regular(candidate)
+                if opened is None:
+                    continue
+                debug_stream, info = opened
+                with debug_stream:
+                    debug_symbols = _function_symbols(
+                        ELFFile(debug_stream), debug_stream, info.st_size
+                    )
+                if debug_symbols:
+                    symbols = debug_symbols
+                    break
+    except Exception as error:  # hostile or truncated ELF: pyelftools raises many kinds
+        table.error = f"unreadable ELF ({type(error).__name__})"
+        return table
+    symbols.sort()
+    for index, (start, size, name) in enumerate(symbols):
+        # Zero-size symbols (hand-written assembly) reach to the next symbol, as perf does.
+        end = (
+            start + size
+            if size
+            else (symbols[index + 1][0] if index + 1 < len(symbols) else start + 1)
+        )
+        table.starts.append(start)
+        table.ends.append(end)
+        table.names.append(name)
+    return table
+
+
+class ElfCache:
+    """Symbol tables shared by every process mapping the same file, keyed by the file's
+    identity (device, inode, size, mtime) so a replaced binary is read again."""
+
+    def __init__(self, max_files: int = 512) -> None:
+        self._tables: OrderedDict[tuple[int, int, int, int], SymbolTable] = OrderedDict()
+        self._max_files = max_files
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def table(self, path: str, display_path: str = "") -> SymbolTable | None:
+        opened = _open_regular(path)
+        if opened is None:
+            return None
+        stream, info = opened
+        with stream:
+            key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            found = self._tables.get(key)
+            if found is not None:
+                self._tables.move_to_end(key)
+                return found
+            found = read_symbol_table(stream, info.st_size, display_path or path)
+        self._tables[key] = found
+        while len(self._tables) > self._max_files:
+            self._tables.popitem(last=False)
+        return found
+
+
+_libstdcxx: ctypes.CDLL | None = None
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+@lru_cache(maxsize=65536)
+def demangle(name: str) -> str:
+    """C++ names through libstdc++'s own demangler (what c++filt and BCC use)."""
+    global _libstdcxx
+    if not name.startswith("_Z"):
+        return name
+    if _libstdcxx is None:
+        library = ctypes.util.find_library("stdc++") or "libstdc++.so.6"
+        try:
+            _libstdcxx = ctypes.CDLL(library)
+        except OSError:
+            return name
+        _libstdcxx.__cxa_demangle.restype = ctypes.c_void_p
+        _libstdcxx.__cxa_demangle.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_int),
+        ]
+    status = ctypes.c_int(0)
+    result = _libstdcxx.__cxa_demangle(
+        name.encode("utf-8", "replace"), None, None, ctypes.byref(status)
+    )
+    if not result or status.value != 0:
+        return name
+    try:
+        text = ctypes.string_at(result)
+    finally:
+        _libc.free(result)
+    return text.decode("utf-8", errors="replace")

@@ -1,0 +1,162 @@
+"""User-space symbols of one process: its mappings, the ELF files behind them, its perf map.
+
+Files are opened through `/proc/PID/map_files/`, which reaches exactly the file that is mapped
+even when it was deleted or replaced since, or lives in another mount namespace (a container
+with its own libraries); `/proc/PID/root/PATH` is the fallback.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from perftop.elfsyms import ElfCache, SymbolTable, read_symbol_table
+from perftop.perfmap import PerfMapReader
+from perftop.symbols import (
+    REASON_GONE,
+    REASON_JIT,
+    REASON_NOT_MAPPED,
+    REASON_STRIPPED,
+    REASON_UNREADABLE,
+    Resolution,
+)
+
+MAPS_RELOAD_S = 1.0  # a process that dlopen()s a library is re-read at most this often
+DELETED = " (deleted)"
+# Shared anonymous memory and memfds have a path but no ELF behind it: JIT code lives there too.
+ANONYMOUS_FILES = ("/dev/zero", "/memfd:", "/SYSV")
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    start: int
+    end: int
+    offset: int
+    path: str  # "" for anonymous memory, "[vdso]", "[heap]", or a file path
+
+
+def read_maps(pid: int | str) -> list[Mapping] | None:
+    """The executable mappings of a process, by start address; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as maps:
+            data = maps.read()
+    except OSError:
+        return None
+    mappings = []
+    for line in data.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5 or b"x" not in parts[1]:
+            continue
+        try:
+            start, end = (int(value, 16) for value in parts[0].split(b"-"))
+            offset = int(parts[2], 16)
+        except ValueError:
+            continue
+        path = parts[5].decode("utf-8", errors="surrogateescape") if len(parts) > 5 else ""
+        mappings.append(Mapping(start, end, offset, path))
+    mappings.sort(key=lambda mapping: mapping.start)
+    return mappings
+
+
+@lru_cache(maxsize=1)
+def vdso_table() -> SymbolTable | None:
+    """The vDSO is the same in every process of this kernel: read perftop's own copy."""
+    for mapping in read_maps("self") or []:
+        if mapping.path == "[vdso]":
+            try:
+                with open("/proc/self/mem", "rb") as memory:
+                    memory.seek(mapping.start)
+                    image = memory.read(mapping.end - mapping.start)
+            except OSError:
+                return None
+            return read_symbol_table(io.BytesIO(image), len(image), "[vdso]")
+    return None
+
+
+class NativeResolver:
+    """Implements symbols.UserResolver for one live process."""
+
+    def __init__(self, pid: int, elf_cache: ElfCache) -> None:
+        self._pid = pid
+        self._elf_cache = elf_cache
+        self._perf_map = PerfMapReader(pid)
+        self._maps: list[Mapping] | None = None
+        self._starts: list[int] = []
+        self._loaded_at = float("-inf")
+        self._load_maps()
+
+    def _load_maps(self) -> None:
+        self._loaded_at = time.monotonic()
+        maps = read_maps(self._pid)
+        if maps is None and self._maps is not None:
+            return  # gone since: keep what we knew, its files may still be readable
+        self._maps = maps
+        self._starts = [mapping.start for mapping in maps or []]
+
+    def _mapping(self, address: int) -> Mapping | None:
+        for attempt in range(2):
+            index = bisect.bisect_right(self._starts, address) - 1
+            if self._maps and index >= 0 and address < self._maps[index].end:
+                return self._maps[index]
+            if attempt == 0 and time.monotonic() - self._loaded_at >= MAPS_RELOAD_S:
+                self._load_maps()
+            else:
+                break
+        return None
+
+    def _table(self, mapping: Mapping) -> SymbolTable | None:
+        exact = f"/proc/{self._pid}/map_files/{mapping.start:x}-{mapping.end:x}"
+        path = mapping.path.removesuffix(DELETED)
+        table = self._elf_cache.table(exact, path)
+        if table is None:
+            table = self._elf_cache.table(f"/proc/{self._pid}/root{path}", path)
+        return table
+
+    def resolve(self, address: int) -> Resolution:
+        mapping = self._mapping(address)
+        if mapping is None:
+            if self._maps is None:
+                return Resolution(None, address, None, REASON_GONE)
+            return Resolution(None, address, None, REASON_NOT_MAPPED)
+        if (
+            mapping.path.startswith("/") and not mapping.path.startswith(ANONYMOUS_FILES)
+        ) or mapping.path == "[vdso]":
+            vdso = mapping.path == "[vdso]"
+            table = vdso_table() if vdso else self._table(mapping)
+            module = mapping.path.removesuffix(DELETED)
+            file_offset = address - mapping.start + mapping.offset
+            if table is None:
+                return Resolution(None, file_offset, module, REASON_UNREADABLE)
+            vaddr = table.vaddr_of(file_offset)
+            found = table.lookup(vaddr) if vaddr is not None else None
+            if found is not None:
+                return Resolution(found[0], found[1], module, None)
+            reason = table.error or (REASON_STRIPPED if not table.has_symbols else None)
+            return Resolution(
+                None,
+                file_offset,
+                module,
+                reason or "no symbol covers this address",
+            )
+        found = self._perf_map.lookup(address)
+        if found is not None:
+            return Resolution(found[0], found[1], f"perf-{self._pid}.map", None)
+        module = mapping.path or "[anon]"
+        return Resolution(None, address, module, self._perf_map.problem or REASON_JIT)
+
+    def close(self) -> None:
+        self._maps = None
+
+
+def resolver_factory(elf_cache: ElfCache | None = None) -> Callable[[int], NativeResolver]:
+    """One resolver per process, all sharing one cache of ELF symbol tables."""
+    cache = elf_cache or ElfCache()
+
+    def make(pid: int) -> NativeResolver:
+        return NativeResolver(pid, cache)
+
+    return make
