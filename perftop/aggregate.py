@@ -22,7 +22,7 @@ FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel)
 
 
 def function_key(frame: Frame) -> FunctionKey:
-    return (frame.symbol, frame.module, frame.kernel)
+    return frame[:3]
 
 
 def percent(part: int | float, whole: int | float) -> float:
@@ -59,8 +59,8 @@ def function_stats(stacks: Iterable[StackSample]) -> tuple[FunctionStat, ...]:
         total += stack.samples
         if not stack.frames:
             continue
-        self_samples[function_key(stack.frames[-1])] += stack.samples
-        for key in {function_key(frame) for frame in stack.frames}:
+        self_samples[stack.frames[-1][:3]] += stack.samples
+        for key in {frame[:3] for frame in stack.frames}:  # recursion counts once per stack
             total_samples[key] += stack.samples
     rows = [
         FunctionStat(

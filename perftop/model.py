@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 KERNEL_MODULE = "[kernel]"
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One symbolized stack frame."""
+class Frame(NamedTuple):
+    """One symbolized stack frame. A NamedTuple, not a dataclass: frames are hashed and compared
+    millions of times per interval (merging, aggregation) and tuples do that in C."""
 
     symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
     module: str  # basename of the binary or library, "[kernel]" for the kernel
@@ -97,7 +98,8 @@ class SamplerCost:
     counts_map_size: int = 0
     stack_map_used: int = 0
     stack_map_size: int = 0
-    drain_ms: float = 0.0  # drain + symbolize + aggregate time of the interval
+    drain_ms: float = 0.0  # drain + symbolize + aggregate time of the interval (wall clock)
+    drain_cpu_ms: float = 0.0  # the same work in CPU time of the sampler thread
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,9 @@ REASON_KPTR = "kernel addresses hidden by kernel.kptr_restrict"
 REASON_NO_KERNEL_SYMBOL = "not in kallsyms"
 
 
+BROKEN_UNWIND = Frame("[broken unwind]", "[unknown]", False, REASON_NOT_MAPPED)
+
+
 class Resolution(NamedTuple):
     """What one user address is. With no symbol, `offset` is the offset into the module's file
     when the module is known (what perf prints for it), else the raw address."""
@@ -112,6 +115,7 @@ class _ProcessSymbols:
     start_time: int | None
     resolver: UserResolver
     frames: dict[int, Frame]
+    chains: dict[tuple[int, ...], tuple[Frame, ...]]
 
 
 class UserSymbols:
@@ -141,12 +145,34 @@ class UserSymbols:
         while len(self._processes) >= self._max_processes:
             _, oldest = self._processes.popitem(last=False)
             oldest.resolver.close()
-        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {})
+        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {}, {})
         self._processes[pid] = entry
         return entry
 
     def frame(self, pid: int, address: int) -> Frame:
+        return self._frame(self._process(pid), address)
+
+    def chain(self, pid: int, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
+        """Frames of a whole user stack (addresses innermost first, frames outermost first).
+        A hot stack recurs every interval: whole chains are memoized per process."""
         entry = self._process(pid)
+        frames = entry.chains.get(addresses)
+        if frames is None:
+            if len(entry.chains) >= self._max_frames:
+                entry.chains.clear()
+            inner_first = []
+            for address in addresses:
+                frame = self._frame(entry, address)
+                if frame.unresolved_reason == REASON_NOT_MAPPED:
+                    # The unwinder walked off the real stack (code without frame pointers):
+                    # everything from here outward is noise. One frame says so.
+                    inner_first.append(BROKEN_UNWIND)
+                    break
+                inner_first.append(frame)
+            frames = entry.chains[addresses] = tuple(reversed(inner_first))
+        return frames
+
+    def _frame(self, entry: _ProcessSymbols, address: int) -> Frame:
         frame = entry.frames.get(address)
         if frame is None:
             if len(entry.frames) >= self._max_frames:

@@ -87,6 +87,7 @@ class NativeResolver:
         self._maps: list[Mapping] | None = None
         self._starts: list[int] = []
         self._loaded_at = float("-inf")
+        self._tables: dict[Mapping, SymbolTable | None] = {}
         self._load_maps()
 
     def _load_maps(self) -> None:
@@ -96,6 +97,8 @@ class NativeResolver:
             return  # gone since: keep what we knew, its files may still be readable
         self._maps = maps
         self._starts = [mapping.start for mapping in maps or []]
+        live = set(maps or [])
+        self._tables = {m: t for m, t in self._tables.items() if m in live}
 
     def _mapping(self, address: int) -> Mapping | None:
         for attempt in range(2):
@@ -109,11 +112,15 @@ class NativeResolver:
         return None
 
     def _table(self, mapping: Mapping) -> SymbolTable | None:
+        # A mapping's file cannot change while it is mapped: look it up once per mapping.
+        if mapping in self._tables:
+            return self._tables[mapping]
         exact = f"/proc/{self._pid}/map_files/{mapping.start:x}-{mapping.end:x}"
         path = mapping.path.removesuffix(DELETED)
         table = self._elf_cache.table(exact, path)
         if table is None:
             table = self._elf_cache.table(f"/proc/{self._pid}/root{path}", path)
+        self._tables[mapping] = table
         return table
 
     def resolve(self, address: int) -> Resolution:

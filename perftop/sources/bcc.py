@@ -15,19 +15,21 @@ BCC 0.26 traps avoided here, each checked in its source:
 
 from __future__ import annotations
 
+import array
 import ctypes as ct
 import errno
 import os
+import struct
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
-from perftop.aggregate import merge_stacks, with_aggregates
+from perftop.aggregate import with_aggregates
 from perftop.capture import captured_fds
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.events import EVENTS, Event, unavailable_message
@@ -152,6 +154,34 @@ def probe_event(event: Event, hz: int = 99) -> str | None:
     return None
 
 
+# The layouts of struct count_key and struct count_value in bpf/profile.bpf.c.
+KEY_FORMAT = struct.Struct("=IIii16s")
+VALUE_FORMAT = struct.Struct("=QQ")
+
+
+class CountEntry(NamedTuple):
+    tgid: int
+    tid: int
+    kernel_stack_id: int
+    user_stack_id: int
+    comm: bytes
+    samples: int
+    period: int
+
+
+def _entry(key: Any, value: Any) -> CountEntry:
+    return CountEntry(*KEY_FORMAT.unpack(bytes(key)), *VALUE_FORMAT.unpack(bytes(value)))
+
+
+def _zero_terminated(buffer: Any) -> tuple[int, ...]:
+    """The addresses of a stack map entry (innermost first, zero after the last)."""
+    addresses = array.array("Q", bytes(buffer))
+    try:
+        return tuple(addresses[: addresses.index(0)])
+    except ValueError:
+        return tuple(addresses)
+
+
 class _Maps:
     """ctypes views of the program's maps, with buffers allocated once."""
 
@@ -163,6 +193,11 @@ class _Maps:
         self.cpu_totals = bpf[b"cpu_totals"]
         self.lost = bpf[b"lost"]
         self.capacity = counts_entries
+        if (ct.sizeof(self.counts.Key), ct.sizeof(self.counts.Leaf)) != (
+            KEY_FORMAT.size,
+            VALUE_FORMAT.size,
+        ):
+            raise SourceError("the BPF program's count_key/count_value layout changed")
         self.keys = (self.counts.Key * counts_entries)()
         self.values = (self.counts.Leaf * counts_entries)()
         self.stack_buffer = (ct.c_uint64 * MAX_STACK_DEPTH)()
@@ -214,7 +249,9 @@ class BccSource:
         self._last_bpf_stats = self._read_bpf_stats()
         self._last_drain = time.monotonic()
         self._previous_stacks: dict[int, tuple[int, ...]] = {}
+        self._stack_cache: dict[int, tuple[int, ...]] = {}
         self._kernel_thread: dict[int, bool] = {}
+        self._kernel_chains: dict[tuple[int, ...], tuple[Frame, ...]] = {}
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -375,7 +412,7 @@ class BccSource:
         now = time.monotonic()
         interval = now - self._last_drain
         self._last_drain = now
-        started = time.perf_counter()
+        started = (time.perf_counter(), time.thread_time())
         # What the drained interval was sampled with; changes apply from this instant, just
         # before the drain, so the next interval is sampled wholly with the new settings.
         event, frequency, stack_mode, pids = (
@@ -387,11 +424,11 @@ class BccSource:
         self._apply_pending()
         entries = self._drain_counts()
         lost = self._lost_delta()
-        stack_ids = {key.kernel_stack_id for key, _ in entries} | {
-            key.user_stack_id for key, _ in entries
+        stack_ids = {entry.kernel_stack_id for entry in entries} | {
+            entry.user_stack_id for entry in entries
         }
         stack_ips = self._read_stacks(stack_ids, lost)
-        stacks = merge_stacks(self._symbolize(entries, stack_ips, lost))
+        stacks = tuple(self._symbolize(entries, stack_ips, lost))
         infos = self._details.lookup({stack.pid for stack in stacks})
         self._user.evict_exited()
         cpus = self._cpu_delta()
@@ -414,10 +451,10 @@ class BccSource:
             notices=notices,
         )
         snapshot = with_aggregates(snapshot, infos)
-        cost = self._cost(interval, len(entries), len(stack_ips), started)
+        cost = self._cost(interval, len(entries), len(self._stack_cache), started)
         return replace(snapshot, cost=cost)
 
-    def _drain_counts(self) -> list[tuple[Any, Any]]:
+    def _drain_counts(self) -> list[CountEntry]:
         if self._drain_mode == "batch":
             try:
                 return self._drain_batch()
@@ -427,7 +464,7 @@ class BccSource:
                 self._drain_mode = "per-key"
         return self._drain_per_key()
 
-    def _drain_batch(self) -> list[tuple[Any, Any]]:
+    def _drain_batch(self) -> list[CountEntry]:
         """BPF_MAP_LOOKUP_AND_DELETE_BATCH: every entry read and removed atomically per bucket,
         so a sample landing during the drain is either in this interval or the next, never lost."""
         maps = self._maps
@@ -452,9 +489,17 @@ class BccSource:
                 raise OSError(code, os.strerror(code))
             in_token.value = out_token.value
         # Views into the buffers: consumed before the next drain overwrites them.
-        return [(maps.keys[i], maps.values[i]) for i in range(total)]
+        # Unpacked in C from the raw buffers: ctypes structs per entry cost ~10 µs each.
+        keys = memoryview(maps.keys).cast("B")[: total * KEY_FORMAT.size]
+        values = memoryview(maps.values).cast("B")[: total * VALUE_FORMAT.size]
+        return [
+            CountEntry(*key, *value)
+            for key, value in zip(
+                KEY_FORMAT.iter_unpack(keys), VALUE_FORMAT.iter_unpack(values), strict=True
+            )
+        ]
 
-    def _drain_per_key(self) -> list[tuple[Any, Any]]:
+    def _drain_per_key(self) -> list[CountEntry]:
         """Fallback for kernels without batch ops: BPF_MAP_LOOKUP_AND_DELETE_ELEM per key
         (atomic per key, kernel 5.14+), else lookup then delete (a sample landing between the
         two for the same key is lost; such kernels also lack the batch call)."""
@@ -464,7 +509,7 @@ class BccSource:
             value = counts.Leaf()
             if self._drain_mode == "per-key":
                 if lib.bpf_lookup_and_delete(counts.map_fd, ct.byref(key), ct.byref(value)) == 0:
-                    drained.append((key, value))
+                    drained.append(_entry(key, value))
                     continue
                 if ct.get_errno() == errno.ENOENT:
                     continue
@@ -474,31 +519,42 @@ class BccSource:
                 del counts[key]
             except KeyError:
                 continue
-            drained.append((key, value))
+            drained.append(_entry(key, value))
         return drained
 
     def _read_stacks(self, stack_ids: set[int], lost: dict[str, int]) -> dict[int, tuple[int, ...]]:
-        """Read each referenced stack, then delete it so the map never fills over a long
-        session. A stack whose id was deleted just after a new sample took it is recovered
-        from the previous interval's copy (same id, same stack: ids are content hashes and a
-        different stack in the same bucket gets -EEXIST instead)."""
+        """The addresses behind each stack id.
+
+        An id keeps its stack until it is deleted (without BPF_F_REUSE_STACKID a different
+        stack in a taken bucket gets -EEXIST), so ids read once are cached and hot stacks cost
+        no syscall. The map is emptied (every cached id deleted) once the cache holds an eighth
+        of it, which keeps both the map and the collision rate low over a long session. A
+        sample that took an id just before the emptying finds it in the previous cache.
+        """
         maps = self._maps
         buffer = maps.stack_buffer
+        fd, lookup = maps.stacks.map_fd, lib.bpf_lookup_elem
+        cache, previous = self._stack_cache, self._previous_stacks
         stacks: dict[int, tuple[int, ...]] = {}
         for stack_id in stack_ids:
             if stack_id < 0:
                 continue
-            key = ct.c_int(stack_id)
-            if lib.bpf_lookup_elem(maps.stacks.map_fd, ct.byref(key), buffer) == 0:
-                ips = tuple(ip for ip in buffer if ip)  # zero-terminated, innermost first
-                lib.bpf_delete_elem(maps.stacks.map_fd, ct.byref(key))
-            elif stack_id in self._previous_stacks:
-                ips = self._previous_stacks[stack_id]
-            else:
-                lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
-                continue
+            ips = cache.get(stack_id)
+            if ips is None:
+                key = ct.c_int(stack_id)
+                if lookup(fd, ct.byref(key), buffer) == 0:
+                    ips = cache[stack_id] = _zero_terminated(buffer)
+                elif stack_id in previous:
+                    ips = previous[stack_id]
+                else:
+                    lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
+                    continue
             stacks[stack_id] = ips
-        self._previous_stacks = stacks
+        if len(cache) > self._config.stack_entries // 8:
+            delete = lib.bpf_delete_elem
+            for stack_id in cache:
+                delete(fd, ct.byref(ct.c_int(stack_id)))
+            self._previous_stacks, self._stack_cache = cache, {}
         return stacks
 
     def _is_kernel_thread(self, pid: int) -> bool:
@@ -513,39 +569,41 @@ class BccSource:
 
     def _symbolize(
         self,
-        entries: list[tuple[Any, Any]],
+        entries: list[CountEntry],
         stack_ips: Mapping[int, tuple[int, ...]],
         lost: dict[str, int],
     ) -> list[StackSample]:
-        samples = []
-        kernel_frames: dict[int, tuple[Frame, ...]] = {}
-        for key, value in entries:
-            pid = key.tgid
-            frames: list[Frame] = []
-            user_id = key.user_stack_id
+        comms: dict[bytes, str] = {}
+        # Two stack ids can symbolize alike (two addresses in one function): merged here.
+        merged: dict[tuple[int, int, str, tuple[Frame, ...]], list[int]] = {}
+        for pid, tid, kernel_id, user_id, raw_comm, count, period in entries:
+            frames: tuple[Frame, ...] = ()
             if user_id >= 0 and user_id in stack_ips:
-                frames.extend(self._user.frame(pid, ip) for ip in reversed(stack_ips[user_id]))
+                frames = self._user.chain(pid, stack_ips[user_id])
             elif user_id == -errno.EFAULT and not self._is_kernel_thread(pid):
-                lost["user_stack_missing"] = lost.get("user_stack_missing", 0) + value.samples
-            kernel_id = key.kernel_stack_id
+                lost["user_stack_missing"] = lost.get("user_stack_missing", 0) + count
             if kernel_id >= 0 and kernel_id in stack_ips:
-                chain = kernel_frames.get(kernel_id)
-                if chain is None:
-                    chain = kernel_frames[kernel_id] = tuple(
-                        self._kernel.frame(ip) for ip in reversed(stack_ips[kernel_id])
-                    )
-                frames.extend(chain)
-            samples.append(
-                StackSample(
-                    pid=pid,
-                    tid=key.tid,
-                    comm=decode(bytes(key.comm)),
-                    frames=tuple(frames),
-                    samples=value.samples,
-                    period=value.period,
-                )
+                frames += self._kernel_chain(stack_ips[kernel_id])
+            comm = comms.get(raw_comm)
+            if comm is None:
+                comm = comms[raw_comm] = decode(raw_comm)
+            totals = merged.get((pid, tid, comm, frames))
+            if totals is None:
+                merged[(pid, tid, comm, frames)] = [count, period]
+            else:
+                totals[0] += count
+                totals[1] += period
+        return [StackSample(*key, *totals) for key, totals in merged.items()]
+
+    def _kernel_chain(self, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
+        frames = self._kernel_chains.get(addresses)
+        if frames is None:
+            if len(self._kernel_chains) >= 65536:
+                self._kernel_chains.clear()
+            frames = self._kernel_chains[addresses] = tuple(
+                self._kernel.frame(address) for address in reversed(addresses)
             )
-        return samples
+        return frames
 
     # -- counters --------------------------------------------------------------------------------
 
@@ -595,7 +653,7 @@ class BccSource:
             return None
 
     def _cost(
-        self, interval: float, counts_used: int, stacks_used: int, started: float
+        self, interval: float, counts_used: int, stacks_used: int, started: tuple[float, float]
     ) -> SamplerCost:
         cpu_time = self._own_cpu_time()
         cpu_percent = 100.0 * (cpu_time - self._last_cpu_time) / interval if interval > 0 else 0.0
@@ -615,5 +673,6 @@ class BccSource:
             counts_map_size=self._config.counts_entries,
             stack_map_used=stacks_used,
             stack_map_size=self._config.stack_entries,
-            drain_ms=1000.0 * (time.perf_counter() - started),
+            drain_ms=1000.0 * (time.perf_counter() - started[0]),
+            drain_cpu_ms=1000.0 * (time.thread_time() - started[1]),
         )

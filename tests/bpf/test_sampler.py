@@ -262,17 +262,33 @@ def test_full_maps_are_counted_as_lost_and_sampling_goes_on(
         tiny.close()
 
 
-def test_stack_map_is_emptied_as_it_is_read(
-    source: object, busy_chain: subprocess.Popen[bytes]
-) -> None:
-    for _ in range(3):
-        snapshot = snapshots(source, 1)[0]
-        stacks_table = source._maps.stacks  # type: ignore[attr-defined]
-        left = sum(1 for _ in stacks_table)
-        # Only what was sampled since the drain (a few ms) may remain.
-        # Without deletion every id read would still be there; what is left was sampled during
-        # the drain itself.
-        assert left < snapshot.cost.stack_map_used, (left, snapshot.cost)
+def test_stack_map_is_emptied_before_it_fills(tmp_path: Path) -> None:
+    """More distinct stacks over the session than the map holds, and none lost to a full map."""
+    from perftop.sources.bcc import BccSource
+
+    generator = tmp_path / "stackgen"
+    source_file = Path(__file__).parents[2] / "bench" / "stackgen.c"
+    subprocess.run(
+        ["gcc", "-O0", "-fno-omit-frame-pointer", "-o", str(generator), str(source_file)],
+        check=True,
+    )
+    worker = subprocess.Popen([str(generator), "30000", "60"])
+    small = BccSource(SamplerConfig(frequency_hz=199, stack_entries=1024, pids=(worker.pid,)))
+    seen: set[tuple[int, ...]] = set()
+    try:
+        snapshots(small, 1)
+        for _ in range(6):
+            snapshot = snapshots(small, 1)[0]
+            seen.update(small._stack_cache.values())  # type: ignore[attr-defined]
+            seen.update(small._previous_stacks.values())  # type: ignore[attr-defined]
+            assert snapshot.lost["user_stack_map_full"] == 0, snapshot.lost
+            assert snapshot.lost["kernel_stack_map_full"] == 0, snapshot.lost
+            assert snapshot.cost.stack_map_used <= 1024 // 8
+        assert len(seen) > 1024, len(seen)
+    finally:
+        worker.kill()
+        worker.wait()
+        small.close()
 
 
 def test_failed_attach_on_a_later_cpu_leaks_no_fd(
