@@ -63,6 +63,7 @@ def _encode_cost(cost: SamplerCost) -> dict[str, Any]:
         "stack_map_used": cost.stack_map_used,
         "stack_map_size": cost.stack_map_size,
         "drain_ms": cost.drain_ms,
+        "drain_cpu_ms": cost.drain_cpu_ms,
     }
 
 
@@ -231,6 +232,8 @@ def _decode_cost(data: dict[str, Any]) -> SamplerCost:
         stack_map_used=_field(data, "stack_map_used", int),
         stack_map_size=_field(data, "stack_map_size", int),
         drain_ms=_field(data, "drain_ms", float),
+        # Added after the first recordings were made; those read as 0.
+        drain_cpu_ms=_optional_float(data, "drain_cpu_ms") or 0.0,
     )
 
 

@@ -1,0 +1,455 @@
+"""The perftop screen: processes, functions and call stacks of a SnapshotSource, live.
+
+The source is built (and for the live sampler, compiled and attached) before the app starts and
+is closed by the caller. One thread worker loops `source.next_snapshot()` and posts one message
+per interval; everything else, control calls to the source included, runs on the UI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+import psutil
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+from textual.worker import get_current_worker
+
+from perftop.model import Snapshot
+from perftop.recording import RecordingError, RecordingWriter
+from perftop.sanitize import printable
+from perftop.sources.base import SnapshotSource, SourceError
+from perftop.ui.keys import APP_KEYS, app_bindings
+from perftop.ui.messages import RecordingFailed, SnapshotReady, SourceEnded, SourceFailed
+from perftop.ui.terminal import terminal_gone
+from perftop.ui.widgets.dashboard import Dashboard
+from perftop.ui.widgets.event_picker import EventPicker
+from perftop.ui.widgets.filter_input import FilterInput
+from perftop.ui.widgets.help_screen import HelpScreen
+from perftop.ui.widgets.process_table import ProcessTable
+from perftop.viewmodel import (
+    DEFAULT_DECAY_KEEP,
+    FUNCTION_COLUMNS,
+    PROCESS_COLUMNS,
+    DecayingAccumulation,
+    ViewOptions,
+    cycle_sort,
+    next_frequency,
+    next_stack_mode,
+    parse_pid_list,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_NO_TERMINAL = 2
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+EXIT_DEADLINE_S = 10.0
+NOT_IN_REPLAY = "not available in a replay"
+
+
+class PerftopApp(App[None]):
+    CSS_PATH = "perftop.tcss"
+    TITLE = "perftop"
+    BINDINGS: ClassVar[list[BindingType]] = app_bindings()
+    # Not a ClassVar annotation: Textual declares this one as a plain attribute.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        *,
+        recorder: RecordingWriter | None = None,
+        decay_keep: float = DEFAULT_DECAY_KEEP,
+        watch_terminal: bool = False,
+        early_signals: list[int] | None = None,
+        exit_deadline: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.options = ViewOptions()
+        # Sampler thread only: the recording and the accumulation see every interval, even the
+        # ones the screen skips when it falls behind.
+        self._recorder = recorder
+        self._accumulation = DecayingAccumulation(decay_keep)
+        self._zero_requested = threading.Event()
+        self._sampler_done = threading.Event()
+        self._sampler_started = False
+        # UI thread only.
+        self._latest: tuple[Snapshot, Snapshot] | None = None  # (interval, accumulation)
+        self._shown: tuple[Snapshot, Snapshot] | None = None  # what the frozen screen shows
+        self._frequency = source.frequency_hz
+        self._ended = False
+        self.snapshots_received = 0  # handled SnapshotReady messages (tests pace sources on it)
+        self._watch_terminal = watch_terminal
+        self._early_signals = early_signals if early_signals is not None else []
+        # Called with the exit status when a signal or a hang-up ends the app (see run_app).
+        self._exit_deadline = exit_deadline
+
+    def compose(self) -> ComposeResult:
+        # Kept, not queried: a query would search whichever screen is on top (help, prompts).
+        self.dashboard = Dashboard(live=self.source.live)
+        yield self.dashboard
+        # No room for the palette key at 80 columns; the help screen names it (ctrl+p).
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._render_view()
+        self.dashboard.process_table.focus()
+        self._sampler_started = True
+        self._run_sampler()
+        if self._watch_terminal:
+            loop = asyncio.get_running_loop()
+            for signum in EXIT_SIGNALS:
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
+            self.set_interval(0.5, self._check_terminal)
+            for early in self._early_signals[:1]:
+                self._exit_on_signal(early)
+
+    def on_unmount(self) -> None:
+        if self._watch_terminal:
+            loop = asyncio.get_running_loop()
+            for signum in EXIT_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    # The sampler thread ---------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="sampler", name="sampler")
+    def _run_sampler(self) -> None:
+        worker = get_current_worker()
+        try:
+            while not worker.is_cancelled:
+                try:
+                    snapshot = self.source.next_snapshot()
+                except SourceError as error:
+                    self.post_message(SourceFailed(str(error)))
+                    return
+                if snapshot is None:
+                    self.post_message(SourceEnded())
+                    return
+                if worker.is_cancelled:
+                    return
+                self._record(snapshot)
+                if self._zero_requested.is_set():
+                    self._zero_requested.clear()
+                    self._accumulation.reset()
+                self.post_message(SnapshotReady(snapshot, self._accumulation.add(snapshot)))
+        finally:
+            self._sampler_done.set()
+
+    def _record(self, snapshot: Snapshot) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.write(snapshot)
+        except RecordingError as error:
+            self._recorder = None
+            self.post_message(RecordingFailed(str(error)))
+
+    @property
+    def ended(self) -> bool:
+        """The source has no more snapshots (a replay played to its end)."""
+        return self._ended
+
+    def wait_for_sampler(self, timeout: float) -> bool:
+        """Wait until the sampler thread has left `next_snapshot`, so the caller can close the
+        source without racing it. False when it is still inside after `timeout` seconds."""
+        return not self._sampler_started or self._sampler_done.wait(timeout)
+
+    # Messages from the sampler --------------------------------------------------------------
+
+    @on(SnapshotReady)
+    def _snapshot_ready(self, message: SnapshotReady) -> None:
+        self.snapshots_received += 1
+        for notice in message.latest.notices:
+            self.notify(printable(notice, 200), severity="warning", timeout=8, markup=False)
+        if self._latest is None:
+            # Start from what the source was started with (-p, --stacks on the command line).
+            self.options = replace(
+                self.options,
+                pids=message.latest.pid_filter,
+                stack_mode=message.latest.stack_mode,
+            )
+        self._latest = (message.latest, message.accumulated)
+        if not self.options.paused:
+            self._shown = self._latest
+            self._render_view()
+
+    @on(SourceEnded)
+    def _source_ended(self) -> None:
+        self._ended = True
+        self._render_view()
+
+    @on(SourceFailed)
+    def _source_failed(self, message: SourceFailed) -> None:
+        self.exit(return_code=EXIT_FAILURE, message=Text(f"perftop: {message.error}"))
+
+    @on(RecordingFailed)
+    def _recording_failed(self, message: RecordingFailed) -> None:
+        self.notify(
+            f"recording stopped: {message.error}", severity="error", timeout=15, markup=False
+        )
+
+    # Drawing --------------------------------------------------------------------------------
+
+    def _render_view(self) -> None:
+        self.dashboard.show(self._shown, self.options, ended=self._ended)
+
+    @on(ProcessTable.ZoomRequested)
+    def _zoom(self, message: ProcessTable.ZoomRequested) -> None:
+        self.options = replace(self.options, zoom_pid=message.pid)
+        self._render_view()
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        column = event.column_key.value or ""
+        if event.data_table.id == "processes":
+            same = column == self.options.process_sort
+            reverse = not self.options.process_reverse if same else False
+            self.options = replace(self.options, process_sort=column, process_reverse=reverse)
+        else:
+            same = column == self.options.function_sort
+            reverse = not self.options.function_reverse if same else False
+            self.options = replace(self.options, function_sort=column, function_reverse=reverse)
+        self._render_view()
+
+    # Actions --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filters":
+            return self.options.filtered
+        return True
+
+    def action_quit(self) -> None:  # type: ignore[override]  # Textual's is async; exit is not
+        self.exit(return_code=EXIT_OK)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_sort_next(self) -> None:
+        self._cycle_sort(1)
+
+    def action_sort_previous(self) -> None:
+        self._cycle_sort(-1)
+
+    def _cycle_sort(self, step: int) -> None:
+        options = self.options
+        if self.dashboard.active_table == "processes":
+            column = cycle_sort(PROCESS_COLUMNS, options.process_sort, step)
+            self.options = replace(options, process_sort=column, process_reverse=False)
+        else:
+            column = cycle_sort(FUNCTION_COLUMNS, options.function_sort, step)
+            self.options = replace(options, function_sort=column, function_reverse=False)
+        self._render_view()
+
+    def action_reverse_sort(self) -> None:
+        options = self.options
+        if self.dashboard.active_table == "processes":
+            self.options = replace(options, process_reverse=not options.process_reverse)
+        else:
+            self.options = replace(options, function_reverse=not options.function_reverse)
+        self._render_view()
+
+    def action_pid_filter(self) -> None:
+        prompt = FilterInput(
+            "Sample only these PIDs (comma separated; empty for every process):",
+            ",".join(str(pid) for pid in self.options.pids),
+            "e.g. 1234, 5678",
+            check=self._check_pids,
+        )
+        self.push_screen(prompt, self._apply_pids)
+
+    def _check_pids(self, text: str) -> str | None:
+        try:
+            pids = parse_pid_list(text)
+        except ValueError as error:
+            return str(error)
+        if self.source.live:
+            missing = [pid for pid in pids if not psutil.pid_exists(pid)]
+            if missing:
+                return f"no process with PID {', '.join(str(pid) for pid in missing)}"
+        return None
+
+    def _apply_pids(self, text: str | None) -> None:
+        if text is None:
+            return
+        pids = parse_pid_list(text)
+        self.source.set_pid_filter(pids)
+        self.options = replace(self.options, pids=pids)
+        self._render_view()
+
+    def action_text_filter(self) -> None:
+        prompt = FilterInput(
+            "Show the stacks whose command or a symbol contains (empty for all):",
+            self.options.text_filter,
+            "e.g. python, malloc",
+        )
+        self.push_screen(prompt, self._apply_text)
+
+    def _apply_text(self, text: str | None) -> None:
+        if text is not None:
+            self.options = replace(self.options, text_filter=text)
+            self._render_view()
+
+    def action_clear_filters(self) -> None:
+        if self.options.pids:
+            self.source.set_pid_filter(())
+        self.options = self.options.cleared()
+        self._render_view()
+
+    def action_toggle_pause(self) -> None:
+        self.options = replace(self.options, paused=not self.options.paused)
+        if not self.options.paused:
+            self._shown = self._latest
+        self._render_view()
+
+    def action_toggle_accumulate(self) -> None:
+        self.options = replace(self.options, accumulated=not self.options.accumulated)
+        self._render_view()
+
+    def action_zero(self) -> None:
+        self._zero_requested.set()
+        if self._shown is not None:
+            latest, _ = self._shown
+            empty = replace(latest, stacks=(), processes=(), functions=(), samples=0)
+            self._shown = (latest, empty)
+        self.notify("accumulated counts zeroed", timeout=3)
+        self._render_view()
+
+    def action_pick_event(self) -> None:
+        self.push_screen(EventPicker(self.source.events(), self.source.event), self._apply_event)
+
+    def _apply_event(self, event: str | None) -> None:
+        if event is None:
+            return
+        if event == self.source.event:
+            self.notify(f"already sampling {printable(event, 24)}", timeout=3, markup=False)
+        elif self._refuse_in_replay(f"switching to {printable(event, 24)}"):
+            return
+        else:
+            self.source.set_event(event)
+            self.notify(f"switching to {printable(event, 24)} at the next interval", markup=False)
+
+    def action_cycle_stack_mode(self) -> None:
+        mode = next_stack_mode(self.options.stack_mode)
+        if self._refuse_in_replay(f"{mode} stacks"):
+            return
+        self.source.set_stack_mode(mode)
+        self.options = replace(self.options, stack_mode=mode)
+        self.notify(f"{mode} stacks from the next interval", timeout=3)
+        self._render_view()
+
+    def action_faster(self) -> None:
+        self._step_frequency(1)
+
+    def action_slower(self) -> None:
+        self._step_frequency(-1)
+
+    def _step_frequency(self, step: int) -> None:
+        hz = next_frequency(self._frequency, step)
+        if hz is None:
+            self.notify(
+                f"already at {self._frequency} Hz, the {'highest' if step > 0 else 'lowest'} step"
+            )
+        elif not self._refuse_in_replay(f"sampling at {hz} Hz"):
+            self.source.set_frequency(hz)
+            self._frequency = hz
+            self.notify(f"sampling at {hz} Hz from the next interval", timeout=3)
+
+    def _refuse_in_replay(self, what: str) -> bool:
+        if self.source.live:
+            return False
+        self.notify(f"{what}: {NOT_IN_REPLAY}", severity="warning", timeout=4, markup=False)
+        return True
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = {"quit"}  # Textual's palette already has Quit
+        for key in APP_KEYS:
+            if key.action not in seen:
+                seen.add(key.action)
+                yield SystemCommand(
+                    key.label, f"{key.help} ({key.display})", self._command(key.action)
+                )
+
+    def _command(self, action: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await self.run_action(action)
+
+        return run
+
+    # Leaving --------------------------------------------------------------------------------
+
+    def _exit_on_signal(self, signum: int) -> None:
+        self._exit_unattended(128 + signum)
+
+    def _check_terminal(self) -> None:
+        if terminal_gone(sys.__stdin__.fileno() if sys.__stdin__ else 0):
+            self._exit_unattended(128 + signal.SIGHUP)
+
+    def _exit_unattended(self, code: int) -> None:
+        if self._exit_deadline is not None:
+            self._exit_deadline(code)
+        self.exit(return_code=code)
+
+
+def run_app(source: SnapshotSource, *, record_path: Path | None = None) -> int:
+    """Show `source` until the user quits, a signal or a hang-up ends it; the exit status.
+
+    The caller closes the source afterwards: this returns only once the sampler thread has left
+    `next_snapshot` (or after a bounded wait). Raises RecordingError (a SourceError) when the
+    recording cannot be created, before the screen starts.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "perftop: the screen needs a terminal on stdin and stdout; use --batch for text",
+            file=sys.stderr,
+        )
+        return EXIT_NO_TERMINAL
+    recorder = RecordingWriter(record_path) if record_path is not None else None
+    # Until the app's own handlers are in place, remember a signal instead of dying mid-setup
+    # with the terminal in raw mode; the app acts on it as soon as it is mounted.
+    early: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNALS}
+    for signum in EXIT_SIGNALS:
+        signal.signal(signum, lambda number, _frame: early.append(number))
+    # Textual's shutdown has been seen to hang for good on a terminal that went away (its output
+    # thread's queue, blocked on the dead terminal). Nobody is left to see the screen then, so
+    # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S; the
+    # kernel detaches the probes with the file descriptors.
+    deadline: list[threading.Timer] = []
+
+    def exit_deadline(code: int) -> None:
+        if not deadline:
+            deadline.append(threading.Timer(EXIT_DEADLINE_S, os._exit, args=(code,)))
+            deadline[0].daemon = True
+            deadline[0].start()
+
+    app = PerftopApp(
+        source,
+        recorder=recorder,
+        watch_terminal=True,
+        early_signals=early,
+        exit_deadline=exit_deadline,
+    )
+    try:
+        app.run()
+    finally:
+        for timer in deadline:
+            timer.cancel()
+        app.wait_for_sampler(timeout=5.0)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if recorder is not None:
+            recorder.close()
+    return app.return_code if app.return_code is not None else EXIT_OK

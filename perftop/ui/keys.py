@@ -1,0 +1,88 @@
+"""Every key perftop answers to, in one table: the bindings, the help screen and the command
+palette are all made from it, so they cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding, BindingType
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    keys: str  # Textual key names, comma separated
+    action: str
+    label: str  # short, for the footer
+    help: str  # one line, for the help screen and the command palette
+    display: str  # how the help screen writes the keys
+    footer: bool = True
+
+    @property
+    def short(self) -> str:
+        """The first key only: the footer has no room for alternatives at 80 columns."""
+        return self.display.split()[0]
+
+
+APP_KEYS: tuple[Key, ...] = (
+    Key("q", "quit", "Quit", "Quit perftop", "q"),
+    Key("question_mark", "help", "Help", "Show every key and what it does", "?"),
+    Key(
+        "s,greater_than_sign",
+        "sort_next",
+        "Sort",
+        "Sort the focused table by the next column",
+        "s >",
+    ),
+    Key(
+        "less_than_sign", "sort_previous", "Sort", "Sort by the previous column", "<", footer=False
+    ),
+    Key("r,I", "reverse_sort", "Reverse", "Reverse the sort order of the focused table", "r I"),
+    Key(
+        "p",
+        "pid_filter",
+        "PID",
+        "Sample only some PIDs (comma separated; applied in the kernel)",
+        "p",
+    ),
+    Key(
+        "slash",
+        "text_filter",
+        "Find",
+        "Show only the stacks whose command or a symbol matches",
+        "/",
+    ),
+    Key("escape", "clear_filters", "Clear", "Clear the PID and text filters and the zoom", "Esc"),
+    Key("space", "toggle_pause", "Pause", "Freeze the display (sampling goes on)", "space"),
+    Key(
+        "a",
+        "toggle_accumulate",
+        "Accum",
+        "Toggle last interval / decaying accumulation",
+        "a",
+        footer=False,
+    ),
+    Key("z", "zero", "Zero", "Zero the accumulated counts", "z", footer=False),
+    Key("e", "pick_event", "Event", "Choose the event to sample on", "e", footer=False),
+    Key("k", "cycle_stack_mode", "Stacks", "Cycle kernel / user / both stacks", "k", footer=False),
+    Key("plus", "faster", "+Hz", "Sample more often (49, 99, 199, 499, 999 Hz)", "+", footer=False),
+    Key("minus", "slower", "-Hz", "Sample less often", "-", footer=False),
+    Key("ctrl+c", "quit", "Quit", "Quit perftop", "ctrl+c", footer=False),
+)
+
+# Keys that belong to one pane; listed in the help screen, bound by the widgets themselves.
+PANE_KEYS: tuple[tuple[str, str], ...] = (
+    ("Enter", "on a process: zoom into it (functions and stacks of that process only)"),
+    ("Enter", "on a function: show the stacks through it"),
+    ("Tab", "move between the processes, functions and call-stack panes"),
+    ("↑ ↓ PgUp PgDn", "move the selection; the call-stack pane follows it"),
+    ("Enter", "in the call-stack pane: fold or unfold a branch"),
+    ("click", "on a column title: sort by it (again: reverse)"),
+    ("ctrl+p", "command palette: every action by name"),
+)
+
+
+def app_bindings() -> list[BindingType]:
+    return [
+        Binding(key.keys, key.action, key.label, show=key.footer, key_display=key.short)
+        for key in APP_KEYS
+    ]

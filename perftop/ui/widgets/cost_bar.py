@@ -1,0 +1,14 @@
+"""The cost bar: perftop's own footprint and the kernel headers it was built with."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from perftop.model import Snapshot
+from perftop.ui.widgets.header import pieces_content
+from perftop.viewmodel import cost_pieces
+
+
+class CostBar(Static):
+    def show(self, latest: Snapshot | None) -> None:
+        self.update(pieces_content(cost_pieces(latest, compact=self.size.width < 120)))

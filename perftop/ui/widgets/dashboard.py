@@ -1,0 +1,187 @@
+"""The main screen's content: header, processes, functions, call stacks and the cost bar.
+
+It draws what it is given (a snapshot pair and the user's options) and keeps the call-stack pane
+on the selection of the table last in use; the app owns the options and the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Container, Vertical
+
+from perftop.aggregate import FunctionKey, filter_stacks
+from perftop.model import Snapshot
+from perftop.sanitize import printable
+from perftop.ui.widgets.cost_bar import CostBar
+from perftop.ui.widgets.function_table import FunctionTable
+from perftop.ui.widgets.header import HeaderBar
+from perftop.ui.widgets.keyed_table import KeyedTable
+from perftop.ui.widgets.process_table import ProcessTable
+from perftop.ui.widgets.stack_tree import StackTree
+from perftop.viewmodel import (
+    StackNode,
+    ViewOptions,
+    filtered_snapshot,
+    function_rows,
+    process_rows,
+    stack_tree,
+    with_quiet_processes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSubject:
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSubject:
+    key: FunctionKey
+
+
+Subject = ProcessSubject | FunctionSubject | None
+
+
+# Rows beyond these are never looked at, and every row kept costs work at each refresh: DataTable
+# removes rows in linear time, so thousands of short-lived functions would make it quadratic.
+MAX_PROCESS_ROWS = 1000
+MAX_FUNCTION_ROWS = 500
+
+
+class Dashboard(Vertical):
+    def __init__(self, *, live: bool) -> None:
+        super().__init__(id="dashboard")
+        self.live = live
+        self.header_bar = HeaderBar(id="header")
+        self.process_table = ProcessTable()
+        self.function_table = FunctionTable()
+        self.stack_tree = StackTree()
+        self.cost_bar = CostBar(id="cost")
+        self.active_table = "processes"  # the table the sort keys and the stack pane follow
+        self._view: Snapshot | None = None
+        self._subject: Subject = None
+        self._zoom_pid: int | None = None
+        self._names: dict[int, str] = {}  # last command seen of each filtered PID
+
+    def compose(self) -> ComposeResult:
+        yield self.header_bar
+        with Container(id="body"):
+            with Vertical(id="tables"):
+                yield self.process_table
+                yield self.function_table
+            yield self.stack_tree
+        yield self.cost_bar
+
+    def show(
+        self, shown: tuple[Snapshot, Snapshot] | None, options: ViewOptions, *, ended: bool
+    ) -> None:
+        """Draw `shown` (the interval and the accumulation) as `options` say."""
+        latest = shown[0] if shown is not None else None
+        if shown is not None:
+            base = shown[1] if options.accumulated else shown[0]
+            self._view = filtered_snapshot(base, options.pids, options.text_filter)
+            self._show_tables(self._view, options)
+        self.header_bar.show(
+            latest, options, live=self.live, ended=ended, zoom_comm=self._comm_of(options.zoom_pid)
+        )
+        self.cost_bar.show(latest)
+        if shown is not None:
+            self._subject = self._selected_subject()
+            self._show_stacks(options.zoom_pid)
+
+    def _show_tables(self, view: Snapshot, options: ViewOptions) -> None:
+        processes, functions = self.process_table, self.function_table
+        processes.show_sort(options.process_sort, options.process_reverse)
+        watched = self._with_watched_processes(view, options.pids)
+        processes.show_rows(
+            process_rows(
+                watched, options.process_sort, options.process_reverse, limit=MAX_PROCESS_ROWS
+            )
+        )
+        functions.show_sort(options.function_sort, options.function_reverse)
+        functions.show_rows(
+            function_rows(
+                view,
+                options.function_sort,
+                options.function_reverse,
+                zoom_pid=options.zoom_pid,
+                limit=MAX_FUNCTION_ROWS,
+            )
+        )
+        processes.border_title = f"Processes ({processes.row_count})"
+        zoom = options.zoom_pid
+        functions.border_title = (
+            "Functions"
+            if zoom is None
+            else f"Functions of PID {zoom} {printable(self._comm_of(zoom), 16)}"
+        )
+        self._zoom_pid = zoom
+
+    def _with_watched_processes(self, view: Snapshot, pids: tuple[int, ...]) -> Snapshot:
+        """Keep every PID of the filter on screen, marked exited once it is gone."""
+        if not pids:
+            return view
+        self._names.update((p.pid, p.comm) for p in view.processes if p.pid in pids)
+        self._names = {pid: name for pid, name in self._names.items() if pid in pids}
+        # psutil only knows about this machine: a replay cannot tell gone from idle.
+        gone = {pid for pid in pids if self.live and not psutil.pid_exists(pid)}
+        return with_quiet_processes(view, pids, gone, self._names)
+
+    def _comm_of(self, pid: int | None) -> str:
+        if pid is None or self._view is None:
+            return ""
+        return next((p.comm for p in self._view.processes if p.pid == pid), "")
+
+    # The call-stack pane follows the selection ----------------------------------------------
+
+    def _selected_subject(self) -> Subject:
+        if self.active_table == "processes":
+            pid = self.process_table.selected_pid
+            return None if pid is None else ProcessSubject(pid)
+        key = self.function_table.selected_function
+        return None if key is None else FunctionSubject(key)
+
+    def _show_stacks(self, zoom_pid: int | None) -> None:
+        model = self._stack_model(zoom_pid)
+        title = "Call stacks" if model is None else f"Call stacks: {model.symbol}"
+        self.stack_tree.border_title = title
+        self.stack_tree.show_stacks(model, self._subject)
+
+    def _stack_model(self, zoom_pid: int | None) -> StackNode | None:
+        view, subject = self._view, self._subject
+        if view is None or subject is None:
+            return None
+        if isinstance(subject, ProcessSubject):
+            title = f"PID {subject.pid} {printable(self._comm_of(subject.pid), 24)}"
+            return stack_tree(view.stacks, title, pid=subject.pid)
+        stacks = view.stacks
+        if zoom_pid is not None:
+            stacks = filter_stacks(stacks, pids=(zoom_pid,))
+        symbol, module, kernel = subject.key
+        title = f"{'[k]' if kernel else '[.]'} {printable(symbol, 60)}  {printable(module, 24)}"
+        return stack_tree(stacks, title, function=subject.key)
+
+    @on(KeyedTable.SelectionChanged)
+    def _selection_changed(self, message: KeyedTable.SelectionChanged) -> None:
+        if message.table.id == self.active_table:
+            self._follow_selection()
+
+    def on_descendant_focus(self, event: object) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, KeyedTable) and focused.id is not None:
+            self.active_table = focused.id
+            self._follow_selection()
+
+    def _follow_selection(self) -> None:
+        subject = self._selected_subject()
+        if subject != self._subject:
+            self._subject = subject
+            self._show_stacks(self._zoom_pid)
+
+    @on(FunctionTable.StacksRequested)
+    def _focus_stacks(self) -> None:
+        self.stack_tree.focus()

@@ -1,0 +1,37 @@
+"""The functions pane: where the CPU time goes, as `perf top` shows it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from perftop.aggregate import FunctionKey
+from perftop.ui.widgets.keyed_table import KeyedTable
+from perftop.viewmodel import FUNCTION_COLUMNS, function_key_from_row
+
+
+class FunctionTable(KeyedTable):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Stacks", key_display="Enter")
+    ]
+
+    class StacksRequested(Message):
+        """Enter on a function: move to the stacks that pass through it."""
+
+    def __init__(self, *, id: str = "functions") -> None:
+        super().__init__(FUNCTION_COLUMNS, id=id)
+        self.border_title = "Functions"
+
+    @property
+    def selected_function(self) -> FunctionKey | None:
+        key = self.selected_key
+        return None if key is None else function_key_from_row(key)
+
+    @on(DataTable.RowSelected)
+    def _show_stacks(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.StacksRequested())

@@ -1,0 +1,45 @@
+"""The header: what is sampled and how fast (line 1), where from and what is filtered (line 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.content import Content
+from textual.widgets import Static
+
+from perftop.model import Snapshot
+from perftop.viewmodel import Piece, ViewOptions, filter_pieces, status_pieces
+
+# Theme variables, so the header follows the theme; 16-colour terminals get the nearest colour.
+PIECE_STYLES = {
+    "label": "dim",
+    "value": "",
+    "active": "$accent bold",
+    "warn": "$warning bold",
+}
+
+
+def pieces_content(pieces: Sequence[Piece]) -> Content:
+    """Pieces joined by two spaces. Content.assemble takes the text literally: no markup."""
+    parts: list[str | tuple[str, str]] = []
+    for index, piece in enumerate(pieces):
+        if index:
+            parts.append("  ")
+        parts.append((piece.text, PIECE_STYLES.get(piece.kind, "")))
+    return Content.assemble(*parts)
+
+
+class HeaderBar(Static):
+    def show(
+        self,
+        latest: Snapshot | None,
+        options: ViewOptions,
+        *,
+        live: bool,
+        ended: bool,
+        zoom_comm: str = "",
+    ) -> None:
+        cpu_width = max(8, self.size.width // 4)
+        status = pieces_content(status_pieces(latest, cpu_width=cpu_width))
+        filters = pieces_content(filter_pieces(options, latest, zoom_comm, live=live, ended=ended))
+        self.update(Content("\n").join([status, filters]))

@@ -1,0 +1,41 @@
+"""The processes pane: who is on the CPU."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from perftop.ui.widgets.keyed_table import KeyedTable
+from perftop.viewmodel import PROCESS_COLUMNS
+
+
+class ProcessTable(KeyedTable):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Zoom", key_display="Enter")
+    ]
+
+    class ZoomRequested(Message):
+        """Enter on a process: show its functions and stacks alone."""
+
+        def __init__(self, pid: int) -> None:
+            super().__init__()
+            self.pid = pid
+
+    def __init__(self, *, id: str = "processes") -> None:
+        super().__init__(PROCESS_COLUMNS, id=id)
+        self.border_title = "Processes"
+
+    @property
+    def selected_pid(self) -> int | None:
+        key = self.selected_key
+        return None if key is None else int(key)
+
+    @on(DataTable.RowSelected)
+    def _zoom(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(self.ZoomRequested(int(event.row_key.value)))

@@ -1,0 +1,93 @@
+"""The user's choices (filters, sort, modes) and the small rules for changing them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from perftop.aggregate import decay_stacks, function_stats, process_stats
+from perftop.model import ProcessInfo, Snapshot, StackSample
+from perftop.sanitize import printable
+from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
+
+FREQUENCY_STEPS = (49, 99, 199, 499, 999)
+STACK_MODES = ("both", "kernel", "user")
+DEFAULT_DECAY_KEEP = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOptions:
+    """Everything the user chose about the view; the screen is a function of this and a snapshot."""
+
+    process_sort: str = DEFAULT_PROCESS_SORT
+    process_reverse: bool = False
+    function_sort: str = DEFAULT_FUNCTION_SORT
+    function_reverse: bool = False
+    text_filter: str = ""
+    pids: tuple[int, ...] = ()
+    zoom_pid: int | None = None
+    accumulated: bool = False
+    paused: bool = False
+    stack_mode: str = "both"
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.pids or self.text_filter or self.zoom_pid is not None)
+
+    def cleared(self) -> ViewOptions:
+        return replace(self, text_filter="", pids=(), zoom_pid=None)
+
+
+def parse_pid_list(text: str) -> tuple[int, ...]:
+    """PIDs from "12, 34 56"; ValueError names the first entry that is not a PID."""
+    pids: list[int] = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit() or int(part) <= 0:
+            raise ValueError(f"'{printable(part, 20)}' is not a PID")
+        if int(part) not in pids:
+            pids.append(int(part))
+    return tuple(pids)
+
+
+def next_frequency(current: int, step: int) -> int | None:
+    """The next sampling frequency up (step 1) or down (step -1), None at either end."""
+    if step > 0:
+        higher = [hz for hz in FREQUENCY_STEPS if hz > current]
+        return higher[0] if higher else None
+    lower = [hz for hz in FREQUENCY_STEPS if hz < current]
+    return lower[-1] if lower else None
+
+
+def next_stack_mode(current: str) -> str:
+    index = STACK_MODES.index(current) if current in STACK_MODES else 0
+    return STACK_MODES[(index + 1) % len(STACK_MODES)]
+
+
+# Accumulated view ---------------------------------------------------------------------------
+
+
+class DecayingAccumulation:
+    """The accumulated view: each interval adds its samples and older ones fade by `keep`, so
+    the view settles like `perf top` but still follows a workload that changes."""
+
+    def __init__(self, keep: float = DEFAULT_DECAY_KEEP) -> None:
+        self.keep = keep
+        self._stacks: tuple[StackSample, ...] = ()
+        self._infos: dict[int, ProcessInfo] = {}
+
+    def reset(self) -> None:
+        self._stacks = ()
+        self._infos = {}
+
+    def add(self, snapshot: Snapshot) -> Snapshot:
+        self._stacks = decay_stacks(self._stacks, snapshot.stacks, self.keep)
+        live_pids = {stack.pid for stack in self._stacks}
+        self._infos.update((process.pid, process.info) for process in snapshot.processes)
+        # What psutil last said about a process that faded out of view is no longer needed.
+        self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
+        return replace(
+            snapshot,
+            stacks=self._stacks,
+            samples=sum(stack.samples for stack in self._stacks),
+            processes=process_stats(self._stacks, self._infos),
+            functions=function_stats(self._stacks),
+        )

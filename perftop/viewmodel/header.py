@@ -1,0 +1,146 @@
+"""The header lines: what is sampled, how fast, what is filtered, and what watching costs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from perftop.model import CpuStat, Snapshot
+from perftop.sanitize import printable
+from perftop.viewmodel.controls import ViewOptions
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A run of header text; `kind` picks its style: label, value, warn or active."""
+
+    text: str
+    kind: str = "value"
+
+
+def cpu_sparkline(cpus: Sequence[CpuStat], width: int = 32) -> str:
+    """One block per CPU, its height the busy fraction; CPUs are averaged in groups when there
+    are more than `width`, so a 128-CPU machine still fits one line."""
+    if not cpus or width <= 0:
+        return ""
+    ordered = sorted(cpus, key=lambda cpu: cpu.cpu)
+    group = -(-len(ordered) // width)  # ceiling division
+    blocks = []
+    for start in range(0, len(ordered), group):
+        chunk = ordered[start : start + group]
+        busy = sum(cpu.busy_fraction for cpu in chunk) / len(chunk)
+        blocks.append(SPARK[min(int(busy * len(SPARK)), len(SPARK) - 1)])
+    return "".join(blocks)
+
+
+def _rate(ns_per_s: float) -> str:
+    if ns_per_s >= 1e6:
+        return f"{ns_per_s / 1e6:.1f} ms/s"
+    if ns_per_s >= 1e3:
+        return f"{ns_per_s / 1e3:.0f} µs/s"
+    return f"{ns_per_s:.0f} ns/s"
+
+
+def _fill(used: int, size: int) -> str:
+    return f"{100.0 * used / size:.0f}%" if size else "?"
+
+
+def status_pieces(snapshot: Snapshot | None, cpu_width: int = 32) -> list[Piece]:
+    """Event, frequency, interval, sample rate, lost samples and per-CPU load."""
+    if snapshot is None:
+        return [Piece("waiting for the first interval…", "label")]
+    idle = snapshot.samples + snapshot.idle_samples
+    pieces = [
+        Piece(f"{printable(snapshot.event, 24)} @ {snapshot.frequency_hz} Hz", "active"),
+        Piece(f"{snapshot.interval_s:.2f}s", "value"),
+        Piece(f"{snapshot.samples_per_second:,.0f} samples/s", "value"),
+    ]
+    if idle:
+        pieces.append(Piece(f"idle {100.0 * snapshot.idle_samples / idle:.0f}%", "label"))
+    pieces.append(Piece(f"lost {snapshot.lost_total}", "warn" if snapshot.lost_total else "label"))
+    sparkline = cpu_sparkline(snapshot.cpus, cpu_width)
+    if sparkline:
+        pieces.append(Piece(f"cpu {sparkline}", "value"))
+    return pieces
+
+
+def filter_pieces(
+    options: ViewOptions,
+    snapshot: Snapshot | None,
+    zoom_comm: str = "",
+    *,
+    live: bool = True,
+    ended: bool = False,
+) -> list[Piece]:
+    """Where the data comes from, the filters and modes in force; a hint when there are none."""
+    pieces: list[Piece] = []
+    if not live:
+        pieces.append(Piece("REPLAY ENDED" if ended else "REPLAY", "warn" if ended else "active"))
+    elif ended:
+        pieces.append(Piece("SAMPLING STOPPED", "warn"))
+    if options.paused:
+        pieces.append(Piece("PAUSED", "warn"))
+    if options.pids:
+        pieces.append(Piece("pid " + ",".join(str(pid) for pid in options.pids), "active"))
+    if options.text_filter:
+        pieces.append(Piece(f'text "{printable(options.text_filter, 30)}"', "active"))
+    if options.zoom_pid is not None:
+        name = f" {printable(zoom_comm, 16)}" if zoom_comm else ""
+        pieces.append(Piece(f"zoom {options.zoom_pid}{name}", "active"))
+    mode = snapshot.stack_mode if snapshot is not None else options.stack_mode
+    if mode != "both":
+        pieces.append(Piece(f"{mode} stacks only", "active"))
+    if options.accumulated:
+        pieces.append(Piece("accumulated (decaying)", "active"))
+    else:
+        pieces.append(Piece("last interval", "label"))
+    if not (options.paused or options.filtered):
+        pieces.append(Piece("· p pid  / text  e event  ? help", "label"))
+    return pieces
+
+
+def short_headers(headers: str) -> str:
+    """`/usr/src/linux-headers-6.8.0-45-generic` -> `6.8.0-45-generic`: the version is the news."""
+    name = headers.rstrip("/").rsplit("/", 1)[-1] if headers.startswith("/") else headers
+    return name.removeprefix("linux-headers-")
+
+
+def cost_pieces(snapshot: Snapshot | None, compact: bool = False) -> list[Piece]:
+    """perftop's own footprint, always on screen: watching is not free and users should see it.
+    `compact` drops the details for 80 columns."""
+    if snapshot is None:
+        return [Piece("perftop", "label")]
+    cost = snapshot.cost
+    pieces = [Piece("perftop", "label"), Piece(f"{cost.cpu_percent:.1f}% cpu", "value")]
+    if cost.bpf_run_ns_per_s is None:
+        pieces.append(
+            Piece("bpf ?" if compact else "bpf time off (kernel.bpf_stats_enabled=0)", "label")
+        )
+    else:
+        per_sample = ""
+        if cost.bpf_ns_per_sample is not None and not compact:
+            per_sample = f" ({cost.bpf_ns_per_sample:.0f} ns/sample)"
+        pieces.append(Piece(f"bpf {_rate(cost.bpf_run_ns_per_s)}{per_sample}", "value"))
+    lost = f"lost {snapshot.lost_total}"
+    if snapshot.lost_total and not compact:
+        causes = (f"{printable(name, 16)} {n}" for name, n in sorted(snapshot.lost.items()) if n)
+        lost += f" ({', '.join(causes)})"
+    pieces.append(Piece(lost, "warn" if snapshot.lost_total else "value"))
+    counts_fill = _fill(cost.counts_map_used, cost.counts_map_size)
+    stack_fill = _fill(cost.stack_map_used, cost.stack_map_size)
+    full = max(
+        cost.counts_map_used / cost.counts_map_size if cost.counts_map_size else 0.0,
+        cost.stack_map_used / cost.stack_map_size if cost.stack_map_size else 0.0,
+    )
+    fill = (
+        f"maps {counts_fill}/{stack_fill}"
+        if compact
+        else f"maps {counts_fill} counts, {stack_fill} stacks"
+    )
+    pieces.append(Piece(fill, "warn" if full > 0.9 else "value"))
+    if snapshot.headers:
+        headers = short_headers(snapshot.headers) if compact else snapshot.headers
+        pieces.append(Piece(f"headers {printable(headers, 60)}", "label"))
+    return pieces

@@ -1,0 +1,161 @@
+"""The call-stack pane: the stacks behind a process or a function, and why frames lack symbols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from perftop.aggregate import CallNode, FunctionKey, call_tree, function_key
+from perftop.model import Frame, StackSample
+from perftop.sanitize import printable
+
+# Why a frame has no symbol ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    reason: str
+    remedy: str | None
+
+    @property
+    def text(self) -> str:
+        return f"{self.reason}: {self.remedy}" if self.remedy else self.reason
+
+
+JIT_REMEDY = (
+    "Python 3.12+: run it with `python -X perf`; Node.js: --perf-basic-prof; Java: perf-map-agent"
+)
+
+# Matched on the lower-cased reason, first match wins, so the more specific come first. The
+# reasons are perftop.symbols' REASON_* strings; words, not equality, so rewording one there
+# degrades to a vaguer remedy instead of none.
+_REMEDIES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("jit", "perf map", "perf-map", "anonymous"), JIT_REMEDY),
+    (
+        ("stripped", "no symbol", "debug"),
+        "install debug symbols for {module} (its -dbgsym or -debuginfo package)",
+    ),
+    (
+        ("unreadable", "deleted"),
+        "the binary was replaced or deleted since the process started (an upgrade?), or lives "
+        "in another mount namespace: restart the process",
+    ),
+    (
+        ("frame pointer", "frame-pointer"),
+        "rebuild with -fno-omit-frame-pointer; user stacks are walked by frame pointers",
+    ),
+    (
+        ("gone", "exited", "vanished"),
+        "the process exited before its symbols were read; profile it while it runs",
+    ),
+    (
+        ("kptr",),
+        "kernel addresses are hidden: run as root or set sysctl kernel.kptr_restrict=0",
+    ),
+    (
+        ("kallsyms",),
+        "a kernel module without symbols or BPF code (sysctl net.core.bpf_jit_kallsyms=1)",
+    ),
+    (("permission", "denied", "access"), "run perftop as root to read its memory maps"),
+)
+
+
+def explain_unresolved(frame: Frame) -> Explanation | None:
+    """Why `frame` has no symbol and what the user can do about it."""
+    reason = frame.unresolved_reason
+    if reason is None:
+        return None
+    module = printable(frame.module, 40)
+    lowered = reason.lower()
+    for words, remedy in _REMEDIES:
+        if any(word in lowered for word in words):
+            return Explanation(printable(reason, 60), remedy.format(module=module))
+    return Explanation(printable(reason, 60), None)
+
+
+# The tree ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StackNode:
+    """One line of the call-stack pane; `path` identifies it across refreshes."""
+
+    path: tuple[FunctionKey, ...]
+    share: float  # percent of the root's samples, inclusive
+    self_share: float
+    mark: str  # "[k]" or "[.]", "" for the root and for folded lines
+    symbol: str  # printable
+    module: str  # printable
+    explanation: Explanation | None  # why the frame has no symbol, and what to do
+    children: tuple[StackNode, ...] = ()
+
+
+def stack_tree(
+    stacks: Iterable[StackSample],
+    title: str,
+    pid: int | None = None,
+    function: FunctionKey | None = None,
+    min_share: float = 0.5,
+    max_nodes: int = 2000,
+) -> StackNode:
+    """The stacks behind a process or a function, hottest branch first.
+
+    Branches under `min_share` percent are folded into one "… n more" line per parent and the
+    whole tree stops at `max_nodes`, so a refresh stays cheap however many stacks there are.
+    """
+    root = call_tree(stacks, pid=pid, function=function)
+    whole = root.samples
+    budget = [max_nodes]
+
+    def share(samples: int) -> float:
+        return 100.0 * samples / whole if whole else 0.0
+
+    def convert(parent: CallNode, path: tuple[FunctionKey, ...]) -> tuple[StackNode, ...]:
+        kept: list[StackNode] = []
+        folded_samples = folded_count = 0
+        for child in parent.sorted_children():
+            if child.frame is None:  # only the root has no frame
+                continue
+            if share(child.samples) < min_share or budget[0] <= 0:
+                folded_samples += child.samples
+                folded_count += 1
+                continue
+            budget[0] -= 1
+            frame = child.frame
+            child_path = (*path, function_key(frame))
+            kept.append(
+                StackNode(
+                    path=child_path,
+                    share=share(child.samples),
+                    self_share=share(child.self_samples),
+                    mark="[k]" if frame.kernel else "[.]",
+                    symbol=printable(frame.symbol, 160),
+                    module=printable(frame.module, 40),
+                    explanation=explain_unresolved(frame),
+                    children=convert(child, child_path),
+                )
+            )
+        if folded_count:
+            kept.append(
+                StackNode(
+                    path=(*path, ("", f"folded {folded_count}", False)),
+                    share=share(folded_samples),
+                    self_share=0.0,
+                    mark="",
+                    symbol=f"… {folded_count} more under {min_share:g}%",
+                    module="",
+                    explanation=None,
+                )
+            )
+        return tuple(kept)
+
+    return StackNode(
+        path=(),
+        share=100.0 if whole else 0.0,
+        self_share=share(root.self_samples),
+        mark="",
+        symbol=title,
+        module="",
+        explanation=None,
+        children=convert(root, ()),
+    )

@@ -1,0 +1,135 @@
+"""Starting and leaving: signals, a terminal that goes away, recording, the sampler thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+import perftop.ui.app as app_module
+from perftop.model import Snapshot
+from perftop.recording import RecordingWriter, read_recording
+from perftop.ui.app import PerftopApp, run_app
+from perftop.ui.messages import SnapshotReady
+from perftop.ui.terminal import terminal_gone
+from tests.ui.conftest import FakeSource, wait_for, with_notices
+
+
+def run(app: PerftopApp, script: object = None, exits: bool = True) -> None:
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            if script is not None:
+                await script(pilot)  # type: ignore[operator]
+            if exits:
+                await wait_for(pilot, lambda: app.return_code is not None)
+            app.source.close()
+
+    asyncio.run(main())
+
+
+def test_sigterm_exits_cleanly_with_its_status(
+    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
+    app = PerftopApp(fake_source, watch_terminal=True)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: fake_source.delivered == 1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run(app, script)
+    assert app.return_code == 128 + signal.SIGTERM
+
+
+def test_signal_before_the_app_is_up_is_not_lost(
+    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
+    app = PerftopApp(fake_source, watch_terminal=True, early_signals=[signal.SIGHUP])
+    run(app)
+    assert app.return_code == 128 + signal.SIGHUP
+
+
+def test_a_vanished_terminal_ends_the_app(
+    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: True)
+    app = PerftopApp(fake_source, watch_terminal=True)
+    run(app)
+    assert app.return_code == 128 + signal.SIGHUP
+
+
+def test_terminal_gone_on_hangup_and_on_eof() -> None:
+    leader, follower = os.openpty()
+    try:
+        assert not terminal_gone(follower)
+        os.close(leader)  # the terminal emulator (or sshd) went away
+        leader = -1
+        assert terminal_gone(follower)
+    finally:
+        os.close(follower)
+        if leader >= 0:
+            os.close(leader)
+    reader, writer = os.pipe()
+    os.close(writer)  # stdin at EOF, the case that made Textual's input thread spin
+    try:
+        assert terminal_gone(reader)
+    finally:
+        os.close(reader)
+
+
+def test_run_app_refuses_to_start_without_a_terminal(
+    fake_source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_app(fake_source) == 2  # pytest's stdin is not a terminal
+    assert "needs a terminal" in capsys.readouterr().err
+
+
+def test_every_interval_is_recorded_even_when_the_screen_skips_some(
+    recorded: list[Snapshot], tmp_path: Path
+) -> None:
+    path = tmp_path / "session.jsonl"
+    source = FakeSource(recorded)
+    source.end()
+    recorder = RecordingWriter(path)
+    app = PerftopApp(source, recorder=recorder)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.wait_for_sampler(0))
+
+    run(app, script, exits=False)
+    recorder.close()
+    assert read_recording(path) == recorded
+
+
+def test_only_the_newest_snapshot_waits_but_notices_are_never_dropped(
+    recorded: list[Snapshot],
+) -> None:
+    plain = SnapshotReady(recorded[0], recorded[0])
+    noticed = SnapshotReady(with_notices(recorded[0], "event switch failed"), recorded[0])
+    assert plain.can_replace(SnapshotReady(recorded[1], recorded[1]))
+    assert not noticed.can_replace(SnapshotReady(recorded[1], recorded[1]))
+
+
+def test_the_view_model_never_imports_textual() -> None:
+    code = "import sys, perftop.viewmodel, perftop.recording, perftop.sources.replay; "
+    code += "sys.exit('textual' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_signal_arms_the_exit_deadline(
+    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
+    armed: list[int] = []
+    app = PerftopApp(
+        fake_source, watch_terminal=True, early_signals=[signal.SIGTERM], exit_deadline=armed.append
+    )
+    run(app)
+    assert armed == [128 + signal.SIGTERM]

@@ -1,0 +1,277 @@
+"""Recordings (JSON lines) and their replay as a SnapshotSource."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from perftop.model import (
+    CpuStat,
+    Frame,
+    FunctionStat,
+    ProcessInfo,
+    ProcessStat,
+    SamplerCost,
+    Snapshot,
+    StackSample,
+)
+from perftop.recording import (
+    RecordingError,
+    RecordingWriter,
+    decode_snapshot,
+    encode_snapshot,
+    read_recording,
+)
+from perftop.sources.base import SourceError
+from perftop.sources.replay import NOT_IN_REPLAY, ReplaySource
+
+SHARED = (Frame("main", "app", False), Frame("work", "app", False))
+STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+
+
+def full_snapshot(number: int = 0) -> Snapshot:
+    """Every field set to something other than its default."""
+    return Snapshot(
+        timestamp=1_700_000_000.5 + number,
+        interval_s=1.002,
+        event="cycles",
+        frequency_hz=199,
+        samples=30 + number,
+        idle_samples=7,
+        lost={"stack_errors": 2, "counts_full": 0},
+        cpus=(CpuStat(0, 20, 3), CpuStat(1, 10 + number, 4)),
+        stacks=(
+            StackSample(10, 11, "app\x1b[31m", (*SHARED, STRIPPED), 20, 2000),
+            StackSample(
+                10, 12, "app", (*SHARED, Frame("read", "[kernel]", True)), 10 + number, 1000
+            ),
+            StackSample(20, 20, "idle\udcff", (), 0, 0),
+        ),
+        processes=(
+            ProcessStat(10, "app", 30, 100.0, ProcessInfo(10, "bob", "app -x", 2, 9.5, 4096)),
+            ProcessStat(20, "gone", 0, 0.0, ProcessInfo(20, exited=True, kernel_thread=True)),
+        ),
+        functions=(FunctionStat("libfoo.so+0x1a2b", "libfoo.so", False, 20, 66.7, 20, 66.7),),
+        stack_mode="user",
+        pid_filter=(10, 20),
+        headers="/usr/src/linux-headers-6.8.0",
+        cost=SamplerCost(1.25, None, 300.0, 5, 100, 6, 200, 2.5, 1.75),
+        notices=("event 'cycles' cannot be sampled here",),
+    )
+
+
+def write(path: Path, *snapshots: Snapshot) -> Path:
+    with RecordingWriter(path) as writer:
+        for snapshot in snapshots:
+            writer.write(snapshot)
+    return path
+
+
+# Encoding -----------------------------------------------------------------------------------
+
+
+def test_a_snapshot_survives_the_round_trip_through_json() -> None:
+    snapshot = full_snapshot()
+    line = json.dumps(encode_snapshot(snapshot))
+    assert decode_snapshot(json.loads(line)) == snapshot
+
+
+def test_frames_are_stored_once_per_line() -> None:
+    encoded = encode_snapshot(full_snapshot())
+    assert len(encoded["frames"]) == 4  # main, work, the stripped one, read
+    assert encoded["stacks"][0][3] == [0, 1, 2]
+
+
+def test_an_empty_interval_round_trips() -> None:
+    empty = replace(full_snapshot(), stacks=(), processes=(), functions=(), cpus=(), lost={})
+    assert decode_snapshot(encode_snapshot(empty)) == empty
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.pop("event"), "missing field 'event'"),
+        (lambda d: d.update(samples="12"), "'samples' has the wrong type"),
+        (lambda d: d.update(samples=True), "'samples' should be a number"),
+        (lambda d: d.update(interval_s=None), "'interval_s' should be a finite number"),
+        (lambda d: d["stacks"][0][3].append(99), "frame 99, which is not in 'frames'"),
+        (lambda d: d["stacks"].append([1, 2]), "each entry of 'stacks' should be a list of 6"),
+        (lambda d: d.update(format="something/9"), "not a perftop recording line"),
+        (lambda d: d["processes"][0]["info"].pop("user"), "missing field 'user'"),
+    ],
+)
+def test_damage_is_reported_not_raised_as_a_crash(damage: object, message: str) -> None:
+    data = json.loads(json.dumps(encode_snapshot(full_snapshot())))
+    damage(data)  # type: ignore[operator]
+    with pytest.raises(RecordingError, match=message):
+        decode_snapshot(data)
+
+
+# Files --------------------------------------------------------------------------------------
+
+
+def test_writer_and_reader(tmp_path: Path) -> None:
+    snapshots = [full_snapshot(i) for i in range(3)]
+    path = write(tmp_path / "s.jsonl", *snapshots)
+    assert read_recording(path) == snapshots
+    assert len(path.read_text().splitlines()) == 3
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # command lines may hold secrets
+
+
+def test_writer_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text("precious")
+    with pytest.raises(RecordingError, match="already exists"):
+        RecordingWriter(path)
+    assert path.read_text() == "precious"
+
+
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_writer_never_follows_a_symlink(tmp_path: Path, target_exists: bool) -> None:
+    target = tmp_path / "target"
+    if target_exists:
+        target.write_text("precious")
+    link = tmp_path / "s.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(RecordingError):
+        RecordingWriter(link)
+    assert target.exists() == target_exists
+    if target_exists:
+        assert target.read_text() == "precious"
+
+
+def test_writer_in_a_missing_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="cannot create"):
+        RecordingWriter(tmp_path / "no" / "s.jsonl")
+
+
+def test_non_finite_numbers_are_refused_rather_than_written_as_invalid_json(
+    tmp_path: Path,
+) -> None:
+    with RecordingWriter(tmp_path / "s.jsonl") as writer, pytest.raises(RecordingError):
+        writer.write(replace(full_snapshot(), interval_s=float("nan")))
+
+
+def test_a_line_cut_by_a_crash_at_the_end_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.jsonl", full_snapshot(0), full_snapshot(1))
+    text = path.read_text()
+    path.write_text(text + text.splitlines()[0][:50])
+    assert len(read_recording(path)) == 2
+
+
+def test_a_bad_line_in_the_middle_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.jsonl", full_snapshot(0), full_snapshot(1))
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    with pytest.raises(SourceError, match=r"s\.jsonl:2: not JSON"):
+        read_recording(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xff\xfe garbage\n"])
+def test_empty_or_binary_files_are_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(SourceError):
+        read_recording(path)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot open"):
+        read_recording(tmp_path / "nope.jsonl")
+
+
+# Replay -------------------------------------------------------------------------------------
+
+
+def recording(tmp_path: Path, count: int = 3) -> Path:
+    snapshots = [replace(full_snapshot(i), notices=(), pid_filter=()) for i in range(count)]
+    return write(tmp_path / "s.jsonl", *snapshots)
+
+
+def drain(source: ReplaySource) -> list[Snapshot]:
+    played = []
+    while (snapshot := source.next_snapshot()) is not None:
+        played.append(snapshot)
+    return played
+
+
+def test_replay_plays_every_snapshot_then_ends(tmp_path: Path) -> None:
+    path = recording(tmp_path)
+    source = ReplaySource(path, interval_s=0)
+    assert not source.live
+    assert (source.event, source.frequency_hz) == ("cycles", 199)
+    assert drain(source) == read_recording(path)
+    assert source.next_snapshot() is None
+
+
+def test_replay_loops(tmp_path: Path) -> None:
+    source = ReplaySource(recording(tmp_path, 2), interval_s=0, loop=True)
+    samples = [source.next_snapshot().samples for _ in range(5)]  # type: ignore[union-attr]
+    assert samples == [30, 31, 30, 31, 30]
+
+
+def test_replay_refuses_a_bad_file_before_anything_starts(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text("")
+    with pytest.raises(SourceError, match="no snapshots"):
+        ReplaySource(path)
+    good = tmp_path / "good"
+    good.mkdir()
+    with pytest.raises(SourceError, match="negative"):
+        ReplaySource(recording(good), interval_s=-1)
+
+
+def test_replay_pid_filter_recomputes_processes_and_functions(tmp_path: Path) -> None:
+    source = ReplaySource(recording(tmp_path), interval_s=0)
+    source.set_pid_filter([20])
+    snapshot = source.next_snapshot()
+    assert snapshot is not None
+    assert [s.pid for s in snapshot.stacks] == [20]
+    assert [p.pid for p in snapshot.processes] == [20]
+    assert snapshot.functions == ()
+    assert snapshot.pid_filter == (20,)
+    source.set_pid_filter([])
+    assert [p.pid for p in source.next_snapshot().processes] == [10, 20]  # type: ignore[union-attr]
+
+
+def test_replay_kernel_controls_answer_in_the_next_snapshot(tmp_path: Path) -> None:
+    source = ReplaySource(recording(tmp_path), interval_s=0)
+    source.set_event("instructions")
+    source.set_frequency(499)
+    source.set_stack_mode("kernel")
+    notices = source.next_snapshot().notices  # type: ignore[union-attr]
+    assert len(notices) == 3 and all(NOT_IN_REPLAY in notice for notice in notices)
+    assert source.next_snapshot().notices == ()  # type: ignore[union-attr]
+
+
+def test_replay_offers_only_the_recorded_event(tmp_path: Path) -> None:
+    events = ReplaySource(recording(tmp_path)).events()
+    assert events["cycles"] is None
+    assert "cycles samples only" in (events["cpu-clock"] or "")
+
+
+def test_replay_keeps_the_recorded_pace_and_close_interrupts_it(tmp_path: Path) -> None:
+    source = ReplaySource(recording(tmp_path), interval_s=30)
+    started = time.monotonic()
+    assert source.next_snapshot() is not None  # the first one at once
+    threading.Timer(0.2, source.close).start()
+    assert source.next_snapshot() is None  # woken by close, not after 30 s
+    assert time.monotonic() - started < 5
+
+
+def test_recording_file_descriptor_is_not_inherited(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path / "s.jsonl") as writer:
+        assert os.get_inheritable(writer._file.fileno()) is False
+
+
+def test_recordings_made_before_drain_cpu_ms_still_read() -> None:
+    data = encode_snapshot(full_snapshot())
+    del data["cost"]["drain_cpu_ms"]
+    assert decode_snapshot(data).cost.drain_cpu_ms == 0.0
