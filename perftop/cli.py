@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-d",
         "--delay",
         type=_positive_float,
-        default=1.0,
+        default=None,
         metavar="SECONDS",
         help="interval between reports (default 1)",
     )
@@ -168,7 +168,7 @@ def parse_config(argv: Sequence[str]) -> Config:
     sampler = SamplerConfig(
         event=args.event,
         frequency_hz=args.freq,
-        interval_s=args.delay,
+        interval_s=args.delay if args.delay is not None else 1.0,
         pids=pids,
         stack_mode=args.stacks,
         debuginfod=args.debuginfod,
@@ -182,6 +182,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         output_force=args.force,
         record_path=args.record,
         replay_path=args.replay,
+        replay_interval_s=args.delay,
         top=args.top,
     )
 
@@ -221,7 +222,8 @@ def open_source(config: Config) -> SnapshotSource:
     if config.replay_path is not None:
         from perftop.sources.replay import ReplaySource
 
-        return ReplaySource(config.replay_path, interval_s=config.sampler.interval_s)
+        # Without -d a replay keeps the pace it was recorded at.
+        return ReplaySource(config.replay_path, interval_s=config.replay_interval_s)
     from perftop.sources.bcc import BccSource
 
     return BccSource(config.sampler)

@@ -33,4 +33,5 @@ class Config:
     output_force: bool = False
     record_path: Path | None = None
     replay_path: Path | None = None
+    replay_interval_s: float | None = None  # None: the pace it was recorded at
     top: int = 20  # rows per table in text output

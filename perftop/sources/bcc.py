@@ -388,6 +388,9 @@ class BccSource:
             return None
         return self.drain()
 
+    def interrupt(self) -> None:
+        self._closed.set()
+
     def close(self) -> None:
         self._closed.set()
         self._release()

@@ -125,5 +125,8 @@ class ReplaySource:
     def set_stack_mode(self, mode: str) -> None:
         self._refuse(f"{mode} stacks only")
 
+    def interrupt(self) -> None:
+        self._closed.set()
+
     def close(self) -> None:
         self._closed.set()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import psutil
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -232,6 +233,13 @@ class PerftopApp(App[None]):
 
     def action_quit(self) -> None:  # type: ignore[override]  # Textual's is async; exit is not
         self.exit(return_code=EXIT_OK)
+
+    def exit(
+        self, result: None = None, return_code: int = 0, message: RenderableType | None = None
+    ) -> None:
+        # Wake the sampler thread out of its interval wait: Textual joins it before returning.
+        self.source.interrupt()
+        super().exit(result, return_code, message)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -93,6 +93,9 @@ class FakeSource:
     def set_stack_mode(self, mode: str) -> None:
         self.calls.append(("stack_mode", mode))
 
+    def interrupt(self) -> None:
+        self._closed.set()
+
     def close(self) -> None:
         self._closed.set()
 
