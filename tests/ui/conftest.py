@@ -27,7 +27,7 @@ DATA = Path(__file__).parent.parent / "data"
 SYNTHETIC_RECORDING = DATA / "synthetic.jsonl"
 # The session the screenshots are taken from. Switch to DATA / "session.jsonl" when a real
 # recording is in, then accept the new screenshots with `pytest tests/ui --snapshot-update`.
-SESSION_RECORDING = SYNTHETIC_RECORDING
+SESSION_RECORDING = DATA / "session.jsonl"  # a real recording: 5 s of perftop on busy processes
 
 
 @pytest.fixture(autouse=True)
