@@ -224,6 +224,17 @@ def open_source(config: Config) -> SnapshotSource:
 
         # Without -d a replay keeps the pace it was recorded at.
         return ReplaySource(config.replay_path, interval_s=config.replay_interval_s)
+    if not config.batch:
+        # The screen paints at once; the program compiles beside it (even importing bcc,
+        # which loads LLVM, happens on that thread).
+        from perftop.sources.deferred import DeferredSource
+
+        def build() -> SnapshotSource:
+            from perftop.sources.bcc import BccSource
+
+            return BccSource(config.sampler)
+
+        return DeferredSource(build, config.sampler)
     from perftop.sources.bcc import BccSource
 
     return BccSource(config.sampler)
@@ -289,11 +300,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     source: SnapshotSource | None = None
     stream: TextIO = sys.stdout
     try:
-        source = open_source(config)
         if not config.batch:
+            from perftop.ttyfds import terminal_for_screen_only
             from perftop.ui.app import run_app
 
-            return run_app(source, record_path=config.record_path)
+            with terminal_for_screen_only():
+                source = open_source(config)
+                try:
+                    return run_app(source, record_path=config.record_path)
+                finally:
+                    source.close()  # before fds 1 and 2 are handed back to the terminal
+        source = open_source(config)
         if config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)
         return run_batch(config, source, stream)
