@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 KERNEL_MODULE = "[kernel]"
+INFORMATIONAL_LOST = frozenset({"user_stack_missing"})
 
 
 class Frame(NamedTuple):
@@ -129,4 +130,7 @@ class Snapshot:
 
     @property
     def lost_total(self) -> int:
-        return sum(self.lost.values())
+        """Samples not counted, or counted without a stack they should have had. A user stack
+        missing outright (paged out, or a thread in a state the unwinder cannot read) is
+        reported in `lost` too, but it is not a loss of perftop's making."""
+        return sum(count for name, count in self.lost.items() if name not in INFORMATIONAL_LOST)
