@@ -18,7 +18,9 @@ ROOT = Path(__file__).parents[2]
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", "-L", "perftop-test", *args], capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["tmux", "-L", "perftop-test", *args], capture_output=True, text=True
+    ).stdout
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing (make setup installs it)")
