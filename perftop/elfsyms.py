@@ -177,7 +177,7 @@ class ElfCache:
     """Symbol tables shared by every process mapping the same file, keyed by the file's
     identity (device, inode, size, mtime) so a replaced binary is read again."""
 
-    def __init__(self, max_files: int = 512) -> None:
+    def __init__(self, max_files: int = 128) -> None:
         self._tables: OrderedDict[tuple[int, int, int, int], SymbolTable] = OrderedDict()
         self._max_files = max_files
 

@@ -114,10 +114,13 @@ def test_exited_and_reused_pids_are_evicted() -> None:
 
 
 def test_frame_cache_is_bounded() -> None:
-    symbols = fresh({1: 1}, max_frames_per_process=3)
+    symbols = fresh({1: 1, 2: 2}, max_frames_total=3, max_chains_total=2)
     for address in range(10):
-        symbols.frame(1, 0x9000 + address)
-    assert len(symbols._processes[1].frames) <= 3
+        symbols.frame(1 + address % 2, 0x9000 + address)
+        symbols.chain(1 + address % 2, (0x9000 + address, 0x1000))
+        frames, chains = symbols.cached
+        assert frames <= 3 and chains <= 2
+    assert symbols.chain(1, (0x1000,)) == (symbols.frame(1, 0x1000),)
 
 
 def test_process_start_time_of_self_and_of_nothing() -> None:
