@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
+import io
 import signal
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
-from perftop.config import FORMATS, STACK_MODES, Config, SamplerConfig
+from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
 from perftop.events import EVENTS
+from perftop.export_file import ExportError, encode, open_export
+from perftop.exports import ProfileMeta
+from perftop.model import Snapshot, StackSample
 from perftop.sources.base import SnapshotSource, SourceError
 
 EXIT_USAGE = 2
@@ -102,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N intervals (batch; default: until interrupted)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="text", help="batch output format")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="batch output format; folded, speedscope and pprof are written at exit",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -158,6 +167,8 @@ def parse_config(argv: Sequence[str]) -> Config:
     args = build_parser().parse_args(argv)
     if args.event not in EVENTS:
         raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
+    if args.format in PROFILE_FORMATS and args.output is None:
+        raise UsageError(f"--format {args.format} writes a file: name it with -o FILE")
     if args.output is not None:
         _check_output_path(args.output, args.force)
     if args.record is not None:
@@ -204,10 +215,7 @@ def _check_output_path(path: Path, force: bool) -> None:
 
 def open_output(path: Path, force: bool) -> TextIO:
     """Open without following a symlink, and without replacing a file unless asked."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_TRUNC if force else os.O_EXCL
-    fd = os.open(path, flags, 0o644)
-    return os.fdopen(fd, "w", encoding="utf-8")
+    return io.TextIOWrapper(open_export(path, overwrite=force), encoding="utf-8")
 
 
 class _Stop(BaseException):  # not Exception: must not be mistaken for a compile failure
@@ -240,10 +248,16 @@ def open_source(config: Config) -> SnapshotSource:
     return BccSource(config.sampler)
 
 
-def run_batch(config: Config, source: SnapshotSource, stream: TextIO) -> int:
+def run_batch(
+    config: Config, source: SnapshotSource, stream: TextIO, profile: BinaryIO | None = None
+) -> int:
+    """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
+    pprof profile of every interval goes to `profile` (already opened, so a bad path fails
+    before sampling starts rather than after it)."""
     from perftop.output import FoldedAccumulator, format_json, format_text
 
     folded = FoldedAccumulator()
+    whole_run = WholeRun()
     recorder = None
     if config.record_path is not None:
         from perftop.recording import RecordingWriter
@@ -262,8 +276,10 @@ def run_batch(config: Config, source: SnapshotSource, stream: TextIO) -> int:
                 stream.write(format_json(snapshot))
             elif config.output_format == "text":
                 stream.write(format_text(snapshot, config.top) + "\n")
-            else:
+            elif config.output_format == "folded":
                 folded.add(snapshot.stacks)
+            else:
+                whole_run.add(snapshot)
             stream.flush()
     except (KeyboardInterrupt, _Stop):
         pass
@@ -273,7 +289,35 @@ def run_batch(config: Config, source: SnapshotSource, stream: TextIO) -> int:
         if config.output_format == "folded":
             folded.write(stream)
             stream.flush()
+        if profile is not None:
+            profile.write(whole_run.encode(config.output_format))
+            profile.flush()
     return 0
+
+
+class WholeRun:
+    """Every interval's stacks merged, for a profile of the whole run."""
+
+    def __init__(self) -> None:
+        self.stacks: tuple[StackSample, ...] = ()
+        self.meta: ProfileMeta | None = None
+
+    def add(self, snapshot: Snapshot) -> None:
+        from perftop.aggregate import merge_stacks
+
+        if self.meta is None:
+            self.meta = ProfileMeta(
+                event=snapshot.event,
+                frequency_hz=snapshot.frequency_hz,
+                start_time=snapshot.timestamp - snapshot.interval_s,
+            )
+        self.meta = replace(self.meta, duration_s=self.meta.duration_s + snapshot.interval_s)
+        # Merged each interval, so memory follows the distinct stacks, not the run's length.
+        self.stacks = merge_stacks((*self.stacks, *snapshot.stacks))
+
+    def encode(self, export_format: str) -> bytes:
+        meta = self.meta or ProfileMeta()
+        return encode(export_format, self.stacks, meta, name=f"perftop {meta.event}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _stop_on_signal)
     source: SnapshotSource | None = None
     stream: TextIO = sys.stdout
+    profile: BinaryIO | None = None
     try:
         if not config.batch:
             from perftop.ttyfds import terminal_for_screen_only
@@ -311,9 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finally:
                     source.close()  # before fds 1 and 2 are handed back to the terminal
         source = open_source(config)
-        if config.output_path is not None:
+        if config.output_path is not None and config.output_format in PROFILE_FORMATS:
+            profile = open_export(config.output_path, overwrite=config.output_force)
+        elif config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)
-        return run_batch(config, source, stream)
+        return run_batch(config, source, stream, profile)
+    except ExportError as error:
+        print(f"perftop: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except SourceError as error:
         print(f"perftop: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -330,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             source.close()
         if stream is not sys.stdout:
             stream.close()
+        if profile is not None:
+            profile.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from pathlib import Path
 from perftop.events import DEFAULT_EVENT
 
 STACK_MODES = ("both", "kernel", "user")
-FORMATS = ("text", "json", "folded")
+FORMATS = ("text", "json", "folded", "speedscope", "pprof")
+# Formats that are one profile of the whole run, written to -o FILE at exit.
+PROFILE_FORMATS = ("speedscope", "pprof")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.worker import get_current_worker
 
+from perftop.aggregate import filter_stacks
+from perftop.export_file import write_export
+from perftop.exports import ProfileMeta
 from perftop.model import Snapshot
 from perftop.recording import RecordingError, RecordingWriter
 from perftop.sanitize import printable
@@ -36,7 +39,9 @@ from perftop.ui.messages import RecordingFailed, SnapshotReady, SourceEnded, Sou
 from perftop.ui.terminal import terminal_gone
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.event_picker import EventPicker
+from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
+from perftop.ui.widgets.flame_view import FlameScreen
 from perftop.ui.widgets.help_screen import HelpScreen
 from perftop.ui.widgets.process_table import ProcessTable
 from perftop.viewmodel import (
@@ -46,6 +51,7 @@ from perftop.viewmodel import (
     DecayingAccumulation,
     ViewOptions,
     cycle_sort,
+    filtered_snapshot,
     next_frequency,
     next_stack_mode,
     parse_pid_list,
@@ -57,6 +63,36 @@ EXIT_NO_TERMINAL = 2
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_DEADLINE_S = 10.0
 NOT_IN_REPLAY = "not available in a replay"
+TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
+
+
+def current_view(shown: tuple[Snapshot, Snapshot], options: ViewOptions) -> Snapshot:
+    """What the tables show: the interval or the accumulation, after the PID and text filters,
+    with only the zoomed process's stacks when zoomed. The flame graph draws it; `x` writes it."""
+    base = shown[1] if options.accumulated else shown[0]
+    view = filtered_snapshot(base, options.pids, options.text_filter)
+    if options.zoom_pid is None:
+        return view
+    stacks = filter_stacks(view.stacks, pids=(options.zoom_pid,))
+    return replace(
+        view,
+        stacks=stacks,
+        samples=sum(stack.samples for stack in stacks),
+        processes=tuple(p for p in view.processes if p.pid == options.zoom_pid),
+    )
+
+
+def zoomed_comm(view: Snapshot | None, options: ViewOptions) -> str:
+    if view is None or options.zoom_pid is None:
+        return ""
+    return next((p.comm for p in view.processes if p.pid == options.zoom_pid), "")
+
+
+def view_subject(view: Snapshot | None, options: ViewOptions) -> str:
+    """What the view is of, in a few words: `all processes` or `PID 42 nginx`."""
+    if options.zoom_pid is None:
+        return "all processes"
+    return f"PID {options.zoom_pid} {printable(zoomed_comm(view, options), 24)}".rstrip()
 
 
 class PerftopApp(App[None]):
@@ -91,6 +127,7 @@ class PerftopApp(App[None]):
         self._shown: tuple[Snapshot, Snapshot] | None = None  # what the frozen screen shows
         self._frequency = source.frequency_hz
         self._ended = False
+        self._flame: FlameScreen | None = None
         self.snapshots_received = 0  # handled SnapshotReady messages (tests pace sources on it)
         self._watch_terminal = watch_terminal
         self._early_signals = early_signals if early_signals is not None else []
@@ -205,6 +242,20 @@ class PerftopApp(App[None]):
 
     def _render_view(self) -> None:
         self.dashboard.show(self._shown, self.options, ended=self._ended)
+        if self._flame is not None:
+            self._show_flame(self._flame)
+
+    def _show_flame(self, flame: FlameScreen) -> None:
+        view = current_view(self._shown, self.options) if self._shown is not None else None
+        flame.show(
+            view,
+            self._shown[0] if self._shown is not None else None,
+            self.options,
+            live=self.source.live,
+            ended=self._ended,
+            subject=view_subject(view, self.options),
+            zoom_comm=zoomed_comm(view, self.options),
+        )
 
     @on(ProcessTable.ZoomRequested)
     def _zoom(self, message: ProcessTable.ZoomRequested) -> None:
@@ -229,6 +280,12 @@ class PerftopApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filters":
             return self.options.filtered
+        if action in TABLE_ACTIONS:
+            # The tables are hidden under the flame graph: sorting them there would be invisible.
+            return self._flame is None
+        if action in ("flame", "export"):
+            # Not from a dialog or the help: they would open on top of it.
+            return self.screen is self.screen_stack[0] or self.screen is self._flame
         return True
 
     def action_quit(self) -> None:  # type: ignore[override]  # Textual's is async; exit is not
@@ -243,6 +300,44 @@ class PerftopApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_flame(self) -> None:
+        if self._flame is not None:
+            if self.screen is self._flame:
+                self._flame.dismiss(None)
+            return
+        flame = self._flame = FlameScreen()
+
+        def closed(_: None) -> None:
+            self._flame = None
+
+        self.push_screen(flame, closed)
+        self._show_flame(flame)
+
+    def action_export(self) -> None:
+        if self._shown is None:
+            self.notify("nothing to export yet: no interval has arrived", timeout=4)
+            return
+        view = current_view(self._shown, self.options)
+        subject = view_subject(view, self.options)
+        what = "accumulated (decaying)" if self.options.accumulated else "last interval"
+        meta = ProfileMeta(
+            event=view.event,
+            frequency_hz=view.frequency_hz,
+            duration_s=view.interval_s,
+            start_time=view.timestamp - view.interval_s,
+        )
+        name = f"perftop {printable(view.event, 24)}: {subject}, {what}"
+
+        def write(export_format: str, path: Path, overwrite: bool) -> int:
+            return write_export(
+                path, export_format, view.stacks, meta, overwrite=overwrite, name=name
+            )
+
+        summary = f"{subject}, {what}: {view.samples:,} samples in {len(view.stacks):,} stacks"
+        if self.options.pids or self.options.text_filter:
+            summary += " (filtered)"
+        self.push_screen(ExportDialog(summary, write))
 
     def action_sort_next(self) -> None:
         self._cycle_sort(1)

@@ -52,7 +52,16 @@ APP_KEYS: tuple[Key, ...] = (
         "/",
     ),
     Key("escape", "clear_filters", "Clear", "Clear the PID and text filters and the zoom", "Esc"),
+    Key("f", "flame", "Flame", "Flame graph of the current view (f again: the tables)", "f"),
     Key("space", "toggle_pause", "Pause", "Freeze the display (sampling goes on)", "space"),
+    # Last in the footer: at 80 columns the tables' footer has no room left for it.
+    Key(
+        "x",
+        "export",
+        "Export",
+        "Save the view to a file: folded stacks, speedscope or pprof",
+        "x",
+    ),
     Key(
         "a",
         "toggle_accumulate",
@@ -77,6 +86,10 @@ PANE_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓ PgUp PgDn", "move the selection; the call-stack pane follows it"),
     ("Enter", "in the call-stack pane: fold or unfold a branch"),
     ("click", "on a column title: sort by it (again: reverse)"),
+    ("← → ↑ ↓", "in the flame graph: the frame beside, its caller, its hottest callee"),
+    ("Enter", "in the flame graph: zoom into the selected frame"),
+    ("Esc", "in the flame graph: zoom out one level; at the top, back to the tables"),
+    ("click", "in the flame graph: select a frame (double click: zoom into it)"),
     ("ctrl+p", "command palette: every action by name"),
 )
 

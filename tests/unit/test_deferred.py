@@ -29,6 +29,7 @@ def test_processes_from_psutil_until_the_program_is_ready_then_the_real_source()
     assert early.notices == (LOADING_NOTICE,)
     assert all(process.info.cpu_percent >= 0 for process in early.processes)
     release.set()
+    assert source._ready.wait(5)  # the builder has handed the real source over
     assert source.next_snapshot() == recorded[0]
     assert real.calls == [("pid_filter", (1,))]
     source.close()
