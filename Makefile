@@ -31,11 +31,13 @@ test: lint tests/.cache/speedscope-file-format-schema.json
 tests/.cache/speedscope-file-format-schema.json:
 	@scripts/fetch-speedscope-schema.sh $@
 
+# About 14 minutes; writes bench/RESULTS.md. ARGS='--only startup,soak' runs some of them.
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(ARGS)
 
+# perftop's RSS and fds over 10 minutes of process churn; ARGS='--minutes 60' for longer.
 soak: setup
-	$(PY) bench/soak.py
+	$(PY) bench/soak.py $(ARGS)
 
 screenshots: setup
 	$(PY) scripts/make_screenshots.py

@@ -1,0 +1,134 @@
+"""Start-up: time from spawning the TUI on a 120x40 pty to its first painted screen, and to the
+first screen with profile data, against `perf top -g` started the same way.
+
+Both CPUs are kept busy by two copies of bench/stackgen.c, so the first BPF interval has samples.
+The bench reads the pty itself and timestamps every chunk the program writes:
+- first screen: perftop's footer (the last line of its first frame); perf top's header line;
+- first data: perftop's status line with a non-zero sample rate (processes from psutil may show
+  earlier, with 0 samples/s); perf top's first percentage row.
+The compile time is measured in the same run: a fresh Python builds perftop's BccSource (import
+bcc, compile, load, attach) under the same load.
+
+Targets: <= 0.5 s to the first screen; first data <= compile time + 1 interval (1 s).
+Run: `.venv/bin/python bench/startup.py [--runs 3]` (part of `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import (
+    PERFTOP,
+    ROOT,
+    Figure,
+    Group,
+    PtyProcess,
+    add_json_argument,
+    all_met,
+    build,
+    exit_cleanly_on_signals,
+    median,
+    print_figures,
+    start_stackgen,
+    write_figures,
+)
+
+INTERVAL_S = 1.0
+TIMEOUT_S = 60.0
+# (first screen, first data) in the bytes each program writes.
+PERFTOP_MARKERS = (rb"Quit", rb"(?<![\d,])[1-9][\d,]* samples/s")
+PERF_TOP_MARKERS = (rb"Samples", rb"\d\.\d\d%")
+COMPILE = """
+import time
+started = time.monotonic()
+from perftop.config import SamplerConfig
+from perftop.sources.bcc import BccSource
+source = BccSource(SamplerConfig())
+print(time.monotonic() - started)
+source.close()
+"""
+
+
+def time_to_screens(
+    argv: list[str], markers: tuple[bytes, bytes], name: str
+) -> tuple[float, float]:
+    with PtyProcess(argv) as terminal:
+        screen = terminal.wait_for(markers[0], timeout=TIMEOUT_S)
+        data = terminal.wait_for(markers[1], timeout=TIMEOUT_S)
+        if screen is None or data is None:
+            tail = terminal.output()[-2000:]
+            raise RuntimeError(f"{name}: no {'screen' if screen is None else 'data'}: {tail!r}")
+        return screen - terminal.started, data - terminal.started
+
+
+def compile_seconds() -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILE], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.split()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=3, help="start-ups of each program")
+    parser.add_argument("--chains", type=int, default=1000, help="stackgen call chains")
+    add_json_argument(parser)
+    args = parser.parse_args()
+    exit_cleanly_on_signals()
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    compiles: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, Group() as group:
+        stackgen = build("stackgen.c", Path(tmp))
+        start_stackgen(group, stackgen, args.chains, copies=2)
+        time.sleep(1.0)
+        print(f"{'run':<10} {'first screen s':>14} {'first data s':>12}")
+        for _ in range(args.runs):
+            compiles.append(compile_seconds())
+            print(f"{'compile':<10} {'':>14} {compiles[-1]:>12.3f}", flush=True)
+            ours.append(time_to_screens(PERFTOP, PERFTOP_MARKERS, "perftop"))
+            print(f"{'perftop':<10} {ours[-1][0]:>14.3f} {ours[-1][1]:>12.3f}", flush=True)
+            theirs.append(
+                time_to_screens(["perf", "top", "-g", "-F", "99"], PERF_TOP_MARKERS, "perf top")
+            )
+            print(f"{'perf top':<10} {theirs[-1][0]:>14.3f} {theirs[-1][1]:>12.3f}", flush=True)
+    compile_s = median(compiles)
+    data_target = compile_s + INTERVAL_S
+    first_screen = median([screen for screen, _ in ours])
+    first_data = median([data for _, data in ours])
+    note = f"median of {args.runs}, pty 120x40, 2 CPUs busy"
+    figures = [
+        Figure(
+            name="start-up: first painted screen",
+            unit="s",
+            perftop=first_screen,
+            peer_name="perf top -g",
+            peer=median([screen for screen, _ in theirs]),
+            target="<= 0.5 s",
+            met=first_screen <= 0.5,
+            note=note + f"; worst {max(screen for screen, _ in ours):.3f} s",
+        ),
+        Figure(
+            name="start-up: first profile data",
+            unit="s",
+            perftop=first_data,
+            peer_name="perf top -g",
+            peer=median([data for _, data in theirs]),
+            target=f"<= compile + 1 interval = {data_target:.2f} s",
+            met=first_data <= data_target,
+            note=note + f"; compile (import bcc, compile, attach) {compile_s:.2f} s",
+        ),
+    ]
+    print(f"\nstart-up: {note}; compile {compile_s:.2f} s (median)")
+    print_figures(figures)
+    write_figures(args.json, figures)
+    return 0 if all_met(figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Steady state on a busy machine: perftop's own CPU against `perf top -g` at the same frequency,
+and the bytes it writes to its terminal (the cost of watching over SSH) against `top -d 1` and
+`perf top -g`.
+
+Two copies of bench/stackgen.c keep both CPUs busy with many distinct call chains. Each program
+runs alone, one after the other under the same load, in a real terminal: a tmux pane of 120x40
+with TERM=xterm-256color. Once it shows data and has warmed up, for 30 s:
+- CPU: user + system time of its whole process tree (children included) from /proc/PID/stat;
+- traffic: everything it writes to its terminal, copied by `tmux pipe-pane -O` into a file.
+perftop and perf top -g run at 99 Hz and at 999 Hz; the traffic figure is at 99 Hz, perftop's
+default.
+
+Targets: perftop's CPU <= perf top -g's at each frequency (ratio <= 1.0); perftop's bytes per
+second <= top's.
+Run: `.venv/bin/python bench/steady_state.py [--seconds 30]` (part of `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchlib import (
+    PERFTOP,
+    Figure,
+    Group,
+    TmuxPane,
+    add_json_argument,
+    all_met,
+    build,
+    exit_cleanly_on_signals,
+    print_figures,
+    start_stackgen,
+    tree_cpu_seconds,
+    write_figures,
+)
+
+# What each screen shows once it has profile data, not just a frame (perftop's processes from
+# psutil, before the BPF program is ready, come with 0 samples/s).
+PERFTOP_READY = re.compile(r"(?<![\d,])[1-9][\d,]* samples/s")
+PERF_TOP_READY = re.compile(r"Samples: +[1-9]")
+TOP_READY = re.compile(r"^top - ", re.MULTILINE)
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Steady:
+    cpu_percent: float  # of one CPU
+    bytes_per_second: float
+
+
+def wait_until_ready(pane: TmuxPane, ready: re.Pattern[str], name: str) -> float:
+    """Seconds until `ready` is on the screen; raises when the program dies or never gets there."""
+    started = time.monotonic()
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        if not pane.alive():
+            raise RuntimeError(f"{name} exited before showing data")
+        if ready.search(pane.screen()):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} showed no data within {READY_TIMEOUT_S:.0f} s:\n{pane.screen()}")
+
+
+def measure(
+    name: str, argv: list[str], ready: re.Pattern[str], workdir: Path, args: argparse.Namespace
+) -> Steady:
+    capture = workdir / "terminal.out"
+    capture.unlink(missing_ok=True)
+    with TmuxPane(argv) as pane:
+        wait_until_ready(pane, ready, name)
+        time.sleep(args.warmup)
+        pane.pipe_to(capture)
+        cpu_before, started = tree_cpu_seconds(pane.pid), time.monotonic()
+        time.sleep(args.seconds)
+        cpu_after, ended = tree_cpu_seconds(pane.pid), time.monotonic()
+        pane.stop_piping()
+        if not pane.alive():
+            raise RuntimeError(f"{name} exited during the measurement")
+    time.sleep(0.2)  # the pipe's cat writes out what it still holds
+    written = capture.stat().st_size if capture.exists() else 0
+    steady = Steady(
+        100.0 * (cpu_after - cpu_before) / (ended - started), written / (ended - started)
+    )
+    print(f"{name:<22} {steady.cpu_percent:>8.2f} {steady.bytes_per_second:>12,.0f}", flush=True)
+    return steady
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured steady state")
+    parser.add_argument("--warmup", type=float, default=5.0, help="after the first data")
+    parser.add_argument("--chains", type=int, default=1000, help="stackgen call chains")
+    parser.add_argument("--freqs", default="99,999", help="comma-separated Hz; the first: traffic")
+    add_json_argument(parser)
+    args = parser.parse_args()
+    exit_cleanly_on_signals()
+    frequencies = [int(hz) for hz in args.freqs.split(",")]
+    ours: dict[int, Steady] = {}
+    theirs: dict[int, Steady] = {}
+    with tempfile.TemporaryDirectory() as tmp, Group() as group:
+        workdir = Path(tmp)
+        stackgen = build("stackgen.c", workdir)
+        start_stackgen(group, stackgen, args.chains, copies=2)
+        time.sleep(1.0)
+        print(f"{'program':<22} {'CPU %':>8} {'bytes/s':>12}")
+        for hz in frequencies:
+            ours[hz] = measure(
+                f"perftop -F {hz}", [*PERFTOP, "-F", str(hz)], PERFTOP_READY, workdir, args
+            )
+            argv = ["perf", "top", "-g", "-F", str(hz)]
+            theirs[hz] = measure(f"perf top -g -F {hz}", argv, PERF_TOP_READY, workdir, args)
+        top = measure("top -d 1", ["top", "-d", "1"], TOP_READY, workdir, args)
+    setting = (
+        f"{args.seconds:.0f} s after warm-up, 2 CPUs busy (2x stackgen {args.chains} chains), "
+        "tmux 120x40"
+    )
+    figures = [
+        Figure(
+            name=f"own CPU at {hz} Hz, TUI",
+            unit="% of a CPU",
+            perftop=ours[hz].cpu_percent,
+            peer_name="perf top -g",
+            peer=theirs[hz].cpu_percent,
+            target="ratio <= 1.0",
+            met=ours[hz].cpu_percent <= theirs[hz].cpu_percent,
+            note=setting,
+        )
+        for hz in frequencies
+    ]
+    hz = frequencies[0]
+    figures += [
+        Figure(
+            name=f"terminal traffic at {hz} Hz",
+            unit="bytes/s",
+            perftop=ours[hz].bytes_per_second,
+            peer_name="top -d 1",
+            peer=top.bytes_per_second,
+            target="<= top's",
+            met=ours[hz].bytes_per_second <= top.bytes_per_second,
+            note=setting + ", TERM=xterm-256color",
+        ),
+        Figure(
+            name=f"terminal traffic at {hz} Hz",
+            unit="bytes/s",
+            perftop=ours[hz].bytes_per_second,
+            peer_name="perf top -g",
+            peer=theirs[hz].bytes_per_second,
+            note=setting + ", TERM=xterm-256color",
+        ),
+    ]
+    print(f"\nsteady state: {setting}")
+    print_figures(figures)
+    write_figures(args.json, figures)
+    return 0 if all_met(figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
