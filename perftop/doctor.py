@@ -45,16 +45,36 @@ def check_bpf_syscall() -> Check:
     fd = libc.syscall(number, BPF_MAP_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd < 0:
         code = ctypes.get_errno()
-        remedy = "run as root" if code in (errno.EPERM, errno.EACCES) else "a kernel with BPF"
-        return Check("bpf syscall", "FAIL", os.strerror(code), remedy)
+        return Check("bpf syscall", "FAIL", os.strerror(code), _refused_remedy(code, "bpf"))
     os.close(fd)
     return Check("bpf syscall", "ok", "BPF maps can be created")
 
 
-def check_bcc() -> Check:
-    from perftop.sources.bcc import bcc_available
+def _refused_remedy(code: int, syscall: str) -> str:
+    """What to do when the kernel refuses `syscall`: privileges help only when they are missing;
+    with them, something above perftop (a seccomp profile, an LSM) forbids the call."""
+    if code not in (errno.EPERM, errno.EACCES):
+        return "a kernel with BPF and perf events"
+    if privilege_summary()[0]:
+        return (
+            f"{syscall}() is refused despite the privileges: a seccomp profile or LSM forbids it "
+            f"(in a container, allow bpf and perf_event_open, or run perftop on the host)"
+        )
+    return "run as root (or grant CAP_BPF,CAP_PERFMON)"
 
-    problem = bcc_available()
+
+def _bcc_import_problem() -> str | None:
+    """Why perftop's BCC module cannot be imported. python3-bpfcc loads libbcc with ctypes at
+    import time, so a missing or broken libbcc raises OSError rather than ImportError."""
+    try:
+        from perftop.sources.bcc import bcc_available
+    except (ImportError, OSError) as error:
+        return f"BCC cannot be loaded ({error}): reinstall python3-bpfcc and libbpfcc"
+    return bcc_available()
+
+
+def check_bcc() -> Check:
+    problem = _bcc_import_problem()
     if problem:
         return Check("bcc", "FAIL", problem, "apt-get install python3-bpfcc (or `make setup`)")
     return Check("bcc", "ok", "python3-bpfcc imports")
@@ -83,6 +103,17 @@ def check_paranoid() -> Check:
     return Check("perf_event_paranoid", "ok", f"{value} ({note})")
 
 
+def kptr_remedy(kptr_restrict: int | None, perf_event_paranoid: int | None) -> str:
+    """How to make /proc/kallsyms show addresses to perftop (kernel/kallsyms.c,
+    kallsyms_show_value): at 2 to nobody; at 1 to CAP_SYSLOG; at 0 to CAP_SYSLOG, or to
+    everyone when perf_event_paranoid <= 1."""
+    if kptr_restrict is not None and kptr_restrict >= 2:
+        return "sysctl kernel.kptr_restrict=1 (at 2 even root sees no kernel addresses)"
+    if kptr_restrict == 0 and (perf_event_paranoid is None or perf_event_paranoid > 1):
+        return "grant CAP_SYSLOG (root has it), or sysctl kernel.perf_event_paranoid=1"
+    return "grant CAP_SYSLOG (root has it)"
+
+
 def check_kptr_restrict() -> Check:
     value = _read_int("/proc/sys/kernel/kptr_restrict")
     from perftop.symbols import KernelSymbols
@@ -92,24 +123,34 @@ def check_kptr_restrict() -> Check:
             "kptr_restrict",
             "warn",
             f"{value}: kernel addresses are hidden, kernel frames cannot be named",
-            "sysctl kernel.kptr_restrict=0 (or run as root with CAP_SYSLOG)",
+            kptr_remedy(value, _read_int("/proc/sys/kernel/perf_event_paranoid")),
         )
     return Check("kptr_restrict", "ok", f"{value}: kernel symbols readable")
 
 
 def check_events() -> list[Check]:
-    from perftop.events import EVENTS
-    from perftop.sources.bcc import bcc_available, probe_event
+    from perftop.events import EVENTS, FALLBACK_EVENT
 
-    if bcc_available():
+    if _bcc_import_problem():
         return [Check("events", "n/a", "BCC missing: events not probed")]
+    from perftop.sources.bcc import probe_event
+
     checks = []
     for name, event in EVENTS.items():
         reason = probe_event(event)
         if reason is None:
             checks.append(Check(f"event {name}", "ok", event.description))
+        elif name == FALLBACK_EVENT:
+            # The event every other one falls back to: without it perftop samples nothing.
+            refused = reason in (os.strerror(errno.EPERM), os.strerror(errno.EACCES))
+            remedy = (
+                _refused_remedy(errno.EPERM, "perf_event_open")
+                if refused
+                else "a kernel with perf events (CONFIG_PERF_EVENTS)"
+            )
+            checks.append(Check(f"event {name}", "FAIL", reason, remedy))
         else:
-            checks.append(Check(f"event {name}", "n/a", reason, "use -e cpu-clock"))
+            checks.append(Check(f"event {name}", "n/a", reason, f"use -e {FALLBACK_EVENT}"))
     return checks
 
 
@@ -129,14 +170,32 @@ def run_doctor(stream: TextIO) -> int:
     from perftop.capture import captured_fds
 
     failed = False
-    for check_function in CHECKS:
-        with captured_fds():  # libbcc's perror() output would interleave with the report
-            result = check_function()
-        for check in result if isinstance(result, list) else [result]:
-            failed |= check.status == "FAIL"
-            line = f"[{check.status:^4}] {check.name}: {check.detail}"
-            if check.remedy and check.status != "ok":
-                line += f"  -> {check.remedy}"
-            stream.write(line + "\n")
-    stream.write("perftop can sample here\n" if not failed else "perftop cannot sample here yet\n")
+    try:
+        for check_function in CHECKS:
+            with captured_fds():  # libbcc's perror() output would interleave with the report
+                result = check_function()
+            for check in result if isinstance(result, list) else [result]:
+                failed |= check.status == "FAIL"
+                line = f"[{check.status:^4}] {check.name}: {check.detail}"
+                if check.remedy and check.status != "ok":
+                    line += f"  -> {check.remedy}"
+                stream.write(line + "\n")
+        stream.write(
+            "perftop can sample here\n" if not failed else "perftop cannot sample here yet\n"
+        )
+        stream.flush()
+    except BrokenPipeError:
+        # The reader left (`perftop doctor | head -1`): nobody is listening, so no traceback;
+        # and the interpreter's own flush at exit must not fail on the same pipe again.
+        _discard_output(stream)
+        return 1
     return 1 if failed else 0
+
+
+def _discard_output(stream: TextIO) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

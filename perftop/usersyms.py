@@ -3,12 +3,18 @@
 Files are opened through `/proc/PID/map_files/`, which reaches exactly the file that is mapped
 even when it was deleted or replaced since, or lives in another mount namespace (a container
 with its own libraries); `/proc/PID/root/PATH` is the fallback.
+
+Without root the kernel guards each of these (checked on 6.x): /proc/PID/maps of another user's
+process needs CAP_PERFMON, its /proc/PID/root CAP_SYS_PTRACE, and map_files CAP_CHECKPOINT_RESTORE
+(or CAP_SYS_ADMIN) plus, for another user's process, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
+A refusal is reported as such, never as "process gone" or "deleted".
 """
 
 from __future__ import annotations
 
 import bisect
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +25,10 @@ from perftop.perfmap import PerfMapReader
 from perftop.symbols import (
     REASON_GONE,
     REASON_JIT,
+    REASON_MAP_FILES_DENIED,
+    REASON_MAPS_DENIED,
     REASON_NOT_MAPPED,
+    REASON_ROOT_DENIED,
     REASON_STRIPPED,
     REASON_UNREADABLE,
     Resolution,
@@ -40,10 +49,13 @@ class Mapping:
 
 
 def read_maps(pid: int | str) -> list[Mapping] | None:
-    """The executable mappings of a process, by start address; None when it is gone."""
+    """The executable mappings of a process, by start address; None when it is gone.
+    Raises PermissionError when it is there but perftop may not read its maps."""
     try:
         with open(f"/proc/{pid}/maps", "rb") as maps:
             data = maps.read()
+    except PermissionError:
+        raise
     except OSError:
         return None
     mappings = []
@@ -88,17 +100,23 @@ class NativeResolver:
         self._starts: list[int] = []
         self._loaded_at = float("-inf")
         self._tables: dict[Mapping, SymbolTable | None] = {}
+        self._unreachable: dict[Mapping, str] = {}  # why a mapping's file could not be opened
+        self._maps_denied = False
         self._load_maps()
 
     def _load_maps(self) -> None:
         self._loaded_at = time.monotonic()
-        maps = read_maps(self._pid)
+        try:
+            maps, denied = read_maps(self._pid), False
+        except PermissionError:
+            maps, denied = None, True
         if maps is None and self._maps is not None:
             return  # gone since: keep what we knew, its files may still be readable
-        self._maps = maps
+        self._maps, self._maps_denied = maps, denied
         self._starts = [mapping.start for mapping in maps or []]
         live = set(maps or [])
         self._tables = {m: t for m, t in self._tables.items() if m in live}
+        self._unreachable = {m: r for m, r in self._unreachable.items() if m in live}
 
     def _mapping(self, address: int) -> Mapping | None:
         for attempt in range(2):
@@ -119,7 +137,16 @@ class NativeResolver:
         path = mapping.path.removesuffix(DELETED)
         table = self._elf_cache.table(exact, path)
         if table is None:
-            table = self._elf_cache.table(f"/proc/{self._pid}/root{path}", path)
+            inside = f"/proc/{self._pid}/root{path}"
+            # A deleted mapping's path names another file now (an upgrade renamed a new binary
+            # over it): its symbols would be wrong ones, so only map_files may be used.
+            if not mapping.path.endswith(DELETED):
+                table = self._elf_cache.table(inside, path)
+            if table is None and _permission_denied(exact):
+                elsewhere = mapping.path.endswith(DELETED) or not _permission_denied(inside)
+                self._unreachable[mapping] = (
+                    REASON_MAP_FILES_DENIED if elsewhere else REASON_ROOT_DENIED
+                )
         self._tables[mapping] = table
         return table
 
@@ -127,7 +154,8 @@ class NativeResolver:
         mapping = self._mapping(address)
         if mapping is None:
             if self._maps is None:
-                return Resolution(None, address, None, REASON_GONE)
+                gone = REASON_MAPS_DENIED if self._maps_denied else REASON_GONE
+                return Resolution(None, address, None, gone)
             return Resolution(None, address, None, REASON_NOT_MAPPED)
         if (
             mapping.path.startswith("/") and not mapping.path.startswith(ANONYMOUS_FILES)
@@ -137,7 +165,8 @@ class NativeResolver:
             module = mapping.path.removesuffix(DELETED)
             file_offset = address - mapping.start + mapping.offset
             if table is None:
-                return Resolution(None, file_offset, module, REASON_UNREADABLE)
+                unreachable = self._unreachable.get(mapping, REASON_UNREADABLE)
+                return Resolution(None, file_offset, module, unreachable)
             vaddr = table.vaddr_of(file_offset)
             found = table.lookup(vaddr) if vaddr is not None else None
             if found is not None:
@@ -157,6 +186,16 @@ class NativeResolver:
 
     def close(self) -> None:
         self._maps = None
+
+
+def _permission_denied(path: str) -> bool:
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def resolver_factory(elf_cache: ElfCache | None = None) -> Callable[[int], NativeResolver]:
