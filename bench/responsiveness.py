@@ -10,7 +10,7 @@ and the time from the keypress to the first byte of the sort marker's new direct
 or SAMPLES▼, which no periodic refresh can paint) is the latency.
 
 Target: every keypress repainted within 100 ms under the heavy load.
-Run: `.venv/bin/python bench/responsiveness.py [--presses 12]` (part of `make bench`).
+Run: `.venv/bin/python bench/responsiveness.py [--presses 10]` (part of `make bench`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ from perftop.viewmodel import DEFAULT_PROCESS_SORT, PROCESS_COLUMNS
 from perftop.viewmodel.tables import column_by_id
 
 TARGET_MS = 100.0
-TIMEOUT_S = 60.0
+# A heavy load on a shared 2-CPU VM has been seen to take over a minute to the first profile.
+FIRST_DATA_TIMEOUT_S = 180.0
+PRESS_TIMEOUT_S = 30.0
 LAST_CPU = str((os.cpu_count() or 1) - 1)
 
 
@@ -91,23 +93,25 @@ def keypress_latencies(load: Load, presses: int, seed: int) -> list[float]:
     pacing = random.Random(seed)
     latencies = []
     with PtyProcess([*PERFTOP, "-F", str(load.frequency_hz)]) as terminal:
-        if terminal.wait_for(PERFTOP_MARKERS[1], timeout=TIMEOUT_S) is None:
+        if terminal.wait_for(PERFTOP_MARKERS[1], timeout=FIRST_DATA_TIMEOUT_S) is None:
             raise RuntimeError(f"no profile data: {terminal.output()[-2000:]!r}")
         time.sleep(2.0)  # past the first intervals, which read the ELF files
         for press in range(presses):
             time.sleep(pacing.uniform(0.3, 1.1))
             since = terminal.mark()
             sent = terminal.send(b"r")
-            painted = terminal.wait_for(markers[(press + 1) % 2], since=since, timeout=10.0)
+            painted = terminal.wait_for(
+                markers[(press + 1) % 2], since=since, timeout=PRESS_TIMEOUT_S
+            )
             if painted is None:
-                raise RuntimeError(f"press {press + 1} was never repainted")
+                raise RuntimeError(f"press {press + 1} not repainted in {PRESS_TIMEOUT_S:.0f} s")
             latencies.append(1000.0 * (painted - sent))
     return latencies
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--presses", type=int, default=12, help="keypresses per load")
+    parser.add_argument("--presses", type=int, default=10, help="keypresses per load")
     parser.add_argument("--seed", type=int, default=6, help="for the random press times")
     add_json_argument(parser)
     args = parser.parse_args()

@@ -5,7 +5,8 @@ scripts written for issue 6 hand their figures over as JSON (`--json FILE`); the
 accuracy.py and interval_work.py are read from their printed tables. RESULTS.md gets the machine,
 the date, one table of every figure beside its peer from the same run, and each script's full
 output, so no number in it is typed by hand. Before each script, the processes of others that
-were busy on the machine are noted, so a noisy run can be recognised.
+are busy on the machine get up to a minute to finish (`--quiet-wait`), and whatever was still
+busy is noted beside the results, so a noisy run can be recognised.
 
 Exits non-zero when a target is missed or a benchmark fails; RESULTS.md is written either way.
 Run: `make bench` (about 14 minutes), or `.venv/bin/python bench/run_all.py --only startup,soak`.
@@ -14,11 +15,15 @@ Run: `make bench` (about 14 minutes), or `.venv/bin/python bench/run_all.py --on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +48,22 @@ class Benchmark:
     name: str  # the script's stem
     args: tuple[str, ...] = ()
     reports_json: bool = True  # False: figures are parsed from the printed table
+    # Stopped after this long: perf itself has hung for good here, blocked opening a FIFO that
+    # the fault tests left at /tmp/perf-PID.map.
+    timeout_s: float = 600.0
 
 
 BENCHMARKS = (
     Benchmark("steady_state"),
     Benchmark("job_cost"),
-    Benchmark("bpf_cost"),
+    Benchmark("bpf_cost", timeout_s=300.0),
     Benchmark("startup"),
     Benchmark("interval_work", reports_json=False),
     Benchmark("responsiveness"),
     Benchmark("soak", ("--minutes", "2", "--sample", "5")),
-    Benchmark("accuracy", reports_json=False),
+    Benchmark("accuracy", reports_json=False, timeout_s=300.0),
 )
+STOP_GRACE_S = 30.0
 
 
 @dataclass(slots=True)
@@ -67,28 +76,49 @@ class Outcome:
     figures: list[Figure] = field(default_factory=list)
 
 
-def run(benchmark: Benchmark, workdir: Path) -> Outcome:
-    outcome = Outcome(benchmark, strangers=busy_strangers())
+def wait_for_quiet(limit_s: float) -> list[str]:
+    """Wait up to `limit_s` for other people's processes to leave the CPUs; what was still busy
+    when the wait ended (empty on a quiet machine, which never waits)."""
+    deadline = time.monotonic() + limit_s
+    busy = busy_strangers()
+    if busy:
+        print(f"waiting up to {limit_s:.0f} s for a quieter machine: {', '.join(busy)}", flush=True)
+    while busy and time.monotonic() < deadline:
+        time.sleep(4.0)
+        busy = busy_strangers()
+    return busy
+
+
+def run(benchmark: Benchmark, workdir: Path, quiet_wait_s: float = 0.0) -> Outcome:
+    outcome = Outcome(benchmark, strangers=wait_for_quiet(quiet_wait_s))
     argv = [sys.executable, str(BENCH / f"{benchmark.name}.py"), *benchmark.args]
     figures_file = workdir / f"{benchmark.name}.json"
     if benchmark.reports_json:
         argv += ["--json", str(figures_file)]
     print(f"\n=== {benchmark.name} {' '.join(benchmark.args)}".rstrip(), flush=True)
     started = time.monotonic()
-    # Same process group as this one: ^C reaches the script, whose `finally` blocks clean up.
+    # Its own process group, so whatever it started without a session of its own (perf record
+    # in accuracy.py) is stopped with it.
     process = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
-    assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
+    echo = threading.Thread(target=_echo, args=(process, lines), daemon=True)
+    echo.start()
     try:
-        for line in process.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
+        process.wait(benchmark.timeout_s)
+    except subprocess.TimeoutExpired:
+        lines.append(f"\n[run_all: stopped after {benchmark.timeout_s:.0f} s]\n")
+        print(lines[-1], flush=True)
     finally:
-        if process.poll() is None:  # this run is being stopped: the script cleans up on SIGTERM
-            process.terminate()
-        outcome.status = process.wait()
+        _stop(process)  # also on ^C and SIGTERM: the script's own `finally` blocks clean up
+        echo.join(5.0)
+    outcome.status = process.returncode
     outcome.seconds = time.monotonic() - started
     outcome.output = "".join(lines)
     if benchmark.reports_json:
@@ -102,6 +132,27 @@ def run(benchmark: Benchmark, workdir: Path) -> Outcome:
             Figure(benchmark.name, "", None, met=False, note=f"no figures (exit {outcome.status})")
         ]
     return outcome
+
+
+def _echo(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """A script still running: SIGTERM to its group (the scripts clean up on it), then SIGKILL
+    to whatever is left of the group after a grace."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_GRACE_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def accuracy_figures(output: str) -> list[Figure]:
@@ -204,7 +255,7 @@ def markdown(outcomes: list[Outcome], started: datetime.datetime, seconds: float
         others = ", ".join(outcome.strangers) or "none"
         lines.append(
             f"- `{outcome.benchmark.name}`: exit {outcome.status}, {outcome.seconds:.0f} s; "
-            f"other busy processes just before: {others}"
+            f"others' busy processes when it started: {others}"
         )
     for outcome in outcomes:
         command = " ".join([f"bench/{outcome.benchmark.name}.py", *outcome.benchmark.args])
@@ -225,6 +276,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="the Markdown to write")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="before each benchmark, wait up to this long for others' busy processes to end",
+    )
     args = parser.parse_args()
     exit_cleanly_on_signals()
     chosen = BENCHMARKS
@@ -239,7 +297,7 @@ def main() -> int:
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for benchmark in chosen:
-            outcomes.append(run(benchmark, Path(tmp)))
+            outcomes.append(run(benchmark, Path(tmp), args.quiet_wait))
     args.output.write_text(markdown(outcomes, started, time.monotonic() - began))
     failed = [o.benchmark.name for o in outcomes if o.status != 0]
     missed = [f.name for o in outcomes for f in o.figures if f.met is False]

@@ -124,6 +124,7 @@ class _ProcessSymbols:
     resolver: UserResolver
     frames: dict[int, Frame]
     chains: dict[int, tuple[Frame, ...]]  # hash of the addresses -> frames
+    checked: int = 0  # the interval (evict_exited generation) its start time was last compared in
 
 
 class UserSymbols:
@@ -148,6 +149,7 @@ class UserSymbols:
         self._chains_total = 0
         self._start_time = start_time
         self._processes: OrderedDict[int, _ProcessSymbols] = OrderedDict()
+        self._generation = 0  # one per evict_exited call, i.e. per interval
 
     def __len__(self) -> int:
         return len(self._processes)
@@ -164,13 +166,23 @@ class UserSymbols:
 
     def _process(self, pid: int) -> _ProcessSymbols:
         entry = self._processes.get(pid)
+        if entry is not None and entry.checked != self._generation:
+            # First use this interval: the pid may have passed to a new process since the last
+            # evict_exited (which runs after the interval's stacks are symbolized), and the
+            # new program's code must not be named with the old one's symbols.
+            entry.checked = self._generation
+            now = self._start_time(pid)
+            if now is not None and now != entry.start_time:
+                del self._processes[pid]
+                self._forget(entry)
+                entry = None
         if entry is not None:
             self._processes.move_to_end(pid)
             return entry
         while len(self._processes) >= self._max_processes:
             _, oldest = self._processes.popitem(last=False)
             self._forget(oldest)
-        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {}, {})
+        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {}, {}, self._generation)
         self._processes[pid] = entry
         return entry
 
@@ -226,6 +238,7 @@ class UserSymbols:
     def evict_exited(self) -> int:
         """Forget processes that have exited or whose pid now belongs to another process
         (a different start time). Returns how many were dropped."""
+        self._generation += 1
         dropped = 0
         for pid, entry in list(self._processes.items()):
             if entry.start_time is None or self._start_time(pid) != entry.start_time:

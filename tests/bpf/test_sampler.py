@@ -79,7 +79,11 @@ def test_busy_process_pid_comm_and_exact_chain(
 def test_per_cpu_totals_and_idle_apart(source: object, busy_chain: subprocess.Popen[bytes]) -> None:
     snapshot = snapshots(source, 1)[0]
     assert {cpu.cpu for cpu in snapshot.cpus} == set(range(os.cpu_count() or 1))
-    assert sum(cpu.samples for cpu in snapshot.cpus) >= snapshot.samples > 0
+    # The per-CPU totals also hold samples never keyed (filtered out, counts map full). They are
+    # read just after the counts map, not atomically with it: a sample running on another CPU
+    # in between lands in one interval's totals and the next one's counts, hence the slack.
+    slack = 2 * len(snapshot.cpus)
+    assert sum(cpu.samples for cpu in snapshot.cpus) + slack >= snapshot.samples > 0
     assert all(p.pid != 0 for p in snapshot.processes)
     assert 0.5 < snapshot.interval_s < 1.5
 
@@ -118,7 +122,9 @@ def test_kernel_stacks_only_have_no_user_frames(
         snapshots(source, 1)
 
 
-def test_unsupported_event_keeps_the_current_one(source: object) -> None:
+def test_unsupported_event_keeps_the_current_one(
+    source: object, busy_chain: subprocess.Popen[bytes]
+) -> None:
     events = source.events()  # type: ignore[attr-defined]
     assert events["cpu-clock"] is None
     missing = [name for name, reason in events.items() if reason]
@@ -128,16 +134,21 @@ def test_unsupported_event_keeps_the_current_one(source: object) -> None:
     snapshot = snapshots(source, 1)[0]
     assert snapshot.event == "cpu-clock"
     assert any(missing[0] in notice and "cpu-clock" in notice for notice in snapshot.notices)
-    assert snapshots(source, 1)[0].samples > 0
+    assert any(p.pid == busy_chain.pid for p in snapshots(source, 1)[0].processes)
 
 
-def test_switching_event_reattaches_without_recompile(source: object) -> None:
+def test_switching_event_reattaches_without_recompile(
+    source: object, busy_chain: subprocess.Popen[bytes]
+) -> None:
     source.set_event("task-clock")  # type: ignore[attr-defined]
-    snapshots(source, 1)
-    snapshot = snapshots(source, 1)[0]
-    assert snapshot.event == "task-clock" and snapshot.samples > 0
-    source.set_event("cpu-clock")  # type: ignore[attr-defined]
-    snapshots(source, 1)
+    try:
+        snapshots(source, 1)
+        snapshot = snapshots(source, 1)[0]
+        assert snapshot.event == "task-clock"
+        assert any(p.pid == busy_chain.pid for p in snapshot.processes)
+    finally:
+        source.set_event("cpu-clock")  # type: ignore[attr-defined]
+        snapshots(source, 1)
 
 
 def test_short_lived_process_counted_under_comm_and_pid(source: object, chain_binary: Path) -> None:

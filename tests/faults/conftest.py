@@ -27,6 +27,7 @@ PROGRAMS: dict[str, tuple[Path, tuple[str, ...]]] = {
     "jitspin": (C_SOURCES / "jitspin.c", ()),
     "at_pid": (C_SOURCES / "at_pid.c", ()),
     "churn": (C_SOURCES / "churn.c", ()),
+    "pulse": (C_SOURCES / "pulse.c", ()),
 }
 
 
@@ -117,15 +118,19 @@ def _spawner() -> Iterator[Spawn]:
 
 def boost(*pids: int) -> None:
     """Give busy children normal priority again once perftop has compiled: on a loaded
-    machine a child left at nice 19 may get no CPU, hence no samples, at all. (Per thread:
-    on Linux a nice value belongs to a thread.)"""
+    machine a child left at nice 19 may get no CPU, hence no samples, at all."""
     for pid in pids:
+        renice(pid, 0)
+
+
+def renice(pid: int, nice: int) -> None:
+    """Every thread of `pid` to `nice` (on Linux a nice value belongs to a thread)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for thread in threads:
         try:
-            threads = os.listdir(f"/proc/{pid}/task")
+            os.setpriority(os.PRIO_PROCESS, int(thread), nice)
         except OSError:
-            continue
-        for thread in threads:
-            try:
-                os.setpriority(os.PRIO_PROCESS, int(thread), 0)
-            except OSError:
-                pass
+            pass

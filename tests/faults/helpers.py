@@ -47,6 +47,29 @@ def run_perftop(
     )
 
 
+def start_perftop(
+    *args: str, prefix: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """perftop in the background (to overlap compiles, or to act once it has attached)."""
+    return subprocess.Popen(
+        perftop_argv(*args, prefix=prefix),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        cwd=ROOT,
+        env=dict(env) if env is not None else perftop_env(),
+    )
+
+
+def finish(
+    process: subprocess.Popen[str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def setpriv(capabilities: Sequence[str] = (), user: bool = True) -> list[str]:
     """A prefix running the command as nobody (or still uid 0 when `user` is False) with exactly
     these capabilities (names as setpriv spells them: bpf, perfmon, syslog, ...)."""
@@ -140,24 +163,25 @@ def online_cpu_count() -> int:
     return len(online_cpus())
 
 
-def wait_until_attached(pid: int, timeout: float = 90) -> set[int]:
+def _attached(pid: int, cpus: int) -> set[int]:
+    programs = programs_held_by(pid)
+    return programs if programs and perf_event_fds_held_by(pid) >= cpus else set()
+
+
+def wait_until_attached(pid: int, timeout: float = 120) -> set[int]:
     """Wait until `pid` has its program loaded and one perf event open per online CPU; the
     ids of the programs it holds."""
+    return wait_until_any_attached([pid], timeout)[1]
+
+
+def wait_until_any_attached(pids: Sequence[int], timeout: float = 120) -> tuple[int, set[int]]:
+    """The first of `pids` to attach (see wait_until_attached), and its programs."""
     cpus = online_cpu_count()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        programs = programs_held_by(pid)
-        if programs and perf_event_fds_held_by(pid) >= cpus:
-            return programs
+        for pid in pids:
+            programs = _attached(pid, cpus)
+            if programs:
+                return pid, programs
         time.sleep(0.1)
-    raise AssertionError(f"perftop {pid} did not attach within {timeout} s")
-
-
-def wait_gone(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> float:
-    """Seconds until the process exited; fails after `timeout`."""
-    started = time.monotonic()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"still running {timeout} s later") from None
-    return time.monotonic() - started
+    raise AssertionError(f"none of perftop {list(pids)} attached within {timeout} s")

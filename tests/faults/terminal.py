@@ -49,7 +49,6 @@ class PtyProcess:
         cwd: str | None = None,
         size: tuple[int, int] = (120, 40),
         block_sighup: bool = False,
-        nice: int = 0,
     ) -> None:
         self.master, self.follower = os.openpty()
         columns, rows = size
@@ -60,8 +59,6 @@ class PtyProcess:
 
         def become_terminal_owner() -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            if nice:
-                os.nice(nice)
             if block_sighup:
                 # Like a hang-up that sends no signal (or one that cannot be delivered): only
                 # the terminal itself says it is gone.

@@ -26,13 +26,12 @@ from perftop.recording import read_recording
 from perftop.symbols import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
-    NOBODY,
     doctor_lines,
-    perftop_argv,
-    perftop_env,
+    finish,
     run_perftop,
     setpriv,
-    wait_until_attached,
+    start_perftop,
+    wait_until_any_attached,
 )
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -58,9 +57,6 @@ class Run:
             if frame.kernel == kernel
         }
 
-    def symbols(self, pid: int) -> set[str]:
-        return {frame.symbol for frame in self.frames(pid, kernel=False)}
-
 
 @dataclass
 class World:
@@ -72,28 +68,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def headers_for_nobody() -> Iterator[tuple[list[str], Path]]:
-    """(a command prefix, the headers path it provides) for unprivileged runs. perftop's merged
-    cache is root's alone (see test_merged_headers_usable_without_root): the prefix bind-mounts
-    it at a path nobody can reach, in a mount namespace of that perftop process only."""
-    from perftop.headers import CACHE_ROOT, locate_headers
-
-    headers = locate_headers().path
-    if not headers.resolve().is_relative_to(CACHE_ROOT):
-        yield [], headers
-        return
-    mount_point = Path(tempfile.mkdtemp(prefix="perftop-headers-"))
-    mount_point.chmod(0o755)
-    script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-    prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-    yield [*prefix, str(headers), str(mount_point)], mount_point
-    mount_point.rmdir()
-
-
-@pytest.fixture(scope="module")
-def world(
-    module_spawn: Spawn, programs: Programs, headers_for_nobody: tuple[list[str], Path]
-) -> Iterator[World]:
+def world(module_spawn: Spawn, programs: Programs) -> Iterator[World]:
     chain = programs["perftop_chain"]
     doomed = chain.with_name("perftop_replaced")
     shutil.copy(chain, doomed)
@@ -107,32 +82,24 @@ def world(
     pids = ",".join(str(process.pid) for process in (own, other, replaced, kernel))
     out = Path(tempfile.mkdtemp(prefix="perftop-least-"))
     os.chown(out, 65534, 65534)
-    mount_headers, headers = headers_for_nobody
-    env = perftop_env(BCC_KERNEL_SOURCE=str(headers))
     started = {}
     for capabilities in (MINIMAL, WITH_SYMBOLS, RECOMMENDED):  # concurrently: compiles overlap
         recording = out / f"{'-'.join(capabilities)}.jsonl"
         args = ["--batch", "--format", "json", "-n", "4", "-d", "0.5", "-p", pids]
-        process = subprocess.Popen(
-            perftop_argv(
-                *args, "--record", str(recording), prefix=[*mount_headers, *setpriv(capabilities)]
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
+        # No BCC_KERNEL_SOURCE: perftop finds the headers (root's merged tree) itself.
+        process = start_perftop(*args, "--record", str(recording), prefix=setpriv(capabilities))
         started[capabilities] = (process, recording)
-    for process, _ in started.values():
-        wait_until_attached(process.pid)
+    # Sampling starts with the first run to attach; the others may still be compiling.
+    wait_until_any_attached([process.pid for process, _ in started.values()])
     boost(own.pid, other.pid, replaced.pid, kernel.pid)
     runs = {}
     for capabilities, (process, recording) in started.items():
-        stdout, stderr = process.communicate(timeout=180)
-        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        result = finish(process)
         snapshots = read_recording(recording) if recording.exists() else []
         runs[capabilities] = Run(result, snapshots)
+    for process in (own, other, replaced, kernel):
+        process.kill()  # done: the runs are recorded
+        process.wait()
     yield World(runs, own.pid, other.pid, replaced.pid, kernel.pid)
     shutil.rmtree(out, ignore_errors=True)
 
@@ -211,21 +178,8 @@ def test_doctor_says_which_privilege_is_in_effect() -> None:
         "no bpf": setpriv(("perfmon",)),
         "root": [],
     }
-    running = {
-        name: subprocess.Popen(
-            perftop_argv("doctor", prefix=prefix),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=perftop_env(),
-        )
-        for name, prefix in prefixes.items()
-    }
-    doctors = {}
-    for name, process in running.items():
-        stdout, stderr = process.communicate(timeout=120)
-        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-        doctors[name] = doctor_lines(result)
+    running = {name: start_perftop("doctor", prefix=prefix) for name, prefix in prefixes.items()}
+    doctors = {name: doctor_lines(finish(process)) for name, process in running.items()}
     minimal = doctors["minimal"]["privileges"]
     assert minimal.startswith("[ ok ] privileges: CAP_BPF + CAP_PERFMON (least privilege); ")
     assert "kernel symbols need CAP_SYSLOG" in minimal
@@ -243,11 +197,6 @@ def test_doctor_says_which_privilege_is_in_effect() -> None:
     assert doctors["root"]["privileges"] == "[ ok ] privileges: root"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="headers.py: the merged cache /var/cache/perftop is mode 0700 and the check refuses "
-    "a root-owned tree for another user, so only root can use it",
-)
 def test_merged_headers_usable_without_root() -> None:
     from perftop.headers import CACHE_ROOT, locate_headers
 
@@ -268,4 +217,3 @@ def test_setpriv_prefix_really_drops_root() -> None:
     fields = dict(line.split(":", 1) for line in out.splitlines())
     assert fields["Uid"].split()[1] == "65534"
     assert int(fields["CapEff"], 16) == (1 << 38) | (1 << 39)
-    assert NOBODY[0] == "--reuid=nobody"

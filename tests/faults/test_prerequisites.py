@@ -1,8 +1,8 @@
 """Missing prerequisites, each made real for one perftop process: a user without privileges, a
 seccomp filter refusing bpf() or perf_event_open(), kernel headers hidden by a private mount, BCC
 shadowed on PYTHONPATH, kernel addresses hidden from a root without CAP_SYSLOG, no PMU. Each
-ends in one clear line, a non-zero exit status and no traceback, on the batch path, on the
-screen's path and in `perftop doctor`."""
+ends in one clear line, a non-zero exit status and no traceback (on the batch path, and on the
+screen's path where that differs), and `perftop doctor` names it."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ from tests.faults.conftest import Spawn, boost
 from tests.faults.helpers import (
     assert_one_line_failure,
     doctor_lines,
+    finish,
     perftop_argv,
     perftop_env,
     run_perftop,
     setpriv,
+    start_perftop,
     wait_until_attached,
 )
 from tests.faults.terminal import PtyProcess, unrestored_modes
@@ -120,11 +122,6 @@ def test_perf_event_open_refused(
     assert doctor.stdout.splitlines()[-1] == "perftop cannot sample here yet"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources/bcc.py _attach_error + events.unavailable_message: when cpu-clock itself is "
-    "refused the remedy is 'use -e cpu-clock instead'",
-)
 def test_refused_cpu_clock_does_not_suggest_itself(
     perf_event_open_refused: subprocess.CompletedProcess[str],
 ) -> None:
@@ -245,7 +242,7 @@ def hidden_kernel_run(
     module_spawn: Spawn, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """perftop without CAP_SYSLOG, sampling a process that spends its time in the kernel:
-    (its JSON output, its recording)."""
+    (its text output, its recording)."""
     probe = subprocess.run(
         [*without_syslog(), "head", "-1", "/proc/kallsyms"], capture_output=True, text=True
     )
@@ -254,18 +251,12 @@ def hidden_kernel_run(
     dd = module_spawn(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"], stdout=subprocess.DEVNULL)
     recording = tmp_path_factory.mktemp("kptr") / "hidden.jsonl"
     args = ["--batch", "-n", "2", "-d", "0.5", "-p", str(dd.pid), "--record", str(recording)]
-    perftop = subprocess.Popen(
-        perftop_argv(*args, prefix=without_syslog()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=perftop_env(),
-    )
+    perftop = start_perftop(*args, prefix=without_syslog())
     wait_until_attached(perftop.pid)
     boost(dd.pid)
-    stdout, stderr = perftop.communicate(timeout=120)
-    return subprocess.CompletedProcess(perftop.args, perftop.returncode, stdout, stderr), recording
+    result = finish(perftop)
+    dd.kill()
+    return result, recording
 
 
 def test_kptr_restrict_kernel_frames_say_so(
@@ -291,11 +282,6 @@ def test_kptr_restrict_kernel_frames_say_so(
     assert "CAP_SYSLOG" in kptr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources/bcc.py: batch output carries no frame reasons; the source should add a "
-    "notice when KernelSymbols.hidden",
-)
 def test_kptr_restrict_batch_text_says_so(
     hidden_kernel_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -340,11 +326,6 @@ def test_hardware_event_without_a_pmu_on_the_screen(no_pmu_screen: tuple[int, Pt
     assert " ".join(after_screen(screen).split()) == NO_PMU_LINE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ui/app.py _source_failed: Textual prints the exit message wrapped at the terminal "
-    "width, so a long message is split over lines",
-)
 def test_hardware_event_without_a_pmu_on_the_screen_is_one_line(
     no_pmu_screen: tuple[int, PtyProcess],
 ) -> None:
