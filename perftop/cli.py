@@ -18,6 +18,7 @@ from perftop.events import EVENTS
 from perftop.export_file import ExportError, encode, open_export
 from perftop.exports import ProfileMeta
 from perftop.model import Snapshot, StackSample
+from perftop.sanitize import printable
 from perftop.sources.base import SnapshotSource, SourceError
 
 EXIT_USAGE = 2
@@ -25,6 +26,7 @@ EXIT_FAILURE = 1
 MAX_FREQUENCY = 100_000
 MAX_INTERVAL_S = 3600.0
 MAX_PIDS = 64
+MAX_PID = 4_194_304  # PID_MAX_LIMIT: no kernel hands out a larger PID
 
 
 class UsageError(Exception):
@@ -71,12 +73,16 @@ def parse_pids(text: str) -> tuple[int, ...]:
     import psutil
 
     pids = []
+    if not text.strip():
+        # `-p "$PID"` with $PID unset must not quietly profile the whole machine.
+        raise UsageError("-p needs at least one PID (it was given an empty list)")
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit() or int(part) <= 0:
+        # isascii: '²' and other Unicode digits pass isdigit() but are no PID.
+        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < 2**31:
             raise UsageError(f"'{part}' is not a PID (a positive whole number)")
         pid = int(part)
-        if not psutil.pid_exists(pid):
+        if pid > MAX_PID or not psutil.pid_exists(pid):
             raise UsageError(f"no process with PID {pid}")
         pids.append(pid)
     if len(pids) > MAX_PIDS:
@@ -175,7 +181,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         _check_output_path(args.record, force=False)
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"no recording at {args.replay}")
-    pids = parse_pids(args.pid) if args.pid else ()
+    pids = parse_pids(args.pid) if args.pid is not None else ()
     sampler = SamplerConfig(
         event=args.event,
         frequency_hz=args.freq,
@@ -205,6 +211,10 @@ def _check_output_path(path: Path, force: bool) -> None:
         if not path.parent.is_dir():
             raise UsageError(f"cannot write {path}: no directory {path.parent}") from None
         return
+    except NotADirectoryError:
+        raise UsageError(f"cannot write {path}: a parent of it is not a directory") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     if stat.S_ISDIR(info.st_mode):
         raise UsageError(f"cannot write {path}: it is a directory")
     if stat.S_ISLNK(info.st_mode):
@@ -329,14 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_config(argv)
     except UsageError as error:
-        print(f"perftop: {error}", file=sys.stderr)
+        # The message may echo what was typed: a newline or escape in it stays on one line.
+        print(f"perftop: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     if config.replay_path is None:
         from perftop.privileges import privilege_summary
 
         enough, summary = privilege_summary()
         if not enough:
-            print(f"perftop: {summary}", file=sys.stderr)
+            print(f"perftop: {printable(summary)}", file=sys.stderr)
             return EXIT_FAILURE
     # SIGTERM and SIGHUP (the SSH connection drops) must detach the probes like ^C does.
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -361,17 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)
         return run_batch(config, source, stream, profile)
-    except ExportError as error:
-        print(f"perftop: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    except SourceError as error:
-        print(f"perftop: {error}", file=sys.stderr)
+    except (ExportError, SourceError) as error:
+        print(f"perftop: {printable(str(error))}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as error:
-        print(
-            f"perftop: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
-            file=sys.stderr,
-        )
+        message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        print(f"perftop: {printable(message)}", file=sys.stderr)
         return EXIT_FAILURE
     except (KeyboardInterrupt, _Stop):
         return 0

@@ -41,4 +41,6 @@ FALLBACK_EVENT = "cpu-clock"  # what to suggest when an event is missing: it alw
 
 def unavailable_message(event: str, reason: str) -> str:
     """The one line a user sees when an event cannot be sampled."""
+    if event == FALLBACK_EVENT:  # the fallback itself refused: suggesting it would be a loop
+        return f"event '{event}' cannot be sampled here: {reason}; run `perftop doctor`"
     return f"event '{event}' cannot be sampled here: {reason}; use -e {FALLBACK_EVENT} instead"

@@ -5,7 +5,9 @@ missing (a cloud or VM kernel with no headers package), Debian's generic headers
 perftop's program, which uses only stable uapi types; but Debian splits them into
 `linux-headers-X-common` and `linux-headers-X-<arch>`, which BCC cannot use as two trees. perftop
 merges them into a root-owned directory that nobody else can write, and checks it before each use
-(BCC's own fallback unpacks headers under a predictable /tmp path: CVE-2024-2314).
+(BCC's own fallback unpacks headers under a predictable /tmp path: CVE-2024-2314). The tree is
+readable by all (it is a copy of world-readable /usr/src), so a user running with CAP_BPF +
+CAP_PERFMON uses root's tree; with none there yet, such a user merges into its own cache.
 """
 
 from __future__ import annotations
@@ -60,13 +62,14 @@ def _common_tree(arch_tree: Path) -> Path | None:
 
 
 def _check_private_dir(path: Path) -> None:
-    """Refuse a directory that another user could have planted or could write into."""
+    """Refuse a directory that another user could have planted or could write into: it must
+    be owned by root or by perftop's user, and writable by no one else."""
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise HeadersError(f"{path} is not a directory (a symlink?); remove it and retry")
-    if info.st_uid != os.geteuid():
+    if info.st_uid not in (0, os.geteuid()):
         raise HeadersError(
-            f"{path} is owned by uid {info.st_uid}, not by perftop's user; remove it"
+            f"{path} is owned by uid {info.st_uid}, not by root or perftop's user; remove it"
         )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise HeadersError(f"{path} is writable by other users; remove it and retry")
@@ -83,17 +86,19 @@ def _check_ancestor(path: Path) -> None:
 
 
 def _ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
-    """Create `path` (and its parent, perftop's own directory) mode 0700 and check them; check
+    """Create `path` (and its parent, perftop's own directory) mode 0755 and check them; check
     that every other ancestor is safe."""
     chain = [*reversed(path.parents), path]
     for depth, directory in enumerate(chain):
         ours = depth >= len(chain) - owned_levels
         if ours:
             try:
-                directory.mkdir(mode=0o700)
+                directory.mkdir(mode=0o755)
             except FileExistsError:
                 pass
             _check_private_dir(directory)
+            if directory.stat().st_uid == os.geteuid():
+                directory.chmod(0o755)  # earlier perftops made it 0700, root's alone
         else:
             _check_ancestor(directory)
 
@@ -129,6 +134,27 @@ def merge_trees(arch_tree: Path, common_tree: Path, cache_root: Path = CACHE_ROO
     return target
 
 
+def _user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "perftop" / "headers"
+
+
+def _merge_somewhere(arch_tree: Path, common: Path, cache_root: Path) -> Path:
+    """Root's merged tree, or (for a user who may not write it) one in the user's own cache."""
+    try:
+        return merge_trees(arch_tree, common, cache_root)
+    except PermissionError as error:
+        if os.geteuid() == 0 or cache_root != CACHE_ROOT:
+            raise HeadersError(f"cannot merge kernel headers in {cache_root}: {error}") from None
+    try:
+        return merge_trees(arch_tree, common, _user_cache())
+    except (OSError, RuntimeError) as error:
+        raise HeadersError(
+            f"no merged kernel headers in {cache_root} and none can be made for this user "
+            f"({error}): run perftop once as root, or set BCC_KERNEL_SOURCE"
+        ) from None
+
+
 def locate_headers(
     release: str | None = None,
     modules_root: Path = Path("/lib/modules"),
@@ -156,7 +182,7 @@ def locate_headers(
         common = _common_tree(arch_tree)
         if common is None:
             continue
-        merged = merge_trees(arch_tree, common, cache_root)
+        merged = _merge_somewhere(arch_tree, common, cache_root)
         exact = arch_tree.name == f"linux-headers-{release}"
         why = "match the running kernel" if exact else f"generic; running kernel is {release}"
         return KernelHeaders(merged, f"{arch_tree.name} + {common.name} merged in {merged} ({why})")

@@ -38,7 +38,7 @@ from perftop.model import CpuStat, Frame, SamplerCost, Snapshot, StackSample
 from perftop.procinfo import ProcessDetails
 from perftop.sanitize import decode
 from perftop.sources.base import EventUnavailable, SourceError
-from perftop.symbols import KernelSymbols, UserSymbols
+from perftop.symbols import REASON_KPTR, KernelSymbols, UserSymbols
 from perftop.usersyms import resolver_factory
 
 BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "profile.bpf.c"
@@ -240,6 +240,12 @@ class BccSource:
             raise
         self._drain_mode = "batch"
         self._kernel = KernelSymbols()
+        if self._kernel.hidden:
+            # Said once, in words, wherever the output goes (the frames carry the reason too).
+            self._notices.append(
+                f"kernel frames are unnamed: {REASON_KPTR} "
+                "(perftop needs CAP_SYSLOG, or kernel.kptr_restrict=0)"
+            )
         self._user = UserSymbols(resolver_factory())
         self._details = ProcessDetails()
         self._self_process = psutil.Process()

@@ -19,7 +19,6 @@ from typing import ClassVar
 
 import psutil
 from rich.console import RenderableType
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
@@ -60,8 +59,13 @@ from perftop.viewmodel import (
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_NO_TERMINAL = 2
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# SIGINT too: a KeyboardInterrupt raised wherever the event loop happens to be can leave the
+# screen hung; handled in the loop it leaves like `q` (status 0), the others with 128 + signum.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 EXIT_DEADLINE_S = 10.0
+# With the terminal gone (the SSH connection dropped) nobody is left to see a restored screen,
+# and perftop must be gone within 2 s: the 0.5 s terminal poll, then at most this.
+HANGUP_DEADLINE_S = 1.2
 NOT_IN_REPLAY = "not available in a replay"
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
@@ -133,6 +137,9 @@ class PerftopApp(App[None]):
         self._early_signals = early_signals if early_signals is not None else []
         # Called with the exit status when a signal or a hang-up ends the app (see run_app).
         self._exit_deadline = exit_deadline
+        # The one line to print once the screen is gone (run_app prints it: Textual's own exit
+        # message is wrapped at the terminal's width, splitting a long line).
+        self.failure_message: str | None = None
 
     def compose(self) -> ComposeResult:
         # Kept, not queried: a query would search whichever screen is on top (help, prompts).
@@ -230,7 +237,8 @@ class PerftopApp(App[None]):
 
     @on(SourceFailed)
     def _source_failed(self, message: SourceFailed) -> None:
-        self.exit(return_code=EXIT_FAILURE, message=Text(f"perftop: {message.error}"))
+        self.failure_message = f"perftop: {printable(str(message.error))}"
+        self.exit(return_code=EXIT_FAILURE)
 
     @on(RecordingFailed)
     def _recording_failed(self, message: RecordingFailed) -> None:
@@ -494,7 +502,7 @@ class PerftopApp(App[None]):
     # Leaving --------------------------------------------------------------------------------
 
     def _exit_on_signal(self, signum: int) -> None:
-        self._exit_unattended(128 + signum)
+        self._exit_unattended(EXIT_OK if signum == signal.SIGINT else 128 + signum)
 
     def _check_terminal(self) -> None:
         if terminal_gone(sys.__stdin__.fileno() if sys.__stdin__ else 0):
@@ -528,13 +536,16 @@ def run_app(source: SnapshotSource, *, record_path: Path | None = None) -> int:
         signal.signal(signum, lambda number, _frame: early.append(number))
     # Textual's shutdown has been seen to hang for good on a terminal that went away (its output
     # thread's queue, blocked on the dead terminal). Nobody is left to see the screen then, so
-    # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S; the
-    # kernel detaches the probes with the file descriptors.
+    # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S
+    # (HANGUP_DEADLINE_S when the terminal is already gone); the kernel detaches the probes with
+    # the file descriptors.
     deadline: list[threading.Timer] = []
 
     def exit_deadline(code: int) -> None:
         if not deadline:
-            deadline.append(threading.Timer(EXIT_DEADLINE_S, os._exit, args=(code,)))
+            gone = terminal_gone(sys.__stdin__.fileno() if sys.__stdin__ else 0)
+            seconds = HANGUP_DEADLINE_S if gone else EXIT_DEADLINE_S
+            deadline.append(threading.Timer(seconds, os._exit, args=(code,)))
             deadline[0].daemon = True
             deadline[0].start()
 
@@ -555,4 +566,6 @@ def run_app(source: SnapshotSource, *, record_path: Path | None = None) -> int:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         if recorder is not None:
             recorder.close()
+    if app.failure_message is not None:
+        print(app.failure_message, file=sys.stderr)
     return app.return_code if app.return_code is not None else EXIT_OK

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ def test_split_debian_trees_are_merged_privately(tmp_path: Path) -> None:
     assert (merged / STAMP).is_file()
     assert "linux-headers-6.1.0-56-amd64 + linux-headers-6.1.0-56-common" in headers.description
     assert "generic" in headers.description
-    assert (cache.stat().st_mode & 0o077) == 0  # nobody else can plant files there
+    # Readable by all (least-privilege users compile with it), writable by its owner alone.
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o755
+    assert stat.S_IMODE(merged.stat().st_mode) == 0o755
     again = locate_headers("6.18.0", tmp_path / "modules", tmp_path / "src", cache, "amd64")
     assert again.path == merged
 
@@ -72,3 +75,22 @@ def test_no_headers_at_all_says_what_to_install(tmp_path: Path) -> None:
         locate_headers("6.18.0", tmp_path / "m", tmp_path / "src", tmp_path / "c", "amd64")
     assert "install linux-headers-6.18.0" in str(error.value)
     assert "linux-headers-amd64" in str(error.value)
+
+
+def test_an_old_private_cache_is_opened_to_readers(tmp_path: Path) -> None:
+    """Earlier perftops made the cache 0700; other users with CAP_BPF could not read it."""
+    debian_headers(tmp_path / "src")
+    cache = tmp_path / "cache/headers"
+    cache.mkdir(parents=True, mode=0o700)
+    cache.parent.chmod(0o700)
+    locate_headers("6.18.0", tmp_path / "m", tmp_path / "src", cache, "amd64")
+    assert stat.S_IMODE(cache.stat().st_mode) == stat.S_IMODE(cache.parent.stat().st_mode) == 0o755
+
+
+def test_a_tree_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    debian_headers(tmp_path / "src")
+    cache = tmp_path / "cache/headers"
+    cache.mkdir(parents=True)
+    os.chown(cache, 65534, 65534)  # the tests run as root: this is someone else's
+    with pytest.raises(HeadersError, match="owned by uid 65534"):
+        locate_headers("6.18.0", tmp_path / "m", tmp_path / "src", cache, "amd64")

@@ -12,6 +12,7 @@ import psutil
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
+from textual.content import Content
 
 from perftop.aggregate import FunctionKey, filter_stacks
 from perftop.model import Snapshot
@@ -114,7 +115,8 @@ class Dashboard(Vertical):
         )
         processes.border_title = f"Processes ({processes.row_count})"
         zoom = options.zoom_pid
-        functions.border_title = (
+        # Content, not str: a str title is parsed as markup, and a comm may hold "[b]".
+        functions.border_title = Content(
             "Functions"
             if zoom is None
             else f"Functions of PID {zoom} {printable(self._comm_of(zoom), 16)}"
@@ -147,8 +149,8 @@ class Dashboard(Vertical):
 
     def _show_stacks(self, zoom_pid: int | None) -> None:
         model = self._stack_model(zoom_pid)
-        title = "Call stacks" if model is None else f"Call stacks: {model.symbol}"
-        self.stack_tree.border_title = title
+        title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
+        self.stack_tree.border_title = Content(title)  # literal: symbols may hold "[...]"
         self.stack_tree.show_stacks(model, self._subject)
 
     def _stack_model(self, zoom_pid: int | None) -> StackNode | None:
