@@ -35,6 +35,7 @@ from perftop.sanitize import printable
 from perftop.sources.base import SnapshotSource, SourceError
 from perftop.ui.keys import APP_KEYS, app_bindings
 from perftop.ui.messages import RecordingFailed, SnapshotReady, SourceEnded, SourceFailed
+from perftop.ui.screen_diff import TerminalDiff
 from perftop.ui.terminal import terminal_gone
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.event_picker import EventPicker
@@ -140,6 +141,16 @@ class PerftopApp(App[None]):
         # The one line to print once the screen is gone (run_app prints it: Textual's own exit
         # message is wrapped at the terminal's width, splitting a long line).
         self.failure_message: str | None = None
+        # Only what changed reaches the terminal (see screen_diff); PERFTOP_FULL_REPAINT=1 sends
+        # Textual's output as it is (to compare the two).
+        self._terminal_diff = None if os.environ.get("PERFTOP_FULL_REPAINT") else TerminalDiff()
+
+    def _display(self, screen: Screen[object], renderable: RenderableType | None) -> None:
+        if self._terminal_diff is not None and renderable is not None:
+            renderable = self._terminal_diff.update(  # type: ignore[assignment]
+                id(screen), screen.size, renderable, self.console._color_system
+            )
+        super()._display(screen, renderable)
 
     def compose(self) -> ComposeResult:
         # Kept, not queried: a query would search whichever screen is on top (help, prompts).
