@@ -68,6 +68,7 @@ class KernelSymbols:
         self.names: list[str] = []
         self.modules: list[str] = []
         self.hidden = False
+        self._interned: dict[int, Frame] = {}  # symbol index -> its Frame
         self._load(path)
 
     def _load(self, path: Path) -> None:
@@ -100,7 +101,12 @@ class KernelSymbols:
             return Frame(
                 f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_NO_KERNEL_SYMBOL
             )
-        return Frame(self.names[index], self.modules[index], True)
+        # One Frame per kernel function, shared by every chain through it: a long session under
+        # fork churn holds tens of thousands of distinct kernel chains.
+        frame = self._interned.get(index)
+        if frame is None:
+            frame = self._interned[index] = Frame(self.names[index], self.modules[index], True)
+        return frame
 
 
 def process_start_time(pid: int) -> int | None:

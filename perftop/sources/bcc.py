@@ -46,6 +46,7 @@ MAX_PIDS = 64
 STACK_SKIPPED = -65536
 MAX_STACK_DEPTH = 127
 STACK_BITS = {"kernel": 1, "user": 2, "both": 3}
+KERNEL_CHAINS_MAX = 32768  # distinct kernel chains kept symbolized (about 300 bytes each)
 LOST_NAMES = (
     "counts_map_full",
     "kernel_stack_collision",
@@ -257,7 +258,7 @@ class BccSource:
         self._previous_stacks: dict[int, tuple[int, ...]] = {}
         self._stack_cache: dict[int, tuple[int, ...]] = {}
         self._kernel_thread: dict[int, bool] = {}
-        self._kernel_chains: dict[tuple[int, ...], tuple[Frame, ...]] = {}
+        self._kernel_chains: dict[int, tuple[Frame, ...]] = {}  # hash of addresses -> frames
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -571,7 +572,7 @@ class BccSource:
         if known is None:
             from perftop.procinfo import is_kernel_thread
 
-            if len(self._kernel_thread) > 65536:
+            if len(self._kernel_thread) > 4096:  # under fork churn every PID is new
                 self._kernel_thread.clear()
             known = self._kernel_thread[pid] = is_kernel_thread(pid)
         return known
@@ -605,11 +606,14 @@ class BccSource:
         return [StackSample(*key, *totals) for key, totals in merged.items()]
 
     def _kernel_chain(self, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
-        frames = self._kernel_chains.get(addresses)
+        # Keyed by the addresses' hash, not the addresses: the tuple can go with the stack id
+        # cache (as UserSymbols does; a 64-bit collision among this many chains is ~1e-10).
+        key = hash(addresses)
+        frames = self._kernel_chains.get(key)
         if frames is None:
-            if len(self._kernel_chains) >= 65536:
+            if len(self._kernel_chains) >= KERNEL_CHAINS_MAX:
                 self._kernel_chains.clear()
-            frames = self._kernel_chains[addresses] = tuple(
+            frames = self._kernel_chains[key] = tuple(
                 self._kernel.frame(address) for address in reversed(addresses)
             )
         return frames
