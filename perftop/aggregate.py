@@ -181,23 +181,42 @@ def filter_stacks(
     return tuple(kept)
 
 
-def decay_stacks(
-    accumulated: Sequence[StackSample], latest: Sequence[StackSample], keep: float
-) -> tuple[StackSample, ...]:
-    """An exponentially decaying accumulation: old weight times `keep`, plus the new interval.
-    Weights stay integers (rounded); chains that decay to zero are dropped so memory is bounded
-    by what is still hot."""
-    weights: dict[StackKey, list[float]] = {}
-    for stack in accumulated:
-        key = (stack.pid, stack.tid, stack.comm, stack.frames)
-        weights[key] = [stack.samples * keep, stack.period * keep]
-    for stack in latest:
-        key = (stack.pid, stack.tid, stack.comm, stack.frames)
-        entry = weights.setdefault(key, [0.0, 0.0])
-        entry[0] += stack.samples
-        entry[1] += stack.period
-    return tuple(
-        StackSample(pid, tid, comm, frames, round(samples), round(period))
-        for (pid, tid, comm, frames), (samples, period) in weights.items()
-        if round(samples) > 0
-    )
+class DecayingStacks:
+    """An exponentially decaying accumulation of stacks: each interval the old weights are
+    multiplied by `keep` and the new interval's samples added. Weights are kept as floats and
+    shown rounded; a chain whose weight falls below one sample is dropped, so what is held is
+    bounded by what is still hot. (Rounding the weights themselves each interval kept them
+    forever: round(1 * 0.8) == 1, round(2 * 0.8) == 2.)"""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self._weights: dict[StackKey, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def clear(self) -> None:
+        self._weights = {}
+
+    def add(self, latest: Iterable[StackSample]) -> tuple[StackSample, ...]:
+        keep, weights = self.keep, self._weights
+        faded = []
+        for key, entry in weights.items():
+            entry[0] *= keep
+            entry[1] *= keep
+            if entry[0] < 1.0:
+                faded.append(key)
+        for key in faded:
+            del weights[key]
+        for stack in latest:
+            key = (stack.pid, stack.tid, stack.comm, stack.frames)
+            held = weights.get(key)
+            if held is None:
+                weights[key] = [float(stack.samples), float(stack.period)]
+            else:
+                held[0] += stack.samples
+                held[1] += stack.period
+        return tuple(
+            StackSample(pid, tid, comm, frames, round(samples), round(period))
+            for (pid, tid, comm, frames), (samples, period) in weights.items()
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from perftop.aggregate import decay_stacks, function_stats, process_stats
+from perftop.aggregate import DecayingStacks, function_stats, process_stats
 from perftop.model import ProcessInfo, Snapshot, StackSample
 from perftop.sanitize import printable
 from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
@@ -71,15 +71,17 @@ class DecayingAccumulation:
 
     def __init__(self, keep: float = DEFAULT_DECAY_KEEP) -> None:
         self.keep = keep
+        self._decaying = DecayingStacks(keep)
         self._stacks: tuple[StackSample, ...] = ()
         self._infos: dict[int, ProcessInfo] = {}
 
     def reset(self) -> None:
+        self._decaying.clear()
         self._stacks = ()
         self._infos = {}
 
     def add(self, snapshot: Snapshot) -> Snapshot:
-        self._stacks = decay_stacks(self._stacks, snapshot.stacks, self.keep)
+        self._stacks = self._decaying.add(snapshot.stacks)
         live_pids = {stack.pid for stack in self._stacks}
         self._infos.update((process.pid, process.info) for process in snapshot.processes)
         # What psutil last said about a process that faded out of view is no longer needed.

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from perftop.aggregate import (
+    DecayingStacks,
     call_tree,
-    decay_stacks,
     filter_stacks,
     function_key,
     function_stats,
@@ -110,7 +110,22 @@ def test_filter_by_pid_and_text() -> None:
 
 
 def test_decay_keeps_hot_chains_and_drops_cold_ones() -> None:
-    first = decay_stacks([], [stack(user("a"), samples=10), stack(user("b"), samples=1)], 0.5)
-    second = decay_stacks(first, [stack(user("a"), samples=10)], 0.5)
+    decaying = DecayingStacks(0.5)
+    decaying.add([stack(user("a"), samples=10), stack(user("b"), samples=1)])
+    second = decaying.add([stack(user("a"), samples=10)])
     weights = {s.frames[0].symbol: s.samples for s in second}
-    assert weights == {"a": 15}  # b decayed to 0.5, rounds to 0, dropped
+    assert weights == {"a": 15}  # b decayed to 0.5 of a sample: dropped
+
+
+def test_decay_at_the_default_keep_lets_every_cold_chain_go() -> None:
+    """At keep 0.8, rounding each interval held small weights forever (round(2 * 0.8) == 2):
+    under fork churn the accumulation grew with every process ever seen."""
+    decaying = DecayingStacks(0.8)
+    decaying.add([stack(user("a"), pid=pid, samples=pid % 5 + 1) for pid in range(1, 101)])
+    weights = [[s.samples for s in decaying.add([])] for _ in range(12)]
+    assert weights[0] and max(weights[0]) == 4  # 5 * 0.8
+    assert weights[-1] == [] and len(decaying) == 0
+    hot = [stack(user("hot"), samples=5)]
+    for _ in range(60):
+        steady = decaying.add(hot)
+    assert [s.samples for s in steady] == [25]  # 5 / (1 - 0.8)
