@@ -6,6 +6,7 @@ STAMP := $(VENV)/.perftop-installed
 .PHONY: setup run test lint bench soak screenshots clean
 
 setup: system $(STAMP)
+	@$(PY) -m compileall -q perftop  # bytecode up front: start-up then skips compiling perftop
 
 .PHONY: system
 system:
