@@ -381,3 +381,52 @@ def test_a_filtered_process_that_exits_stays_on_screen_marked(
         assert "REPLAY" not in screen_text(app)  # still running, nothing crashed
 
     drive(app, script)
+
+
+def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
+    recorded: list[Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past THREADED_TREE_STACKS the tree is built in a worker thread and still reaches the
+    pane; a sort key meanwhile does not rebuild it."""
+    import threading
+
+    from perftop.aggregate import with_aggregates
+    from perftop.model import Frame, StackSample
+    from perftop.ui.widgets.dashboard import THREADED_TREE_STACKS, Dashboard
+
+    built_in: list[str] = []
+    build = Dashboard._stack_model
+
+    def recording_build(*args: object) -> object:
+        built_in.append(threading.current_thread().name)
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Dashboard, "_stack_model", staticmethod(recording_build))
+
+    stacks = tuple(
+        StackSample(
+            1001,
+            1001,
+            "python3",
+            (Frame("main", "big", False), Frame(f"leaf_{index}", "big", False)),
+            1 + (index == 7) * 5000,
+            0,
+        )
+        for index in range(THREADED_TREE_STACKS + 500)
+    )
+    big = replace(recorded[0], stacks=stacks, samples=sum(s.samples for s in stacks))
+    big = with_aggregates(big, {p.pid: p.info for p in recorded[0].processes})
+    source = FakeSource([big])
+    app = PerftopApp(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for_text(pilot, "Call stacks: PID 1001 python3")
+        await wait_for_text(pilot, "leaf_7")
+        assert len(built_in) == 1 and built_in[0] != threading.main_thread().name
+        await pilot.press("r")  # the same interval, sorted the other way
+        await pilot.pause()
+        assert len(built_in) == 1
+        assert "leaf_7" in screen_text(app)
+
+    drive(app, script, size=(160, 48))
+    source.close()

@@ -6,10 +6,11 @@ on the selection of the table last in use; the app owns the options and the sour
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import psutil
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
@@ -50,7 +51,9 @@ Subject = ProcessSubject | FunctionSubject | None
 # Rows beyond these are never looked at, and every row kept costs work at each refresh: DataTable
 # removes rows in linear time, so thousands of short-lived functions would make it quadratic.
 MAX_PROCESS_ROWS = 1000
-MAX_FUNCTION_ROWS = 500
+MAX_FUNCTION_ROWS = 200
+# Above this many stacks in view the call-stack tree is built in a thread (tens of ms and more).
+THREADED_TREE_STACKS = 2000
 
 
 class Dashboard(Vertical):
@@ -66,6 +69,7 @@ class Dashboard(Vertical):
         self._view: Snapshot | None = None
         self._subject: Subject = None
         self._zoom_pid: int | None = None
+        self._stacks_shown_for: tuple[Snapshot | None, Subject, int | None] | None = None
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
 
     def compose(self) -> ComposeResult:
@@ -148,17 +152,53 @@ class Dashboard(Vertical):
         return None if key is None else FunctionSubject(key)
 
     def _show_stacks(self, zoom_pid: int | None) -> None:
-        model = self._stack_model(zoom_pid)
+        # The tree depends on the view, the subject and the zoom alone: a sort change or a
+        # repaint of the same interval must not rebuild it (with 10k stacks that took seconds
+        # of the UI thread, and a keypress waited behind it).
+        view, subject = self._view, self._subject
+        if self._stacks_wanted(view, subject, zoom_pid):
+            return
+        self._stacks_shown_for = (view, subject, zoom_pid)
+        if view is not None and len(view.stacks) > THREADED_TREE_STACKS:
+            # Big: built beside the event loop, so keys keep being answered meanwhile.
+            self._build_stack_model(view, subject, zoom_pid)
+            return
+        self._apply_stack_model(self._stack_model(view, subject, zoom_pid), subject)
+
+    def _stacks_wanted(self, view: Snapshot | None, subject: Subject, zoom: int | None) -> bool:
+        """True when the pane shows, or is being built for, exactly this."""
+        shown_for = self._stacks_shown_for
+        return (
+            shown_for is not None
+            and shown_for[0] is view  # the object itself is held: no reused id()
+            and shown_for[1:] == (subject, zoom)
+        )
+
+    @work(thread=True, exclusive=True, group="stack-model")
+    def _build_stack_model(self, view: Snapshot, subject: Subject, zoom_pid: int | None) -> None:
+        model = self._stack_model(view, subject, zoom_pid)
+
+        def apply() -> None:
+            if self._stacks_wanted(view, subject, zoom_pid):  # not overtaken meanwhile
+                self._apply_stack_model(model, subject)
+
+        with contextlib.suppress(RuntimeError):  # the app is leaving
+            self.app.call_from_thread(apply)
+
+    def _apply_stack_model(self, model: StackNode | None, subject: Subject) -> None:
         title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
         self.stack_tree.border_title = Content(title)  # literal: symbols may hold "[...]"
-        self.stack_tree.show_stacks(model, self._subject)
+        self.stack_tree.show_stacks(model, subject)
 
-    def _stack_model(self, zoom_pid: int | None) -> StackNode | None:
-        view, subject = self._view, self._subject
+    @staticmethod
+    def _stack_model(
+        view: Snapshot | None, subject: Subject, zoom_pid: int | None
+    ) -> StackNode | None:
         if view is None or subject is None:
             return None
         if isinstance(subject, ProcessSubject):
-            title = f"PID {subject.pid} {printable(self._comm_of(subject.pid), 24)}"
+            comm = next((p.comm for p in view.processes if p.pid == subject.pid), "")
+            title = f"PID {subject.pid} {printable(comm, 24)}"
             return stack_tree(view.stacks, title, pid=subject.pid)
         stacks = view.stacks
         if zoom_pid is not None:
