@@ -162,8 +162,9 @@ class PerftopApp(App[None]):
     def on_mount(self) -> None:
         self._render_view()
         self.dashboard.process_table.focus()
-        self._sampler_started = True
-        self._run_sampler()
+        # The first screen is painted before the sampler starts: its first next_snapshot starts
+        # the BPF build (importing bcc loads LLVM), which would compete with that paint.
+        self.call_after_refresh(self._start_sampler)
         if self._watch_terminal:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
@@ -171,6 +172,11 @@ class PerftopApp(App[None]):
             self.set_interval(0.5, self._check_terminal)
             for early in self._early_signals[:1]:
                 self._exit_on_signal(early)
+
+    def _start_sampler(self) -> None:
+        if not self._sampler_started:
+            self._sampler_started = True
+            self._run_sampler()
 
     def on_unmount(self) -> None:
         if self._watch_terminal:
