@@ -112,6 +112,13 @@ def all_met(figures: Sequence[Figure]) -> bool:
     return all(figure.met is not False for figure in figures)
 
 
+def report_figures(figures: Sequence[Figure], json_path: Path | None) -> int:
+    """Print the figures, hand them to run_all.py, and the exit status: 0 when all are met."""
+    print_figures(figures)
+    write_figures(json_path, figures)
+    return 0 if all_met(figures) else 1
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

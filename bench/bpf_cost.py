@@ -29,14 +29,12 @@ from benchlib import (
     Figure,
     Group,
     add_json_argument,
-    all_met,
     bpf_stats_enabled,
     build,
     exit_cleanly_on_signals,
     median,
-    print_figures,
+    report_figures,
     start_stackgen,
-    write_figures,
 )
 
 from perftop.headers import locate_headers
@@ -166,9 +164,7 @@ def main() -> int:
         ),
     ]
     print(f"\nBPF program cost: {setting}, kernel.bpf_stats_enabled=1")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -30,12 +30,10 @@ from benchlib import (
     Group,
     TmuxPane,
     add_json_argument,
-    all_met,
     build,
     exit_cleanly_on_signals,
     median,
-    print_figures,
-    write_figures,
+    report_figures,
 )
 from steady_state import PERF_TOP_READY, wait_until_ready
 
@@ -142,9 +140,7 @@ def main() -> int:
         )
     ]
     print(f"\ncost to the profiled work: {figures[0].note}")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

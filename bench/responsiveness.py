@@ -33,12 +33,10 @@ from benchlib import (
     Group,
     PtyProcess,
     add_json_argument,
-    all_met,
     build,
     exit_cleanly_on_signals,
     median,
-    print_figures,
-    write_figures,
+    report_figures,
 )
 from startup import PERFTOP_MARKERS
 
@@ -164,9 +162,7 @@ def main() -> int:
         ),
     ]
     print("\nkeypress to repaint, TUI on a 120x40 pty, generator on one CPU")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

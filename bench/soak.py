@@ -31,13 +31,11 @@ from benchlib import (
     Group,
     TmuxPane,
     add_json_argument,
-    all_met,
     build,
     exit_cleanly_on_signals,
     fd_count,
-    print_figures,
+    report_figures,
     rss_kib,
-    write_figures,
 )
 from steady_state import PERF_TOP_READY, wait_until_ready
 
@@ -177,9 +175,7 @@ def main() -> int:
         ),
     ]
     print(f"\nmemory soak: {setting}")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

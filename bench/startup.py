@@ -29,13 +29,11 @@ from benchlib import (
     Group,
     PtyProcess,
     add_json_argument,
-    all_met,
     build,
     exit_cleanly_on_signals,
     median,
-    print_figures,
+    report_figures,
     start_stackgen,
-    write_figures,
 )
 
 INTERVAL_S = 1.0
@@ -125,9 +123,7 @@ def main() -> int:
         ),
     ]
     print(f"\nstart-up: {note}; compile {compile_s:.2f} s (median)")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,11 @@ from benchlib import (
     Group,
     TmuxPane,
     add_json_argument,
-    all_met,
     build,
     exit_cleanly_on_signals,
-    print_figures,
+    report_figures,
     start_stackgen,
     tree_cpu_seconds,
-    write_figures,
 )
 
 # What each screen shows once it has profile data, not just a frame (perftop's processes from
@@ -174,9 +172,7 @@ def main() -> int:
         ),
     ]
     print(f"\nsteady state: {setting}")
-    print_figures(figures)
-    write_figures(args.json, figures)
-    return 0 if all_met(figures) else 1
+    return report_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ or a screen change) is sent as it is and starts the record afresh.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from rich.cells import cell_len
 from rich.color import ColorSystem
@@ -44,29 +45,16 @@ def _keys(strip: Strip, color_system: ColorSystem) -> list[_Key]:
     ]
 
 
-def _prefix_cells(old: Sequence[_Key], new: Sequence[_Key]) -> int:
+def _common_cells(old: Sequence[_Key], new: Sequence[_Key], from_end: bool = False) -> int:
+    """How many cells the two runs share at their start (or, `from_end`, at their end)."""
+    order: Callable[[Sequence[Any]], Iterable[Any]] = reversed if from_end else iter
     cells = 0
-    for before, after in zip(old, new, strict=False):
+    for before, after in zip(order(old), order(new), strict=False):
         if before == after:
             cells += cell_len(after[0])
             continue
-        if before[1:] == after[1:]:
-            for a, b in zip(before[0], after[0], strict=False):
-                if a != b:
-                    break
-                cells += cell_len(b)
-        break
-    return cells
-
-
-def _suffix_cells(old: Sequence[_Key], new: Sequence[_Key]) -> int:
-    cells = 0
-    for before, after in zip(reversed(old), reversed(new), strict=False):
-        if before == after:
-            cells += cell_len(after[0])
-            continue
-        if before[1:] == after[1:]:
-            for a, b in zip(reversed(before[0]), reversed(after[0]), strict=False):
+        if before[1:] == after[1:]:  # same style: the text may still share some characters
+            for a, b in zip(order(before[0]), order(after[0]), strict=False):
                 if a != b:
                     break
                 cells += cell_len(b)
@@ -99,8 +87,8 @@ class ScreenDiff:
             old = before[1]
             if old == keys:
                 return []
-            prefix = _prefix_cells(old, keys)
-            suffix = min(_suffix_cells(old, keys), strip.cell_length - prefix)
+            prefix = _common_cells(old, keys)
+            suffix = min(_common_cells(old, keys, from_end=True), strip.cell_length - prefix)
             if prefix or suffix:
                 write = (y, x + prefix, strip.crop(prefix, strip.cell_length - suffix))
         for start in [s for s, (e, _) in painted.items() if s < end and e > x]:
