@@ -17,6 +17,7 @@ from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, Sample
 from perftop.events import EVENTS
 from perftop.export_file import ExportError, encode, open_export
 from perftop.exports import ProfileMeta
+from perftop.heap import keep_large_blocks_in_mmap
 from perftop.model import Snapshot, StackSample
 from perftop.sanitize import printable
 from perftop.sources.base import SnapshotSource, SourceError
@@ -349,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not enough:
             print(f"perftop: {printable(summary)}", file=sys.stderr)
             return EXIT_FAILURE
+    keep_large_blocks_in_mmap()  # before the compile and the first symbol tables
     # SIGTERM and SIGHUP (the SSH connection drops) must detach the probes like ^C does.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on_signal)

@@ -8,19 +8,21 @@ and any parse failure means "no symbols", never a crash.
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import ctypes.util
 import os
 import stat
 import struct
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import BinaryIO
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
+
+from perftop.packed import PackedSymbols
 
 STT_FUNC = 2
 STT_GNU_IFUNC = 10
@@ -32,16 +34,14 @@ DEBUG_ROOT = "/usr/lib/debug"
 class SymbolTable:
     """Function symbols by ELF virtual address, and how file offsets map to addresses."""
 
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    symbols: PackedSymbols = field(default_factory=PackedSymbols)
     # (p_offset, p_filesz, p_vaddr) of each PT_LOAD segment
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     error: str | None = None  # why the file could not be read
 
     @property
     def has_symbols(self) -> bool:
-        return bool(self.starts)
+        return len(self.symbols) > 0
 
     def vaddr_of(self, file_offset: int) -> int | None:
         for p_offset, p_filesz, p_vaddr in self.segments:
@@ -51,13 +51,12 @@ class SymbolTable:
 
     def lookup(self, vaddr: int) -> tuple[str, int] | None:
         """(symbol, offset into it) for the innermost function containing `vaddr`."""
-        index = bisect.bisect_right(self.starts, vaddr) - 1
         # Symbols can nest (a local alias inside a larger function): look back a little.
-        for candidate in range(index, max(index - 8, -1), -1):
-            if self.starts[candidate] <= vaddr < self.ends[candidate]:
-                # Demangled on first use: most of a big C++ library's symbols are never hit.
-                return demangle(self.names[candidate]), vaddr - self.starts[candidate]
-        return None
+        index = self.symbols.find(vaddr, look_back=8)
+        if index is None:
+            return None
+        # Demangled on first use: most of a big C++ library's symbols are never hit.
+        return demangle(self.symbols.name(index)), vaddr - self.symbols.starts[index]
 
 
 def _read_section(stream: BinaryIO, offset: int, size: int, file_size: int) -> bytes:
@@ -67,8 +66,11 @@ def _read_section(stream: BinaryIO, offset: int, size: int, file_size: int) -> b
     return stream.read(size)
 
 
-def _function_symbols(elf: ELFFile, stream: BinaryIO, file_size: int) -> list[tuple[int, int, str]]:
-    symbols: list[tuple[int, int, str]] = []
+def _function_symbols(
+    elf: ELFFile, stream: BinaryIO, file_size: int
+) -> list[tuple[int, int, bytes]]:
+    """(address, size, name) of each function: names stay bytes (no str is built per symbol)."""
+    symbols: list[tuple[int, int, bytes]] = []
     for section_name in (".symtab", ".dynsym"):
         section = elf.get_section_by_name(section_name)
         if section is None or section.header.sh_type == "SHT_NOBITS":
@@ -95,8 +97,7 @@ def _function_symbols(elf: ELFFile, stream: BinaryIO, file_size: int) -> list[tu
             end = strings.find(b"\0", name_offset)
             if end < 0:
                 continue
-            name = strings[name_offset:end].decode("utf-8", errors="replace")
-            symbols.append((value, size, name))
+            symbols.append((value, size, strings[name_offset:end]))
         if symbols:
             break  # .symtab is a superset of .dynsym when present
     return symbols
@@ -160,29 +161,37 @@ def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> Symbo
         table.error = f"unreadable ELF ({type(error).__name__})"
         return table
     symbols.sort()
-    for index, (start, size, name) in enumerate(symbols):
-        # Zero-size symbols (hand-written assembly) reach to the next symbol, as perf does.
-        end = (
-            start + size
-            if size
-            else (symbols[index + 1][0] if index + 1 < len(symbols) else start + 1)
-        )
-        table.starts.append(start)
-        table.ends.append(end)
-        table.names.append(name)
+
+    def ranges() -> Iterator[tuple[int, int, bytes]]:
+        for index, (start, size, name) in enumerate(symbols):
+            # Zero-size symbols (hand-written assembly) reach to the next symbol, as perf does.
+            if size:
+                end = start + size
+            else:
+                end = symbols[index + 1][0] if index + 1 < len(symbols) else start + 1
+            yield start, end, name
+
+    table.symbols = PackedSymbols(ranges())
     return table
 
 
 class ElfCache:
     """Symbol tables shared by every process mapping the same file, keyed by the file's
-    identity (device, inode, size, mtime) so a replaced binary is read again."""
+    identity (device, inode, size, mtime) so a replaced binary is read again. Bounded by files
+    and by bytes; the least recently used table goes first."""
 
-    def __init__(self, max_files: int = 128) -> None:
+    def __init__(self, max_files: int = 128, max_bytes: int = 64 << 20) -> None:
         self._tables: OrderedDict[tuple[int, int, int, int], SymbolTable] = OrderedDict()
         self._max_files = max_files
+        self._max_bytes = max_bytes
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._tables)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
 
     def table(self, path: str, display_path: str = "") -> SymbolTable | None:
         opened = _open_regular(path)
@@ -197,8 +206,12 @@ class ElfCache:
                 return found
             found = read_symbol_table(stream, info.st_size, display_path or path)
         self._tables[key] = found
-        while len(self._tables) > self._max_files:
-            self._tables.popitem(last=False)
+        self._bytes += found.symbols.nbytes()
+        while len(self._tables) > 1 and (
+            len(self._tables) > self._max_files or self._bytes > self._max_bytes
+        ):
+            _, oldest = self._tables.popitem(last=False)
+            self._bytes -= oldest.symbols.nbytes()
         return found
 
 

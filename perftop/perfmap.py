@@ -9,12 +9,13 @@ reason perftop reads user symbols itself.)
 
 from __future__ import annotations
 
-import bisect
 import errno
 import os
 import stat
 import time
 from dataclasses import dataclass, field
+
+from perftop.packed import PackedSymbols
 
 MAX_MAP_BYTES = 64 << 20
 MAX_ENTRIES = 1_000_000
@@ -23,15 +24,17 @@ RECHECK_S = 1.0  # JITs append as they compile: look for a newer file at most th
 
 @dataclass(slots=True)
 class PerfMap:
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    symbols: PackedSymbols = field(default_factory=PackedSymbols)
+
+    @property
+    def names(self) -> list[str]:
+        return self.symbols.names
 
     def lookup(self, address: int) -> tuple[str, int] | None:
-        index = bisect.bisect_right(self.starts, address) - 1
-        if index >= 0 and address < self.ends[index]:
-            return self.names[index], address - self.starts[index]
-        return None
+        index = self.symbols.find(address)
+        if index is None:
+            return None
+        return self.symbols.name(index), address - self.symbols.starts[index]
 
 
 def parse_perf_map(data: bytes, max_entries: int = MAX_ENTRIES) -> PerfMap:
@@ -47,16 +50,11 @@ def parse_perf_map(data: bytes, max_entries: int = MAX_ENTRIES) -> PerfMap:
             continue
         if size <= 0 or start < 0 or start + size >= 1 << 64:
             continue
-        entries.append((start, size, parts[2].strip().decode("utf-8", errors="replace")))
+        entries.append((start, start + size, parts[2].strip()))
         if len(entries) >= max_entries:
             break
     entries.sort()
-    result = PerfMap()
-    for start, size, name in entries:
-        result.starts.append(start)
-        result.ends.append(start + size)
-        result.names.append(name)
-    return result
+    return PerfMap(PackedSymbols(entries))
 
 
 def process_ids(pid: int) -> tuple[int, int | None]:

@@ -34,6 +34,7 @@ from perftop.capture import captured_fds
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.events import EVENTS, Event, unavailable_message
 from perftop.headers import HeadersError, KernelHeaders, locate_headers
+from perftop.heap import release_free_memory
 from perftop.model import CpuStat, Frame, SamplerCost, Snapshot, StackSample
 from perftop.procinfo import ProcessDetails
 from perftop.sanitize import decode
@@ -289,6 +290,8 @@ class BccSource:
                 failure: Exception | None = error
             else:
                 failure = None
+        # The compile leaves tens of MB free inside the heap: give them back now.
+        release_free_memory()
         if failure is not None:
             detail = captured.summary() or str(failure)
             if os.geteuid() != 0 and "Operation not permitted" in (detail + str(failure)):

@@ -61,7 +61,7 @@ def test_deleted_binary_still_resolves(tmp_path: Path) -> None:
     )
     table = ElfCache().table(str(binary))
     assert table is not None
-    leaf = table.starts[table.names.index("leaf_spin")]
+    leaf = table.symbols.starts[table.symbols.names.index("leaf_spin")]
     process = subprocess.Popen([str(binary), "30"])
     try:
         time.sleep(0.2)
