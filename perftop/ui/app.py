@@ -23,7 +23,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from perftop.aggregate import filter_stacks
@@ -43,6 +43,7 @@ from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
 from perftop.ui.widgets.flame_view import FlameScreen
 from perftop.ui.widgets.help_screen import HelpScreen
+from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.ui.widgets.process_table import ProcessTable
 from perftop.viewmodel import (
     DEFAULT_DECAY_KEEP,
@@ -287,10 +288,10 @@ class PerftopApp(App[None]):
         self.options = replace(self.options, zoom_pid=message.pid)
         self._render_view()
 
-    @on(DataTable.HeaderSelected)
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        column = event.column_key.value or ""
-        if event.data_table.id == "processes":
+    @on(KeyedTable.HeaderSelected)
+    def _header_clicked(self, event: KeyedTable.HeaderSelected) -> None:
+        column = event.column_id
+        if event.table.id == "processes":
             same = column == self.options.process_sort
             reverse = not self.options.process_reverse if same else False
             self.options = replace(self.options, process_sort=column, process_reverse=reverse)

@@ -48,8 +48,7 @@ class FunctionSubject:
 Subject = ProcessSubject | FunctionSubject | None
 
 
-# Rows beyond these are never looked at, and every row kept costs work at each refresh: DataTable
-# removes rows in linear time, so thousands of short-lived functions would make it quadratic.
+# Rows beyond these are never looked at; each row kept is formatted and compared every refresh.
 MAX_PROCESS_ROWS = 1000
 MAX_FUNCTION_ROWS = 200
 # Above this many stacks in view the call-stack tree is built in a thread (tens of ms and more).

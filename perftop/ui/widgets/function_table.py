@@ -7,7 +7,6 @@ from typing import ClassVar
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable
 
 from perftop.aggregate import FunctionKey
 from perftop.ui.widgets.keyed_table import KeyedTable
@@ -31,7 +30,7 @@ class FunctionTable(KeyedTable):
         key = self.selected_key
         return None if key is None else function_key_from_row(key)
 
-    @on(DataTable.RowSelected)
-    def _show_stacks(self, event: DataTable.RowSelected) -> None:
+    @on(KeyedTable.RowSelected)
+    def _show_stacks(self, event: KeyedTable.RowSelected) -> None:
         event.stop()
         self.post_message(self.StacksRequested())

@@ -1,33 +1,88 @@
-"""A DataTable refreshed by row key, so the selection and the scroll position survive updates."""
+"""A table refreshed by row key, so the selection and the scroll position survive updates.
+
+It replaces Textual's DataTable, which at every update invalidated the render cache of every
+row and removed rows in linear time: with fork churn (a hundred rows come and go each second)
+that was a third of perftop's own CPU. Here an update stores the new rows, and only the lines
+on screen whose text changed are drawn again; a line is one string in one style, built only when
+it is on screen (Textual's Line API).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from rich.text import Text
-from textual import on
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowDoesNotExist
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from perftop.viewmodel import Column, TableRow
 
-
-class RowCell(Text):
-    """The first cell of a row. It knows its row key, so `DataTable.sort` can put the rows in
-    the view model's order (the view model sorts; the table only follows)."""
-
-    __slots__ = ("row_key",)
-
-    def __init__(self, text: str, row_key: str, **kwargs: Any) -> None:
-        super().__init__(text, **kwargs)
-        self.row_key = row_key
+CELL_PADDING = 1  # a space each side of a cell, as DataTable drew it
+ELLIPSIS = "…"
+DIM = Style(dim=True)
+SORTED = Style(bold=True, underline=True)
 
 
-class KeyedTable(DataTable[Text]):
-    """Rows are added, updated cell by cell, or removed by key, then sorted once: never cleared
-    and refilled, which would throw away the cursor and the scroll position every second."""
+def fit(text: str, width: int, right: bool) -> str:
+    """`text` in exactly `width` cells: cut with an ellipsis, or padded on the left or right."""
+    size = cell_len(text)
+    if size > width:
+        return set_cell_size(text, width - 1) + ELLIPSIS if width > 0 else ""
+    padding = " " * (width - size)
+    return padding + text if right else text + padding
+
+
+class KeyedTable(ScrollView, can_focus=True):
+    """Rows are replaced as a whole each refresh, but the highlighted row follows its key: the
+    cursor and the scroll position stay where the user put them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Cursor up", show=False),
+        Binding("down", "cursor_down", "Cursor down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,ctrl+home", "first", "First row", show=False),
+        Binding("end,ctrl+end", "last", "Last row", show=False),
+        Binding("left", "scroll_left", "Scroll left", show=False),
+        Binding("right", "scroll_right", "Scroll right", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "keyed-table--header",
+        "keyed-table--cursor",
+    }
+
+    DEFAULT_CSS = """
+    KeyedTable {
+        background: $surface;
+        color: $foreground;
+        & > .keyed-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .keyed-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .keyed-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
 
     class SelectionChanged(Message):
         """The highlighted row is now another one (moved, or another row slid under the cursor)."""
@@ -41,60 +96,95 @@ class KeyedTable(DataTable[Text]):
         def control(self) -> KeyedTable:
             return self.table
 
+    class RowSelected(Message):
+        """Enter on a row, or a click on the highlighted row."""
+
+        def __init__(self, table: KeyedTable, row_key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.row_key = row_key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    class HeaderSelected(Message):
+        """A click on a column's title."""
+
+        def __init__(self, table: KeyedTable, column_id: str) -> None:
+            super().__init__()
+            self.table = table
+            self.column_id = column_id
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
     def __init__(self, columns: Sequence[Column[Any]], *, id: str) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self.table_columns = tuple(columns)
-        self._shown: dict[str, TableRow] = {}
+        self._rows: tuple[TableRow, ...] = ()
+        self._index: dict[str, int] = {}
+        self._cursor = 0
+        self._sort: tuple[str, bool] | None = None  # (column id, descending)
+        self._widths = self._fixed_widths()
+        self._lines: dict[TableRow, str] = {}  # the text of rows drawn at the current widths
         self._announced: str | None = None
 
-    def on_mount(self) -> None:
-        for column in self.table_columns:
-            width = None if column.width is None else max(column.width, len(column.title) + 1)
-            self.add_column(Text(column.title), key=column.id, width=width)
+    # The rows
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
 
     @property
     def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        except RowDoesNotExist:
-            return None
-        return row_key.value
+        return self._rows[self._cursor].key if self._rows else None
 
     def show_sort(self, sort_column: str, reverse: bool) -> None:
         """Mark the sort column in the titles: ▼ largest first, ▲ smallest first."""
         for column in self.table_columns:
-            label = Text(column.title)
             if column.id == sort_column:
-                descending = column.descending != reverse
-                label = Text(column.title + ("▼" if descending else "▲"), style="bold underline")
-            shown = self.columns[ColumnKey(column.id)]
-            shown.label = label
-            shown.content_width = max(shown.content_width, label.cell_len)
-        self.refresh()
+                sort = (column.id, column.descending != reverse)
+                if sort != self._sort:
+                    self._sort = sort
+                    self.refresh_lines(self.scroll_offset.y, 1)
+                return
 
     def show_rows(self, rows: Sequence[TableRow]) -> None:
-        """Make the table hold `rows`, in their order, changing only what changed."""
+        """Make the table hold `rows`, in their order; the cursor stays on its row's key."""
         selected = self.selected_key
-        wanted = {row.key for row in rows}
-        for key in [key for key in self._shown if key not in wanted]:
-            self.remove_row(key)
-            del self._shown[key]
-        for row in rows:
-            before = self._shown.get(row.key)
-            if before is None:
-                self.add_row(*self._cells(row), key=row.key)
-            elif before != row:
-                self._update(before, row)
-            self._shown[row.key] = row
-        if rows:
-            order = {row.key: index for index, row in enumerate(rows)}
-            first = self.table_columns[0].id
-            self.sort(first, key=lambda cell: order[cell.row_key])
-            if selected in order:
-                self.move_cursor(row=order[selected])
+        before = self._rows
+        self._rows = tuple(rows)
+        self._index = {row.key: index for index, row in enumerate(self._rows)}
+        widths = self._content_widths()
+        if widths != self._widths:
+            self._widths = widths
+            self._lines.clear()
+            self.refresh()
+        elif len(self._lines) > 4 * len(self._rows) + 64:
+            self._lines.clear()
+        self.virtual_size = Size(self._total_width(), len(self._rows) + 1)
+        moved = self._index.get(selected) if selected is not None else None
+        self._move(self._cursor if moved is None else moved, announce=False)
+        self._refresh_changed(before)
         self.announce_selection()
+
+    def _refresh_changed(self, before: tuple[TableRow, ...]) -> None:
+        """Ask for the lines on screen that now show something else, and no others."""
+        top = int(self.scroll_offset.y)
+        height = max(0, self.size.height - 1)
+        changed = [
+            y
+            for y in range(top, min(top + height, max(len(before), len(self._rows))))
+            if y >= len(before) or y >= len(self._rows) or before[y] != self._rows[y]
+        ]
+        if changed:
+            self.refresh_lines(changed[0] + 1, changed[-1] - changed[0] + 1)
 
     def announce_selection(self, force: bool = False) -> None:
         key = self.selected_key
@@ -102,30 +192,147 @@ class KeyedTable(DataTable[Text]):
             self._announced = key
             self.post_message(self.SelectionChanged(self, key))
 
-    @on(DataTable.RowHighlighted)
-    def _row_highlighted(self) -> None:
-        self.announce_selection()
+    # Layout
 
-    def _cells(self, row: TableRow) -> list[Text]:
-        return [self._cell(row, index) for index in range(len(self.table_columns))]
+    def _fixed_widths(self) -> tuple[int, ...]:
+        return tuple(
+            max(column.width or 0, cell_len(column.title) + 1) for column in self.table_columns
+        )
 
-    def _cell(self, row: TableRow, index: int) -> Text:
-        column = self.table_columns[index]
-        options: dict[str, Any] = {
-            "style": "dim" if row.dim else "",
-            "justify": "right" if column.numeric else "left",
-            "no_wrap": True,
-            "overflow": "ellipsis",
-        }
-        if index == 0:
-            return RowCell(row.cells[index], row.key, **options)
-        # Always Text: a plain str cell would be parsed as markup, and these strings come from
-        # other processes.
-        return Text(row.cells[index], **options)
-
-    def _update(self, before: TableRow, row: TableRow) -> None:
+    def _content_widths(self) -> tuple[int, ...]:
+        """Fixed columns keep their width; the others grow with their longest cell (and never
+        shrink back while the table lives, so lines do not jump about every second)."""
+        widths = list(self._widths)
         for index, column in enumerate(self.table_columns):
-            if before.cells[index] != row.cells[index] or before.dim != row.dim:
-                self.update_cell(
-                    row.key, column.id, self._cell(row, index), update_width=column.width is None
-                )
+            if column.width is None and self._rows:
+                longest = max(cell_len(row.cells[index]) for row in self._rows)
+                widths[index] = max(widths[index], longest)
+        return tuple(widths)
+
+    def _total_width(self) -> int:
+        return sum(width + 2 * CELL_PADDING for width in self._widths)
+
+    def _line_text(self, cells: Sequence[str]) -> str:
+        pad = " " * CELL_PADDING
+        return "".join(
+            pad + fit(cell, width, column.numeric) + pad
+            for cell, width, column in zip(cells, self._widths, self.table_columns, strict=True)
+        )
+
+    # Drawing
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            strip = self._header_strip(base)
+        else:
+            index = scroll_y + y - 1
+            if index >= len(self._rows):
+                return Strip.blank(width, base)
+            row = self._rows[index]
+            text = self._lines.get(row)
+            if text is None:
+                text = self._lines[row] = self._line_text(row.cells)
+            if index == self._cursor:
+                style = base + self.get_component_rich_style("keyed-table--cursor")
+            else:
+                style = base + DIM if row.dim else base
+            strip = Strip([Segment(text, style)], cell_len(text))
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def _header_strip(self, base: Style) -> Strip:
+        style = base + self.get_component_rich_style("keyed-table--header")
+        sorted_style = style + SORTED
+        pad = " " * CELL_PADDING
+        segments = []
+        for column, width in zip(self.table_columns, self._widths, strict=True):
+            title = column.title
+            if self._sort is not None and self._sort[0] == column.id:
+                title += "▼" if self._sort[1] else "▲"
+                text = fit(title, width, False)
+                # Only the title is underlined, not the padding around it.
+                stripped = text.strip(" ")
+                left = text[: len(text) - len(text.lstrip(" "))]
+                right = text[len(left) + len(stripped) :]
+                segments += [
+                    Segment(pad + left, style),
+                    Segment(stripped, sorted_style),
+                    Segment(right + pad, style),
+                ]
+            else:
+                segments.append(Segment(pad + fit(title, width, False) + pad, style))
+        return Strip(segments)
+
+    # Moving
+
+    def _move(self, row: int, announce: bool = True) -> None:
+        row = max(0, min(row, len(self._rows) - 1))
+        if row != self._cursor:
+            old, self._cursor = self._cursor, row
+            # Row i is line i + 1 of the virtual space (the title line is above row 0).
+            self.refresh_lines(old + 1, 1)
+            self.refresh_lines(row + 1, 1)
+        self._scroll_to_cursor()
+        if announce:
+            self.announce_selection()
+
+    def _scroll_to_cursor(self) -> None:
+        if not self._rows:
+            return
+        top = int(self.scroll_offset.y)
+        visible = max(1, self.size.height - 1)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, immediate=True)
+        elif self._cursor >= top + visible:
+            self.scroll_to(y=self._cursor - visible + 1, animate=False, immediate=True)
+
+    def _page(self) -> int:
+        return max(1, self.size.height - 2)
+
+    def action_cursor_up(self) -> None:
+        self._move(self._cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move(self._cursor + 1)
+
+    def action_page_up(self) -> None:
+        self._move(self._cursor - self._page())
+
+    def action_page_down(self) -> None:
+        self._move(self._cursor + self._page())
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(len(self._rows) - 1)
+
+    def action_select_cursor(self) -> None:
+        key = self.selected_key
+        if key is not None:
+            self.post_message(self.RowSelected(self, key))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        scroll_x, scroll_y = self.scroll_offset
+        if offset.y == 0:
+            x = offset.x + scroll_x
+            for column, width in zip(self.table_columns, self._widths, strict=True):
+                x -= width + 2 * CELL_PADDING
+                if x < 0:
+                    self.post_message(self.HeaderSelected(self, column.id))
+                    return
+            return
+        row = scroll_y + offset.y - 1
+        if row < len(self._rows):
+            if row == self._cursor:
+                self.action_select_cursor()
+            else:
+                self._move(row)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_to_cursor()

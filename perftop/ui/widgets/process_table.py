@@ -7,7 +7,6 @@ from typing import ClassVar
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable
 
 from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.viewmodel import PROCESS_COLUMNS
@@ -34,8 +33,7 @@ class ProcessTable(KeyedTable):
         key = self.selected_key
         return None if key is None else int(key)
 
-    @on(DataTable.RowSelected)
-    def _zoom(self, event: DataTable.RowSelected) -> None:
+    @on(KeyedTable.RowSelected)
+    def _zoom(self, event: KeyedTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value is not None:
-            self.post_message(self.ZoomRequested(int(event.row_key.value)))
+        self.post_message(self.ZoomRequested(int(event.row_key)))
