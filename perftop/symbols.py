@@ -9,6 +9,7 @@ when too many are open; resolved frames are memoized per process with a cap.
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from perftop.generations import Generations
 from perftop.model import KERNEL_MODULE, Frame
 from perftop.sanitize import decode
 
@@ -126,33 +128,34 @@ def process_start_time(pid: int) -> int | None:
 
 @dataclass(slots=True)
 class _ProcessSymbols:
+    serial: int  # names this process in the shared caches (a pid is reused, a serial is not)
     start_time: int | None
     resolver: UserResolver
-    frames: dict[int, Frame]
-    chains: dict[int, tuple[Frame, ...]]  # hash of the addresses -> frames
     checked: int = 0  # the interval (evict_exited generation) its start time was last compared in
 
 
 class UserSymbols:
-    """Per-process user symbolization with caches bounded in total, not only per process: a
-    soak with 10k distinct chains grew RSS by ~30 MB/min while per-process caps of 64k entries
-    filled. Whole chains are keyed by the hash of their addresses (an int, not a tuple of a
-    dozen ints); when the totals are exceeded every cache of that kind is dropped at once."""
+    """Per-process user symbolization with caches bounded in total, not per process: a soak
+    with 10k distinct chains grew RSS by ~30 MB/min while per-process caps of 64k entries
+    filled. Frames (by address) and whole chains (by the hash of their addresses) are kept in
+    `Generations` shared by all processes and keyed by the process's serial, so the entries of
+    an exited or replaced process are never hit again and age out."""
 
     def __init__(
         self,
         factory: ResolverFactory,
         max_processes: int = 256,
-        max_frames_total: int = 100_000,
-        max_chains_total: int = 50_000,
+        max_frames_total: int = 32_768,
+        max_chains_total: int = 16_384,
         start_time: Callable[[int], int | None] = process_start_time,
     ) -> None:
         self._factory = factory
         self._max_processes = max_processes
-        self._max_frames = max_frames_total
-        self._max_chains = max_chains_total
-        self._frames_total = 0
-        self._chains_total = 0
+        self._frames: Generations[tuple[int, int], Frame] = Generations(max_frames_total)
+        self._chains: Generations[tuple[int, int], tuple[Frame, ...]] = Generations(
+            max_chains_total
+        )
+        self._serials = itertools.count()
         self._start_time = start_time
         self._processes: OrderedDict[int, _ProcessSymbols] = OrderedDict()
         self._generation = 0  # one per evict_exited call, i.e. per interval
@@ -163,12 +166,7 @@ class UserSymbols:
     @property
     def cached(self) -> tuple[int, int]:
         """(frames, chains) held in the caches."""
-        return self._frames_total, self._chains_total
-
-    def _forget(self, entry: _ProcessSymbols) -> None:
-        self._frames_total -= len(entry.frames)
-        self._chains_total -= len(entry.chains)
-        entry.resolver.close()
+        return len(self._frames), len(self._chains)
 
     def _process(self, pid: int) -> _ProcessSymbols:
         entry = self._processes.get(pid)
@@ -180,15 +178,17 @@ class UserSymbols:
             now = self._start_time(pid)
             if now is not None and now != entry.start_time:
                 del self._processes[pid]
-                self._forget(entry)
+                entry.resolver.close()
                 entry = None
         if entry is not None:
             self._processes.move_to_end(pid)
             return entry
         while len(self._processes) >= self._max_processes:
             _, oldest = self._processes.popitem(last=False)
-            self._forget(oldest)
-        entry = _ProcessSymbols(self._start_time(pid), self._factory(pid), {}, {}, self._generation)
+            oldest.resolver.close()
+        entry = _ProcessSymbols(
+            next(self._serials), self._start_time(pid), self._factory(pid), self._generation
+        )
         self._processes[pid] = entry
         return entry
 
@@ -199,13 +199,9 @@ class UserSymbols:
         """Frames of a whole user stack (addresses innermost first, frames outermost first).
         A hot stack recurs every interval: whole chains are memoized per process."""
         entry = self._process(pid)
-        key = hash(addresses)
-        frames = entry.chains.get(key)
+        key = (entry.serial, hash(addresses))
+        frames = self._chains.get(key)
         if frames is None:
-            if self._chains_total >= self._max_chains:
-                for other in self._processes.values():
-                    other.chains.clear()
-                self._chains_total = 0
             inner_first = []
             for address in addresses:
                 frame = self._frame(entry, address)
@@ -215,19 +211,16 @@ class UserSymbols:
                     inner_first.append(BROKEN_UNWIND)
                     break
                 inner_first.append(frame)
-            frames = entry.chains[key] = tuple(reversed(inner_first))
-            self._chains_total += 1
+            frames = tuple(reversed(inner_first))
+            self._chains.put(key, frames)
         return frames
 
     def _frame(self, entry: _ProcessSymbols, address: int) -> Frame:
-        frame = entry.frames.get(address)
+        key = (entry.serial, address)
+        frame = self._frames.get(key)
         if frame is None:
-            if self._frames_total >= self._max_frames:
-                for other in self._processes.values():
-                    other.frames.clear()
-                self._frames_total = 0
-            frame = entry.frames[address] = self._resolve(entry, address)
-            self._frames_total += 1
+            frame = self._resolve(entry, address)
+            self._frames.put(key, frame)
         return frame
 
     def _resolve(self, entry: _ProcessSymbols, address: int) -> Frame:
@@ -249,11 +242,13 @@ class UserSymbols:
         for pid, entry in list(self._processes.items()):
             if entry.start_time is None or self._start_time(pid) != entry.start_time:
                 del self._processes[pid]
-                self._forget(entry)
+                entry.resolver.close()
                 dropped += 1
         return dropped
 
     def close(self) -> None:
         for entry in self._processes.values():
-            self._forget(entry)
+            entry.resolver.close()
         self._processes.clear()
+        self._frames.clear()
+        self._chains.clear()

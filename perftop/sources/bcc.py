@@ -33,6 +33,7 @@ from perftop.aggregate import with_aggregates
 from perftop.capture import captured_fds
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.events import EVENTS, Event, unavailable_message
+from perftop.generations import Generations
 from perftop.headers import HeadersError, KernelHeaders, locate_headers
 from perftop.heap import release_free_memory
 from perftop.model import CpuStat, Frame, SamplerCost, Snapshot, StackSample
@@ -47,7 +48,7 @@ MAX_PIDS = 64
 STACK_SKIPPED = -65536
 MAX_STACK_DEPTH = 127
 STACK_BITS = {"kernel": 1, "user": 2, "both": 3}
-KERNEL_CHAINS_MAX = 32768  # distinct kernel chains kept symbolized (about 300 bytes each)
+KERNEL_CHAINS_MAX = 8192  # distinct kernel chains kept symbolized (about 300 bytes each)
 LOST_NAMES = (
     "counts_map_full",
     "kernel_stack_collision",
@@ -259,7 +260,8 @@ class BccSource:
         self._previous_stacks: dict[int, tuple[int, ...]] = {}
         self._stack_cache: dict[int, tuple[int, ...]] = {}
         self._kernel_thread: dict[int, bool] = {}
-        self._kernel_chains: dict[int, tuple[Frame, ...]] = {}  # hash of addresses -> frames
+        # hash of addresses -> frames
+        self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -614,11 +616,8 @@ class BccSource:
         key = hash(addresses)
         frames = self._kernel_chains.get(key)
         if frames is None:
-            if len(self._kernel_chains) >= KERNEL_CHAINS_MAX:
-                self._kernel_chains.clear()
-            frames = self._kernel_chains[key] = tuple(
-                self._kernel.frame(address) for address in reversed(addresses)
-            )
+            frames = tuple(self._kernel.frame(address) for address in reversed(addresses))
+            self._kernel_chains.put(key, frames)
         return frames
 
     # -- counters --------------------------------------------------------------------------------
