@@ -215,9 +215,7 @@ def function_rows(
     if zoom_pid is not None:
         pids = (zoom_pid,)
     view = filtered_snapshot(snapshot, pids, text_filter)
-    unresolved = {
-        function_key(frame) for stack in view.stacks for frame in stack.frames if not frame.resolved
-    }
+    unresolved = unresolved_functions(view)
     column = column_by_id(FUNCTION_COLUMNS, sort)
     return [
         TableRow(
@@ -227,6 +225,22 @@ def function_rows(
         )
         for function in sorted_items(view.functions, column, reverse)[:limit]
     ]
+
+
+_last_unresolved: list[tuple[Snapshot, frozenset[FunctionKey]]] = []
+
+
+def unresolved_functions(view: Snapshot) -> frozenset[FunctionKey]:
+    """The functions shown dim (no symbol). It walks every frame of every stack (200k frames
+    at 10k stacks): the last view's answer is kept, so a sort key pressed between two
+    intervals does not walk them again."""
+    if _last_unresolved and _last_unresolved[0][0] is view:
+        return _last_unresolved[0][1]
+    found = frozenset(
+        function_key(frame) for stack in view.stacks for frame in stack.frames if not frame.resolved
+    )
+    _last_unresolved[:] = [(view, found)]
+    return found
 
 
 def process_row_key(pid: int) -> str:

@@ -7,6 +7,7 @@ on the selection of the table last in use; the app owns the options and the sour
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -26,6 +27,7 @@ from perftop.ui.widgets.process_table import ProcessTable
 from perftop.ui.widgets.stack_tree import StackTree
 from perftop.viewmodel import (
     StackNode,
+    TableRow,
     ViewOptions,
     filtered_snapshot,
     function_rows,
@@ -70,6 +72,7 @@ class Dashboard(Vertical):
         self._zoom_pid: int | None = None
         self._stacks_shown_for: tuple[Snapshot | None, Subject, int | None] | None = None
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
+        self._rows_for: dict[str, tuple[Snapshot, tuple[object, ...], list[TableRow]]] = {}
 
     def compose(self) -> ComposeResult:
         yield self.header_bar
@@ -101,19 +104,23 @@ class Dashboard(Vertical):
         processes, functions = self.process_table, self.function_table
         processes.show_sort(options.process_sort, options.process_reverse)
         watched = self._with_watched_processes(view, options.pids)
+        sort, reverse = options.process_sort, options.process_reverse
         processes.show_rows(
-            process_rows(
-                watched, options.process_sort, options.process_reverse, limit=MAX_PROCESS_ROWS
+            self._rows(
+                "processes",
+                watched,
+                (sort, reverse),
+                lambda: process_rows(watched, sort, reverse, limit=MAX_PROCESS_ROWS),
             )
         )
         functions.show_sort(options.function_sort, options.function_reverse)
+        sort, reverse, zoom = options.function_sort, options.function_reverse, options.zoom_pid
         functions.show_rows(
-            function_rows(
+            self._rows(
+                "functions",
                 view,
-                options.function_sort,
-                options.function_reverse,
-                zoom_pid=options.zoom_pid,
-                limit=MAX_FUNCTION_ROWS,
+                (sort, reverse, zoom),
+                lambda: function_rows(view, sort, reverse, zoom_pid=zoom, limit=MAX_FUNCTION_ROWS),
             )
         )
         processes.border_title = f"Processes ({processes.row_count})"
@@ -125,6 +132,22 @@ class Dashboard(Vertical):
             else f"Functions of PID {zoom} {printable(self._comm_of(zoom), 16)}"
         )
         self._zoom_pid = zoom
+
+    def _rows(
+        self,
+        table: str,
+        view: Snapshot,
+        choices: tuple[object, ...],
+        build: Callable[[], list[TableRow]],
+    ) -> list[TableRow]:
+        """A table's rows, built again only for another view or other choices: a key that
+        changes one table (a sort, a reverse) leaves the other table's rows as they were."""
+        held = self._rows_for.get(table)
+        if held is not None and held[0] is view and held[1] == choices:
+            return held[2]
+        rows = build()
+        self._rows_for[table] = (view, choices, rows)
+        return rows
 
     def _with_watched_processes(self, view: Snapshot, pids: tuple[int, ...]) -> Snapshot:
         """Keep every PID of the filter on screen, marked exited once it is gone."""

@@ -124,6 +124,7 @@ class KeyedTable(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.table_columns = tuple(columns)
         self._rows: tuple[TableRow, ...] = ()
+        self._given: Sequence[TableRow] | None = None
         self._index: dict[str, int] = {}
         self._cursor = 0
         self._sort: tuple[str, bool] | None = None  # (column id, descending)
@@ -157,6 +158,9 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def show_rows(self, rows: Sequence[TableRow]) -> None:
         """Make the table hold `rows`, in their order; the cursor stays on its row's key."""
+        if rows is self._given:
+            return  # the same rows object: nothing to compare or draw
+        self._given = rows
         selected = self.selected_key
         before = self._rows
         self._rows = tuple(rows)
