@@ -220,12 +220,16 @@ _libc = ctypes.CDLL(None)
 _libc.free.argtypes = [ctypes.c_void_p]
 
 
-@lru_cache(maxsize=65536)
 def demangle(name: str) -> str:
     """C++ names through libstdc++'s own demangler (what c++filt and BCC use)."""
+    # Only mangled names go through the cache: caching every C name too filled it slowly with
+    # the long tail of symbols seen (the soak's RSS crept for minutes).
+    return _demangle(name) if name.startswith("_Z") else name
+
+
+@lru_cache(maxsize=8192)
+def _demangle(name: str) -> str:
     global _libstdcxx
-    if not name.startswith("_Z"):
-        return name
     if _libstdcxx is None:
         library = ctypes.util.find_library("stdc++") or "libstdc++.so.6"
         try:
