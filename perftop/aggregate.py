@@ -107,18 +107,19 @@ def call_tree(
     for stack in stacks:
         if pid is not None and stack.pid != pid:
             continue
-        if function is not None and all(function_key(f) != function for f in stack.frames):
+        if function is not None and all(f[:3] != function for f in stack.frames):
             continue
-        root.samples += stack.samples
+        samples = stack.samples
+        root.samples += samples
         node = root
-        for frame in stack.frames:
-            key = function_key(frame)
-            child = node.children.get(key)
+        for frame in stack.frames:  # the hot loop of the call-stack pane: keys inlined
+            children = node.children
+            child = children.get(frame[:3])
             if child is None:
-                child = node.children[key] = CallNode(frame=frame)
-            child.samples += stack.samples
+                child = children[frame[:3]] = CallNode(frame)
+            child.samples += samples
             node = child
-        node.self_samples += stack.samples
+        node.self_samples += samples
     return root
 
 

@@ -49,6 +49,7 @@ from perftop.viewmodel import (
     DEFAULT_DECAY_KEEP,
     FUNCTION_COLUMNS,
     PROCESS_COLUMNS,
+    Accumulated,
     DecayingAccumulation,
     ViewOptions,
     cycle_sort,
@@ -72,10 +73,19 @@ NOT_IN_REPLAY = "not available in a replay"
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
 
-def current_view(shown: tuple[Snapshot, Snapshot], options: ViewOptions) -> Snapshot:
+Shown = tuple[Snapshot, Accumulated]  # (the interval, the accumulation that includes it)
+
+
+def shown_pair(shown: Shown, options: ViewOptions) -> tuple[Snapshot, Snapshot]:
+    """The interval and the accumulation, aggregated only when the view shows it."""
+    latest, accumulated = shown
+    return latest, accumulated.snapshot() if options.accumulated else latest
+
+
+def current_view(shown: Shown, options: ViewOptions) -> Snapshot:
     """What the tables show: the interval or the accumulation, after the PID and text filters,
     with only the zoomed process's stacks when zoomed. The flame graph draws it; `x` writes it."""
-    base = shown[1] if options.accumulated else shown[0]
+    base = shown[1].snapshot() if options.accumulated else shown[0]
     view = filtered_snapshot(base, options.pids, options.text_filter)
     if options.zoom_pid is None:
         return view
@@ -129,8 +139,8 @@ class PerftopApp(App[None]):
         self._sampler_done = threading.Event()
         self._sampler_started = False
         # UI thread only.
-        self._latest: tuple[Snapshot, Snapshot] | None = None  # (interval, accumulation)
-        self._shown: tuple[Snapshot, Snapshot] | None = None  # what the frozen screen shows
+        self._latest: Shown | None = None  # (interval, accumulation)
+        self._shown: Shown | None = None  # what the frozen screen shows
         self._frequency = source.frequency_hz
         self._ended = False
         self._flame: FlameScreen | None = None
@@ -206,7 +216,10 @@ class PerftopApp(App[None]):
                 if self._zero_requested.is_set():
                     self._zero_requested.clear()
                     self._accumulation.reset()
-                self.post_message(SnapshotReady(snapshot, self._accumulation.add(snapshot)))
+                accumulated = self._accumulation.add(snapshot)
+                if self.options.accumulated:
+                    accumulated.snapshot()  # aggregated here, not on the UI thread
+                self.post_message(SnapshotReady(snapshot, accumulated))
         finally:
             self._sampler_done.set()
 
@@ -267,7 +280,8 @@ class PerftopApp(App[None]):
     # Drawing --------------------------------------------------------------------------------
 
     def _render_view(self) -> None:
-        self.dashboard.show(self._shown, self.options, ended=self._ended)
+        shown = shown_pair(self._shown, self.options) if self._shown is not None else None
+        self.dashboard.show(shown, self.options, ended=self._ended)
         if self._flame is not None:
             self._show_flame(self._flame)
 
@@ -450,8 +464,7 @@ class PerftopApp(App[None]):
         self._zero_requested.set()
         if self._shown is not None:
             latest, _ = self._shown
-            empty = replace(latest, stacks=(), processes=(), functions=(), samples=0)
-            self._shown = (latest, empty)
+            self._shown = (latest, Accumulated(latest, (), {}))
         self.notify("accumulated counts zeroed", timeout=3)
         self._render_view()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from textual.message import Message
 
 from perftop.model import Snapshot
+from perftop.viewmodel import Accumulated
 
 
 class SnapshotReady(Message):
     """One interval: the snapshot as sampled and the decaying accumulation that includes it."""
 
-    def __init__(self, latest: Snapshot, accumulated: Snapshot) -> None:
+    def __init__(self, latest: Snapshot, accumulated: Accumulated) -> None:
         super().__init__()
         self.latest = latest
         self.accumulated = accumulated

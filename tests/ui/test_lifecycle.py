@@ -18,6 +18,7 @@ from perftop.recording import RecordingWriter, read_recording
 from perftop.ui.app import PerftopApp, run_app
 from perftop.ui.messages import SnapshotReady
 from perftop.ui.terminal import terminal_gone
+from perftop.viewmodel import DecayingAccumulation
 from tests.ui.conftest import FakeSource, wait_for, with_notices
 
 
@@ -111,10 +112,13 @@ def test_every_interval_is_recorded_even_when_the_screen_skips_some(
 def test_only_the_newest_snapshot_waits_but_notices_are_never_dropped(
     recorded: list[Snapshot],
 ) -> None:
-    plain = SnapshotReady(recorded[0], recorded[0])
-    noticed = SnapshotReady(with_notices(recorded[0], "event switch failed"), recorded[0])
-    assert plain.can_replace(SnapshotReady(recorded[1], recorded[1]))
-    assert not noticed.can_replace(SnapshotReady(recorded[1], recorded[1]))
+    def ready(latest: Snapshot) -> SnapshotReady:
+        return SnapshotReady(latest, DecayingAccumulation().add(latest))
+
+    plain = ready(recorded[0])
+    noticed = ready(with_notices(recorded[0], "event switch failed"))
+    assert plain.can_replace(ready(recorded[1]))
+    assert not noticed.can_replace(ready(recorded[1]))
 
 
 def test_the_view_model_never_imports_textual() -> None:

@@ -256,15 +256,15 @@ def test_accumulation_decays_and_resets() -> None:
     first = snapshot_of(stack(user("a"), pid=1, samples=100), infos={1: ProcessInfo(1, "u")})
     second = snapshot_of(stack(user("b"), pid=2, samples=10), infos={2: ProcessInfo(2, "v")})
     accumulation.add(first)
-    both = accumulation.add(second)
+    both = accumulation.add(second).snapshot()
     assert {p.pid: p.samples for p in both.processes} == {1: 50, 2: 10}
     assert {p.pid: p.info.user for p in both.processes} == {1: "u", 2: "v"}
     assert both.samples == 60
     for _ in range(8):
-        faded = accumulation.add(second)
+        faded = accumulation.add(second).snapshot()
     assert [p.pid for p in faded.processes] == [2]  # decayed to nothing, then dropped
     accumulation.reset()
-    assert accumulation.add(second).samples == 10
+    assert accumulation.add(second).snapshot().samples == 10
 
 
 def test_options_cleared_keeps_sort_and_modes() -> None:
