@@ -359,11 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile: BinaryIO | None = None
     try:
         if not config.batch:
+            from perftop.sources.deferred import DeferredSource
             from perftop.ttyfds import terminal_for_screen_only
-            from perftop.ui.app import run_app
 
             with terminal_for_screen_only():
                 source = open_source(config)
+                if isinstance(source, DeferredSource):
+                    source.start()  # compiles while the screen's modules load
+                from perftop.ui.app import run_app
+
                 try:
                     return run_app(source, record_path=config.record_path)
                 finally:

@@ -73,12 +73,16 @@ class DeferredSource:
 
         return {name: probe_event(event) for name, event in EVENTS.items()}
 
-    def next_snapshot(self) -> Snapshot | None:
+    def start(self) -> None:
+        """Begin the compile (idempotent). The CLI starts it before importing the screen: the
+        compile runs in libbcc's C++ with the GIL released, so it overlaps the seconds of
+        Textual's import and start-up instead of following them."""
         if not self._started:
-            # Started by the screen's first request, not before: the compile thread would
-            # otherwise compete for the GIL with the screen's own start-up.
             self._started = True
             self._builder.start()
+
+    def next_snapshot(self) -> Snapshot | None:
+        self.start()
         if self._source is None:
             deadline = self._last + self._config.interval_s
             # Wake as soon as the program is ready: its first interval starts then.
