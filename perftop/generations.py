@@ -7,6 +7,11 @@ when it holds half the bound it becomes the old generation and the previous old 
 A hit in the old generation moves the entry back to the young one. So at most `bound` entries are
 held, the entries used in the last stretch survive each turnover, and a hit costs a dict lookup
 (no LRU bookkeeping per hit).
+
+`age()`, called once per interval, turns the generations over too: what is held is then what the
+last two intervals used, however big or small that is, and the bound only caps a pathological
+interval. (Sized by the bound alone, a bound small enough to be reached quickly in the soak was
+too small for 50k distinct stacks an interval, which were then symbolized again every second.)
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ class Generations(Generic[K, V]):
             self._old = self._young
             self._young = {}
         self._young[key] = value
+
+    def age(self) -> None:
+        """End of an interval: what was not used in it or the one before goes."""
+        self._old = self._young
+        self._young = {}
 
     def clear(self) -> None:
         self._young = {}

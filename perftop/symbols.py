@@ -139,14 +139,16 @@ class UserSymbols:
     with 10k distinct chains grew RSS by ~30 MB/min while per-process caps of 64k entries
     filled. Frames (by address) and whole chains (by the hash of their addresses) are kept in
     `Generations` shared by all processes and keyed by the process's serial, so the entries of
-    an exited or replaced process are never hit again and age out."""
+    an exited or replaced process are never hit again and age out: each evict_exited (once an
+    interval) ages them, so what is held is what the last two intervals used. The bounds only
+    cap a pathological interval; they leave room for 50k distinct stacks an interval."""
 
     def __init__(
         self,
         factory: ResolverFactory,
         max_processes: int = 256,
-        max_frames_total: int = 32_768,
-        max_chains_total: int = 16_384,
+        max_frames_total: int = 262_144,
+        max_chains_total: int = 131_072,
         start_time: Callable[[int], int | None] = process_start_time,
     ) -> None:
         self._factory = factory
@@ -238,6 +240,8 @@ class UserSymbols:
         """Forget processes that have exited or whose pid now belongs to another process
         (a different start time). Returns how many were dropped."""
         self._generation += 1
+        self._frames.age()
+        self._chains.age()
         dropped = 0
         for pid, entry in list(self._processes.items()):
             if entry.start_time is None or self._start_time(pid) != entry.start_time:

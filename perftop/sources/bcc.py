@@ -49,7 +49,7 @@ STACK_SKIPPED = -65536
 MAX_STACK_DEPTH = 127
 STACK_BITS = {"kernel": 1, "user": 2, "both": 3}
 TRIM_EVERY_S = 30.0  # how often freed heap pages are given back (malloc_trim: ~1 ms here)
-KERNEL_CHAINS_MAX = 8192  # distinct kernel chains kept symbolized (about 300 bytes each)
+KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
 LOST_NAMES = (
     "counts_map_full",
     "kernel_stack_collision",
@@ -448,6 +448,7 @@ class BccSource:
         stacks = tuple(self._symbolize(entries, stack_ips, lost))
         infos = self._details.lookup({stack.pid for stack in stacks})
         self._user.evict_exited()
+        self._kernel_chains.age()  # keeps what this interval and the last one used
         cpus = self._cpu_delta()
         notices, self._notices = tuple(self._notices), []
         snapshot = Snapshot(

@@ -22,3 +22,15 @@ def test_a_hit_in_the_old_generation_moves_it_young() -> None:
     cache.put("d", 4)  # young full (c, a): they turn old, b is dropped
     assert cache.get("b") is None
     assert cache.get("a") == 1 and cache.get("c") == 3
+
+
+def test_aging_keeps_what_the_last_two_intervals_used() -> None:
+    cache: Generations[int, int] = Generations(bound=1_000_000)
+    for key in range(50_000):  # one big interval: far under the bound, all kept
+        cache.put(key, key)
+    cache.age()
+    assert all(cache.get(key) == key for key in range(0, 50_000, 2))  # used again: kept
+    cache.age()
+    assert cache.get(1) is None  # unused for a whole interval: gone
+    assert cache.get(2) == 2
+    assert len(cache) == 25_000
