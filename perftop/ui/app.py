@@ -197,7 +197,7 @@ class PerftopApp(App[None]):
 
     # The sampler thread ---------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="sampler", name="sampler")
+    @work(thread=True, exclusive=True, group="sampler", name="sampler", description="sampler")
     def _run_sampler(self) -> None:
         worker = get_current_worker()
         try:

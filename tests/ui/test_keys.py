@@ -402,6 +402,10 @@ def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
         return build(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Dashboard, "_stack_model", staticmethod(recording_build))
+    # Nothing may format the whole view as text on the way (Textual named workers after the
+    # repr of their arguments: a 10k-stack Snapshot every interval).
+    reprs: list[str] = []
+    monkeypatch.setattr(Snapshot, "__repr__", lambda self: reprs.append("view") or "view")
 
     stacks = tuple(
         StackSample(
@@ -423,6 +427,7 @@ def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
         await wait_for_text(pilot, "Call stacks: PID 1001 python3")
         await wait_for_text(pilot, "leaf_7")
         assert len(built_in) == 1 and built_in[0] != threading.main_thread().name
+        assert reprs == []
         await pilot.press("r")  # the same interval, sorted the other way
         await pilot.pause()
         assert len(built_in) == 1

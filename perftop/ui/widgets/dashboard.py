@@ -196,7 +196,9 @@ class Dashboard(Vertical):
             and shown_for[1:] == (subject, zoom)
         )
 
-    @work(thread=True, exclusive=True, group="stack-model")
+    # A description, or Textual repr()s the arguments for one: a whole 10k-stack Snapshot, every
+    # interval (py-spy under load: 10% of perftop's samples went to that string).
+    @work(thread=True, exclusive=True, group="stack-model", description="call-stack tree")
     def _build_stack_model(self, view: Snapshot, subject: Subject, zoom_pid: int | None) -> None:
         model = self._stack_model(view, subject, zoom_pid)
 
