@@ -61,7 +61,7 @@ BENCHMARKS = (
     Benchmark("interval_work", reports_json=False),
     Benchmark("responsiveness"),
     # The 10 minutes: with 2, the second half was still warm-up for the symbol caches.
-    Benchmark("soak", ("--minutes", "10")),
+    Benchmark("soak", ("--minutes", "10"), timeout_s=900.0),
     Benchmark("accuracy", reports_json=False, timeout_s=300.0),
 )
 STOP_GRACE_S = 30.0
