@@ -9,7 +9,7 @@ are busy on the machine get up to a minute to finish (`--quiet-wait`), and whate
 busy is noted beside the results, so a noisy run can be recognised.
 
 Exits non-zero when a target is missed or a benchmark fails; RESULTS.md is written either way.
-Run: `make bench` (about 24 minutes), or `.venv/bin/python bench/run_all.py --only startup,soak`.
+Run: `make bench` (about 20 minutes), or `.venv/bin/python bench/run_all.py --only startup,soak`.
 """
 
 from __future__ import annotations
