@@ -48,7 +48,7 @@ MAX_PIDS = 64
 STACK_SKIPPED = -65536
 MAX_STACK_DEPTH = 127
 STACK_BITS = {"kernel": 1, "user": 2, "both": 3}
-TRIM_EVERY_S = 30.0  # how often freed heap pages are given back (malloc_trim: ~1 ms here)
+TRIM_EVERY_S = 30.0  # how often freed heap pages go back (malloc_trim: median 0.6 ms, max 6 ms)
 KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
 LOST_NAMES = (
     "counts_map_full",

@@ -85,7 +85,7 @@ def shown_pair(shown: Shown, options: ViewOptions) -> tuple[Snapshot, Snapshot]:
 def current_view(shown: Shown, options: ViewOptions) -> Snapshot:
     """What the tables show: the interval or the accumulation, after the PID and text filters,
     with only the zoomed process's stacks when zoomed. The flame graph draws it; `x` writes it."""
-    base = shown[1].snapshot() if options.accumulated else shown[0]
+    base = shown_pair(shown, options)[1]
     view = filtered_snapshot(base, options.pids, options.text_filter)
     if options.zoom_pid is None:
         return view

@@ -84,41 +84,37 @@ class KeyedTable(ScrollView, can_focus=True):
     }
     """
 
-    class SelectionChanged(Message):
+    class TableMessage(Message):
+        """A message from one table (`control` lets handlers tell the two tables apart)."""
+
+        def __init__(self, table: KeyedTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    class SelectionChanged(TableMessage):
         """The highlighted row is now another one (moved, or another row slid under the cursor)."""
 
         def __init__(self, table: KeyedTable, row_key: str | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.row_key = row_key
 
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(TableMessage):
         """Enter on a row, or a click on the highlighted row."""
 
         def __init__(self, table: KeyedTable, row_key: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.row_key = row_key
 
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
-
-    class HeaderSelected(Message):
+    class HeaderSelected(TableMessage):
         """A click on a column's title."""
 
         def __init__(self, table: KeyedTable, column_id: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.column_id = column_id
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
 
     def __init__(self, columns: Sequence[Column[Any]], *, id: str) -> None:
         super().__init__(id=id)
@@ -252,21 +248,20 @@ class KeyedTable(ScrollView, can_focus=True):
         pad = " " * CELL_PADDING
         segments = []
         for column, width in zip(self.table_columns, self._widths, strict=True):
+            sorted_here = self._sort is not None and self._sort[0] == column.id
             title = column.title
-            if self._sort is not None and self._sort[0] == column.id:
+            if self._sort is not None and sorted_here:
                 title += "▼" if self._sort[1] else "▲"
-                text = fit(title, width, False)
-                # Only the title is underlined, not the padding around it.
-                stripped = text.strip(" ")
-                left = text[: len(text) - len(text.lstrip(" "))]
-                right = text[len(left) + len(stripped) :]
+            shown = fit(title, width, False)  # titles are left-aligned: padding on the right
+            if not sorted_here:
+                segments.append(Segment(pad + shown + pad, style))
+            else:  # the sort column: only the title itself is underlined, not its padding
+                text = shown.rstrip(" ")
                 segments += [
-                    Segment(pad + left, style),
-                    Segment(stripped, sorted_style),
-                    Segment(right + pad, style),
+                    Segment(pad, style),
+                    Segment(text, sorted_style),
+                    Segment(shown[len(text) :] + pad, style),
                 ]
-            else:
-                segments.append(Segment(pad + fit(title, width, False) + pad, style))
         return Strip(segments)
 
     # Moving
