@@ -3,8 +3,8 @@
 BCC 0.26 traps avoided here, each checked in its source:
 - `attach_perf_event` leaks the fds of CPUs already attached when a later CPU fails: perftop
   opens one perf event per CPU itself and closes them all on any failure.
-- `StackTrace.clear()` does nothing: the stack ids read each interval are deleted, so the stack
-  map holds only what the current interval produced.
+- `StackTrace.clear()` does nothing: perftop deletes the stack ids no sample used in the last
+  two intervals, so the stack map holds the working set.
 - `BPF.sym()` keeps a symbol cache per pid forever, and libbcc opens /tmp/perf-PID.map with no
   ownership or symlink check: perftop reads user symbols itself (perftop.usersyms), with bounded
   caches that forget exited processes.
@@ -259,8 +259,9 @@ class BccSource:
         self._last_bpf_stats = self._read_bpf_stats()
         self._last_drain = time.monotonic()
         self._last_trim = self._last_drain
-        self._previous_stacks: dict[int, tuple[int, ...]] = {}
-        self._stack_cache: dict[int, tuple[int, ...]] = {}
+        self._stack_cache: dict[int, tuple[int, ...]] = {}  # id -> addresses, as in the map
+        self._retired_stacks: dict[int, tuple[int, ...]] = {}  # deleted at the last drain
+        self._stacks_used_last: set[int] = set()
         self._kernel_thread: dict[int, bool] = {}
         # hash of addresses -> frames
         self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
@@ -549,15 +550,19 @@ class BccSource:
         """The addresses behind each stack id.
 
         An id keeps its stack until it is deleted (without BPF_F_REUSE_STACKID a different
-        stack in a taken bucket gets -EEXIST), so ids read once are cached and hot stacks cost
-        no syscall. The map is emptied (every cached id deleted) once the cache holds an eighth
-        of it, which keeps both the map and the collision rate low over a long session. A
-        sample that took an id just before the emptying finds it in the previous cache.
+        stack in a taken bucket gets -EEXIST), so ids read once are cached and a recurring
+        stack costs no syscall. Ids that no sample used in this interval or the last are
+        deleted from the map and the cache, so the map holds the working set and no more: its
+        collision rate stays as low as the working set allows, and the per-interval cost
+        follows the stacks that are new, not all of them (emptying the whole map re-read
+        every hot stack each interval: 18.5 µs a stack at 45k stacks against 10.2 at 1.5k).
+        When two intervals' ids would take more than half the map, only this interval's stay.
+        A sample that took an id just before its deletion finds it among the retired ones.
         """
         maps = self._maps
         buffer = maps.stack_buffer
         fd, lookup = maps.stacks.map_fd, lib.bpf_lookup_elem
-        cache, previous = self._stack_cache, self._previous_stacks
+        cache, retired = self._stack_cache, self._retired_stacks
         stacks: dict[int, tuple[int, ...]] = {}
         for stack_id in stack_ids:
             if stack_id < 0:
@@ -567,17 +572,21 @@ class BccSource:
                 key = ct.c_int(stack_id)
                 if lookup(fd, ct.byref(key), buffer) == 0:
                     ips = cache[stack_id] = _zero_terminated(buffer)
-                elif stack_id in previous:
-                    ips = previous[stack_id]
+                elif stack_id in retired:
+                    ips = retired[stack_id]
                 else:
                     lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
                     continue
             stacks[stack_id] = ips
-        if len(cache) > self._config.stack_entries // 8:
-            delete = lib.bpf_delete_elem
-            for stack_id in cache:
-                delete(fd, ct.byref(ct.c_int(stack_id)))
-            self._previous_stacks, self._stack_cache = cache, {}
+        used = stacks.keys()
+        cold = cache.keys() - used - self._stacks_used_last
+        if len(cache) - len(cold) > self._config.stack_entries // 2:
+            cold = cache.keys() - used
+        delete = lib.bpf_delete_elem
+        for stack_id in cold:
+            delete(fd, ct.byref(ct.c_int(stack_id)))
+        self._retired_stacks = {stack_id: cache.pop(stack_id) for stack_id in cold}
+        self._stacks_used_last = set(used)
         return stacks
 
     def _is_kernel_thread(self, pid: int) -> bool:

@@ -273,33 +273,71 @@ def test_full_maps_are_counted_as_lost_and_sampling_goes_on(
         tiny.close()
 
 
-def test_stack_map_is_emptied_before_it_fills(tmp_path: Path) -> None:
-    """More distinct stacks over the session than the map holds, and none lost to a full map."""
-    from perftop.sources.bcc import BccSource
-
-    generator = tmp_path / "stackgen"
+@pytest.fixture(scope="module")
+def stackgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bench/stackgen.c: N distinct call chains, six levels deep."""
+    generator = tmp_path_factory.mktemp("stackgen") / "stackgen"
     source_file = Path(__file__).parents[2] / "bench" / "stackgen.c"
     subprocess.run(
         ["gcc", "-O0", "-fno-omit-frame-pointer", "-o", str(generator), str(source_file)],
         check=True,
     )
-    worker = subprocess.Popen([str(generator), "30000", "60"])
+    return generator
+
+
+def test_stack_map_is_emptied_before_it_fills(stackgen: Path) -> None:
+    """More distinct stacks over the session than the map holds, and none lost to a full map."""
+    from perftop.sources.bcc import BccSource
+
+    worker = subprocess.Popen([str(stackgen), "30000", "60"])
     small = BccSource(SamplerConfig(frequency_hz=199, stack_entries=1024, pids=(worker.pid,)))
     seen: set[tuple[int, ...]] = set()
     try:
         snapshots(small, 1)
-        for _ in range(6):
+        for _ in range(8):
             snapshot = snapshots(small, 1)[0]
             seen.update(small._stack_cache.values())  # type: ignore[attr-defined]
-            seen.update(small._previous_stacks.values())  # type: ignore[attr-defined]
+            seen.update(small._retired_stacks.values())  # type: ignore[attr-defined]
             assert snapshot.lost["user_stack_map_full"] == 0, snapshot.lost
             assert snapshot.lost["kernel_stack_map_full"] == 0, snapshot.lost
-            assert snapshot.cost.stack_map_used <= 1024 // 8
+            # two intervals of ~199 samples each at most: the ids older than that are gone
+            assert snapshot.cost.stack_map_used <= 2 * 200 + 10
         assert len(seen) > 1024, len(seen)
     finally:
         worker.kill()
         worker.wait()
         small.close()
+
+
+def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack that recurs every interval costs no map read after its first, even when the
+    working set is a large part of the map (emptying the map at an eighth of it re-read every
+    hot stack each interval, which made the per-stack cost grow with the stack count)."""
+    from perftop.sources import bcc
+
+    worker = subprocess.Popen([str(stackgen), "20", "60"])  # ~60 stacks, each every interval
+    source = bcc.BccSource(SamplerConfig(frequency_hz=999, stack_entries=256, pids=(worker.pid,)))
+    reads: list[int] = []
+    real_lookup = bcc.lib.bpf_lookup_elem
+
+    def counting_lookup(fd: int, key: object, value: object) -> int:
+        if fd == source._maps.stacks.map_fd:  # type: ignore[attr-defined]
+            reads.append(1)
+        return int(real_lookup(fd, key, value))
+
+    try:
+        snapshots(source, 2)  # the chains' stacks are read and cached
+        monkeypatch.setattr(bcc.lib, "bpf_lookup_elem", counting_lookup)
+        counted = snapshots(source, 3)
+        working_set = counted[-1].cost.stack_map_used
+        assert sum(snapshot.samples for snapshot in counted) > 1500
+        # a few stacks are new (a leaf sampled at an instruction not seen before): not all
+        assert len(reads) < working_set, (len(reads), working_set)
+        assert working_set > 256 // 8, working_set  # past the old emptying point
+    finally:
+        source.close()
+        worker.kill()
+        worker.wait()
 
 
 def test_failed_attach_on_a_later_cpu_leaks_no_fd(
