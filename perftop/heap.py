@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers (malloc.h)
 MMAP_THRESHOLD_BYTES = 256 << 10
+# The cyclic collector's thresholds (Python's are 700, 10, 10). An interval allocates tens of
+# thousands of tuples that live about a second (stacks, call-tree nodes): at 700 they reached
+# the oldest generation and set off a full collection twice a second under a heavy load, each
+# 100-340 ms of held GIL (the keypress that waited behind one took as long). At 50,000 the young
+# ones die by reference count before a collection sees them; the oldest generation is collected
+# after 20 x 20 younger collections (about every 10-20 s under that load). Cyclic garbage waits
+# longer for it, but its amount is bounded by the same counts.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 _libc: ctypes.CDLL | None = None
 
@@ -42,3 +51,13 @@ def release_free_memory() -> bool:
     """Give the heap's free pages back to the system (malloc_trim). True if any were."""
     libc = _glibc()
     return bool(libc and libc.malloc_trim(0))
+
+
+def freeze_long_lived_objects() -> None:
+    """Collect once, then move every object alive now out of the cyclic collector's reach
+    (gc.freeze). Called once start-up is over: the modules, classes and functions imported,
+    libbcc's tables, the screen's widgets live as long as the process, and a full collection
+    walked them all again each time."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -35,7 +35,7 @@ from perftop.config import STACK_MODES, SamplerConfig
 from perftop.events import EVENTS, Event, unavailable_message
 from perftop.generations import Generations
 from perftop.headers import HeadersError, KernelHeaders, locate_headers
-from perftop.heap import release_free_memory
+from perftop.heap import freeze_long_lived_objects, release_free_memory
 from perftop.model import CpuStat, Frame, SamplerCost, Snapshot, StackSample
 from perftop.procinfo import ProcessDetails
 from perftop.sanitize import decode
@@ -265,6 +265,7 @@ class BccSource:
         self._kernel_thread: dict[int, bool] = {}
         # hash of addresses -> frames
         self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
+        freeze_long_lived_objects()
 
     # -- setup ---------------------------------------------------------------------------------
 
