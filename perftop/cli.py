@@ -28,6 +28,9 @@ MAX_FREQUENCY = 100_000
 MAX_INTERVAL_S = 3600.0
 MAX_PIDS = 64
 MAX_PID = 4_194_304  # PID_MAX_LIMIT: no kernel hands out a larger PID
+# The screen's first profile comes a quarter second after the program is attached: what the
+# user has waited for is the compile, not another whole interval.
+FIRST_INTERVAL_S = 0.25
 
 
 class UsageError(Exception):
@@ -248,10 +251,12 @@ def open_source(config: Config) -> SnapshotSource:
         # which loads LLVM, happens on that thread).
         from perftop.sources.deferred import DeferredSource
 
+        sampler = replace(config.sampler, first_interval_s=FIRST_INTERVAL_S)
+
         def build() -> SnapshotSource:
             from perftop.sources.bcc import BccSource
 
-            return BccSource(config.sampler)
+            return BccSource(sampler)
 
         return DeferredSource(build, config.sampler)
     from perftop.sources.bcc import BccSource

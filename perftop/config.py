@@ -23,6 +23,10 @@ class SamplerConfig:
     counts_entries: int = 40960
     stack_entries: int = 16384
     debuginfod: bool = False  # network symbol lookups are opt-in
+    # The screen's first profile comes this long after the program is attached, not a whole
+    # interval: the user has already waited for the compile. None: a whole interval (batch
+    # reports keep -d for every interval).
+    first_interval_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

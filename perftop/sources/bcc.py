@@ -258,6 +258,7 @@ class BccSource:
         self._last_lost = self._read_lost()
         self._last_bpf_stats = self._read_bpf_stats()
         self._last_drain = time.monotonic()
+        self._first_interval = True
         self._last_trim = self._last_drain
         self._stack_cache: dict[int, tuple[int, ...]] = {}  # id -> addresses, as in the map
         self._retired_stacks: dict[int, tuple[int, ...]] = {}  # deleted at the last drain
@@ -399,7 +400,10 @@ class BccSource:
                 self._event, self._frequency = event, hz
 
     def next_snapshot(self) -> Snapshot | None:
-        deadline = self._last_drain + self._config.interval_s
+        interval = self._config.interval_s
+        if self._first_interval and self._config.first_interval_s is not None:
+            interval = min(interval, self._config.first_interval_s)
+        deadline = self._last_drain + interval
         if self._closed.wait(max(0.0, deadline - time.monotonic())):
             return None
         return self.drain()
@@ -431,6 +435,7 @@ class BccSource:
         now = time.monotonic()
         interval = now - self._last_drain
         self._last_drain = now
+        self._first_interval = False
         started = (time.perf_counter(), time.thread_time())
         # What the drained interval was sampled with; changes apply from this instant, just
         # before the drain, so the next interval is sampled wholly with the new settings.

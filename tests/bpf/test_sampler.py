@@ -340,6 +340,39 @@ def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.Monk
         worker.wait()
 
 
+def test_the_screens_first_interval_is_short(busy_chain: subprocess.Popen[bytes]) -> None:
+    """The screen's sampler: the first profile a quarter second after attaching, then whole
+    intervals."""
+    from perftop import cli
+
+    source = cli.open_source(cli.parse_config(["-F", "199", "-p", str(busy_chain.pid)]))
+    profiles: list[Snapshot] = []
+    try:
+        for _ in range(40):  # process-only snapshots come each interval until the compile ends
+            snapshot = source.next_snapshot()
+            assert snapshot is not None
+            if snapshot.samples:
+                profiles.append(snapshot)
+            if len(profiles) == 2:
+                break
+    finally:
+        source.close()
+    first, second = profiles
+    assert first.interval_s < 0.5, first.interval_s
+    assert 0.9 < second.interval_s < 1.3, second.interval_s
+
+
+def test_batch_intervals_are_all_whole(busy_chain: subprocess.Popen[bytes]) -> None:
+    from perftop import cli
+
+    source = cli.open_source(cli.parse_config(["--batch", "-F", "199", "-p", str(busy_chain.pid)]))
+    try:
+        first = source.next_snapshot()
+    finally:
+        source.close()
+    assert first is not None and 0.9 < first.interval_s < 1.3, first
+
+
 def test_failed_attach_on_a_later_cpu_leaks_no_fd(
     source: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
