@@ -241,7 +241,6 @@ class BccSource:
             self._prog_fd: int = self._bpf.load_func(b"on_sample", BPF.PERF_EVENT).fd
             self._apply_stack_mode(config.stack_mode)
             self._apply_pid_filter(config.pids)
-            self._attach(self._event, self._frequency)
         except BaseException:
             self._release()
             raise
@@ -256,13 +255,6 @@ class BccSource:
         self._user = UserSymbols(resolver_factory())
         self._details = ProcessDetails()
         self._self_process = psutil.Process()
-        self._last_cpu_time = self._own_cpu_time()
-        self._last_cpu_totals = self._read_cpu_totals()
-        self._last_lost = self._read_lost()
-        self._last_bpf_stats = self._read_bpf_stats()
-        self._last_drain = time.monotonic()
-        self._first_interval = True
-        self._last_trim = self._last_drain
         self._stack_cache: dict[int, tuple[int, ...]] = {}  # id -> addresses, as in the map
         self._retired_stacks: dict[int, tuple[int, ...]] = {}  # deleted at the last drain
         self._stacks_used_last: set[int] = set()
@@ -270,6 +262,21 @@ class BccSource:
         # hash of addresses -> frames
         self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
         freeze_long_lived_objects()
+        # Attached last, with every baseline read right after: the first interval's samples
+        # and its length start together (kallsyms and the collection above took ~0.1-0.2 s, and
+        # a quarter-second first interval counted them as its own: 324 samples/s at 99 Hz x 2).
+        try:
+            self._attach(self._event, self._frequency)
+        except BaseException:
+            self._release()
+            raise
+        self._last_cpu_time = self._own_cpu_time()
+        self._last_cpu_totals = self._read_cpu_totals()
+        self._last_lost = self._read_lost()
+        self._last_bpf_stats = self._read_bpf_stats()
+        self._last_drain = time.monotonic()
+        self._first_interval = True
+        self._last_trim = self._last_drain
 
     # -- setup ---------------------------------------------------------------------------------
 

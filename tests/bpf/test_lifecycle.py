@@ -63,7 +63,9 @@ def test_signal_detaches_everything(signum: int) -> None:
     assert perf_event_fds() == perf_fds
 
 
-def test_folded_written_on_sigterm(tmp_path: Path) -> None:
+def test_folded_written_on_sigterm(tmp_path: Path, busy_chain: subprocess.Popen[bytes]) -> None:
+    # Something busy to sample: perftop attaches only once its own start-up work is done, so
+    # on an idle machine it has nothing but idle samples to write.
     out = tmp_path / "out.folded"
     programs = loaded_programs()
     process = subprocess.Popen(
