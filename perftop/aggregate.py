@@ -114,9 +114,10 @@ def call_tree(
         node = root
         for frame in stack.frames:  # the hot loop of the call-stack pane: keys inlined
             children = node.children
-            child = children.get(frame[:3])
+            key = frame[:3]
+            child = children.get(key)
             if child is None:
-                child = children[frame[:3]] = CallNode(frame)
+                child = children[key] = CallNode(frame)
             child.samples += samples
             node = child
         node.self_samples += samples

@@ -247,11 +247,12 @@ class KeyedTable(ScrollView, can_focus=True):
         sorted_style = style + SORTED
         pad = " " * CELL_PADDING
         segments = []
+        sort_id, descending = self._sort if self._sort is not None else (None, False)
         for column, width in zip(self.table_columns, self._widths, strict=True):
-            sorted_here = self._sort is not None and self._sort[0] == column.id
+            sorted_here = column.id == sort_id
             title = column.title
-            if self._sort is not None and sorted_here:
-                title += "▼" if self._sort[1] else "▲"
+            if sorted_here:
+                title += "▼" if descending else "▲"
             shown = fit(title, width, False)  # titles are left-aligned: padding on the right
             if not sorted_here:
                 segments.append(Segment(pad + shown + pad, style))
