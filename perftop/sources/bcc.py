@@ -572,7 +572,8 @@ class BccSource:
         collision rate stays as low as the working set allows, and the per-interval cost
         follows the stacks that are new, not all of them (emptying the whole map re-read
         every hot stack each interval: 18.5 µs a stack at 45k stacks against 10.2 at 1.5k).
-        When two intervals' ids would take more than half the map, only this interval's stay.
+        When two intervals' ids would take more than a quarter of the map, only this
+        interval's stay: the share of the map taken is the chance that a new stack collides.
         A sample that took an id just before its deletion finds it among the retired ones.
         """
         maps = self._maps
@@ -596,7 +597,7 @@ class BccSource:
             stacks[stack_id] = ips
         used = stacks.keys()
         cold = cache.keys() - used - self._stacks_used_last
-        if len(cache) - len(cold) > self._config.stack_entries // 2:
+        if len(cache) - len(cold) > self._config.stack_entries // 4:
             cold = cache.keys() - used
         delete = lib.bpf_delete_elem
         for stack_id in cold:
