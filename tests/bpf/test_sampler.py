@@ -312,6 +312,32 @@ def test_stack_map_is_emptied_before_it_fills(stackgen: Path) -> None:
         small.close()
 
 
+def test_one_off_stacks_leave_the_stack_map(stackgen: Path) -> None:
+    """Stacks seen in one interval only (a leaf caught at a new instruction) are deleted once
+    read: kept, they took buckets that the next interval's new stacks then collided with
+    (-EEXIST, the sample counted without its user stack). Measured with 3,000 chains at 999 Hz
+    and a 4,096-entry map: 25% of samples lost their stack when every id of the last interval
+    stayed, 14% with only recurring ids kept."""
+    from perftop.sources.bcc import BccSource
+
+    worker = subprocess.Popen([str(stackgen), "3000", "60"])
+    source = BccSource(SamplerConfig(frequency_hz=999, stack_entries=4096, pids=(worker.pid,)))
+    try:
+        snapshots(source, 1)
+        counted = snapshots(source, 4)
+        samples = sum(snapshot.samples for snapshot in counted)
+        collided = sum(snapshot.lost["user_stack_collision"] for snapshot in counted)
+        assert samples > 2000
+        for snapshot in counted:
+            # most of an interval's stacks are one-offs: they are not in the map after it
+            assert snapshot.cost.stack_map_used < snapshot.cost.counts_map_used / 2, snapshot.cost
+        assert collided < 0.2 * samples, (collided, samples)
+    finally:
+        source.close()
+        worker.kill()
+        worker.wait()
+
+
 def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stack that recurs every interval costs no map read after its first, even when the
     working set is a large part of the map (emptying the map at an eighth of it re-read every
