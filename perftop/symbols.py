@@ -199,23 +199,41 @@ class UserSymbols:
 
     def chain(self, pid: int, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
         """Frames of a whole user stack (addresses innermost first, frames outermost first).
-        A hot stack recurs every interval: whole chains are memoized per process."""
+        A hot stack recurs every interval: whole chains are memoized per process, and so are
+        their callers' chains (all but the innermost address), because most new stacks are a
+        known call chain caught at a new instruction of its leaf: those cost one frame."""
         entry = self._process(pid)
         key = (entry.serial, hash(addresses))
         frames = self._chains.get(key)
         if frames is None:
-            inner_first = []
-            for address in addresses:
-                frame = self._frame(entry, address)
-                if frame.unresolved_reason == REASON_NOT_MAPPED:
-                    # The unwinder walked off the real stack (code without frame pointers):
-                    # everything from here outward is noise. One frame says so.
-                    inner_first.append(BROKEN_UNWIND)
-                    break
-                inner_first.append(frame)
-            frames = tuple(reversed(inner_first))
+            leaf = self._frame(entry, addresses[0]) if addresses else None
+            if leaf is None:
+                frames = ()
+            elif leaf.unresolved_reason == REASON_NOT_MAPPED:
+                frames = (BROKEN_UNWIND,)
+            else:
+                # A chain depends on its addresses alone, so callers share the cache's keys.
+                callers = addresses[1:]
+                callers_key = (entry.serial, hash(callers))
+                outer = self._chains.get(callers_key)
+                if outer is None:
+                    outer = self._walk(entry, callers)
+                    self._chains.put(callers_key, outer)
+                frames = (*outer, leaf)
             self._chains.put(key, frames)
         return frames
+
+    def _walk(self, entry: _ProcessSymbols, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
+        inner_first = []
+        for address in addresses:
+            frame = self._frame(entry, address)
+            if frame.unresolved_reason == REASON_NOT_MAPPED:
+                # The unwinder walked off the real stack (code without frame pointers):
+                # everything from here outward is noise. One frame says so.
+                inner_first.append(BROKEN_UNWIND)
+                break
+            inner_first.append(frame)
+        return tuple(reversed(inner_first))
 
     def _frame(self, entry: _ProcessSymbols, address: int) -> Frame:
         key = (entry.serial, address)

@@ -4,9 +4,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from perftop.symbols import (
+    BROKEN_UNWIND,
     REASON_GONE,
     REASON_JIT,
     REASON_KPTR,
+    REASON_NOT_MAPPED,
     REASON_STRIPPED,
     KernelSymbols,
     Resolution,
@@ -121,6 +123,35 @@ def test_frame_cache_is_bounded() -> None:
         frames, chains = symbols.cached
         assert frames <= 3 and chains <= 2
     assert symbols.chain(1, (0x1000,)) == (symbols.frame(1, 0x1000),)
+
+
+class UnmappedAt0x5000(FakeResolver):
+    def resolve(self, address: int) -> Resolution:
+        if address == 0x5000:
+            return Resolution(None, address, "", REASON_NOT_MAPPED)
+        return super().resolve(address)
+
+
+def test_chains_built_from_their_callers_match_a_whole_walk() -> None:
+    """A new stack whose callers' chain is known is built from it (the memo of callers);
+    the frames must be those of walking every address, the broken-unwind cut included."""
+    import random
+
+    rng = random.Random(7)
+    symbols = UserSymbols(UnmappedAt0x5000, start_time={1: 1}.get)
+    addresses = [0x1000, 0x2000, 0x3000, 0x5000, 0x7000, 0x7008, 0x7010]
+    callers = [tuple(rng.choice(addresses) for _ in range(rng.randint(0, 6))) for _ in range(30)]
+    for _ in range(400):
+        stack = (rng.choice(addresses), *rng.choice(callers))
+        walked = []
+        for address in stack:
+            frame = symbols.frame(1, address)
+            if frame.unresolved_reason == REASON_NOT_MAPPED:
+                walked.append(BROKEN_UNWIND)
+                break
+            walked.append(frame)
+        assert symbols.chain(1, stack) == tuple(reversed(walked)), stack
+    assert symbols.chain(1, ()) == ()
 
 
 def test_process_start_time_of_self_and_of_nothing() -> None:
