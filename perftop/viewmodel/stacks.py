@@ -76,63 +76,110 @@ def explain_unresolved(frame: Frame) -> Explanation | None:
 # The tree ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class StackNode:
-    """One line of the call-stack pane; `path` identifies it across refreshes."""
+    """One line of the call-stack pane; `path` identifies it across refreshes.
 
-    path: tuple[FunctionKey, ...]
-    share: float  # percent of the root's samples, inclusive
-    self_share: float
-    mark: str  # "[k]" or "[.]", "" for the root and for folded lines
-    symbol: str  # printable
-    module: str  # printable
-    explanation: Explanation | None  # why the frame has no symbol, and what to do
-    children: tuple[StackNode, ...] = ()
-
-
-def stack_tree(
-    stacks: Iterable[StackSample],
-    title: str,
-    pid: int | None = None,
-    function: FunctionKey | None = None,
-    min_share: float = 0.5,
-    max_nodes: int = 2000,
-) -> StackNode:
-    """The stacks behind a process or a function, hottest branch first.
-
-    Branches under `min_share` percent are folded into one "… n more" line per parent and the
-    whole tree stops at `max_nodes`, so a refresh stays cheap however many stacks there are.
+    Its children are converted when first asked for: the pane is rebuilt every interval and
+    shows the unfolded branches only, so converting the whole tree (up to `max_nodes` lines
+    with their printable strings) was most of the pane's cost.
     """
-    root = call_tree(stacks, pid=pid, function=function)
-    whole = root.samples
-    budget = [max_nodes]
 
-    def share(samples: int) -> float:
-        return 100.0 * samples / whole if whole else 0.0
+    __slots__ = (
+        "_children",
+        "_source",
+        "explanation",
+        "has_children",
+        "mark",
+        "module",
+        "path",
+        "self_share",
+        "share",
+        "symbol",
+    )
 
-    def convert(parent: CallNode, path: tuple[FunctionKey, ...]) -> tuple[StackNode, ...]:
+    def __init__(
+        self,
+        path: tuple[FunctionKey, ...],
+        share: float,  # percent of the root's samples, inclusive
+        self_share: float,
+        mark: str,  # "[k]" or "[.]", "" for the root and for folded lines
+        symbol: str,  # printable
+        module: str,  # printable
+        explanation: Explanation | None,  # why the frame has no symbol, and what to do
+        source: _Converter | None = None,
+    ) -> None:
+        self.path = path
+        self.share = share
+        self.self_share = self_share
+        self.mark = mark
+        self.symbol = symbol
+        self.module = module
+        self.explanation = explanation
+        self._source = source
+        self._children: tuple[StackNode, ...] | None = None if source is not None else ()
+        self.has_children = source is not None and bool(source.node.children)
+
+    @property
+    def children(self) -> tuple[StackNode, ...]:
+        if self._children is None:
+            assert self._source is not None
+            self._children = self._source.children(self.path)
+            self._source = None  # the call tree below is no longer needed here
+        return self._children
+
+    def __repr__(self) -> str:
+        return f"StackNode({self.mark} {self.symbol!r} {self.share:.1f}%)"
+
+
+class _Converter:
+    """A call-tree node waiting to be converted, and the settings of its tree."""
+
+    __slots__ = ("node", "tree")
+
+    def __init__(self, node: CallNode, tree: _Tree) -> None:
+        self.node = node
+        self.tree = tree
+
+    def children(self, path: tuple[FunctionKey, ...]) -> tuple[StackNode, ...]:
+        return self.tree.convert(self.node, path)
+
+
+class _Tree:
+    """What every node of one tree shares: its whole, its fold threshold, its line budget."""
+
+    __slots__ = ("budget", "min_share", "whole")
+
+    def __init__(self, whole: int, min_share: float, max_nodes: int) -> None:
+        self.whole = whole
+        self.min_share = min_share
+        self.budget = max_nodes
+
+    def share(self, samples: int) -> float:
+        return 100.0 * samples / self.whole if self.whole else 0.0
+
+    def convert(self, parent: CallNode, path: tuple[FunctionKey, ...]) -> tuple[StackNode, ...]:
         kept: list[StackNode] = []
         folded_samples = folded_count = 0
+        share, min_share = self.share, self.min_share
         for child in parent.sorted_children():
             if child.frame is None:  # only the root has no frame
                 continue
-            if share(child.samples) < min_share or budget[0] <= 0:
+            if share(child.samples) < min_share or self.budget <= 0:
                 folded_samples += child.samples
                 folded_count += 1
                 continue
-            budget[0] -= 1
+            self.budget -= 1
             frame = child.frame
-            child_path = (*path, function_key(frame))
             kept.append(
                 StackNode(
-                    path=child_path,
+                    path=(*path, function_key(frame)),
                     share=share(child.samples),
                     self_share=share(child.self_samples),
                     mark="[k]" if frame.kernel else "[.]",
                     symbol=printable(frame.symbol, 160),
                     module=printable(frame.module, 40),
                     explanation=explain_unresolved(frame),
-                    children=convert(child, child_path),
+                    source=_Converter(child, self) if child.children else None,
                 )
             )
         if folded_count:
@@ -149,13 +196,30 @@ def stack_tree(
             )
         return tuple(kept)
 
+
+def stack_tree(
+    stacks: Iterable[StackSample],
+    title: str,
+    pid: int | None = None,
+    function: FunctionKey | None = None,
+    min_share: float = 0.5,
+    max_nodes: int = 2000,
+) -> StackNode:
+    """The stacks behind a process or a function, hottest branch first.
+
+    Branches under `min_share` percent are folded into one "… n more" line per parent, and at
+    most `max_nodes` lines are converted, in the order they are asked for, so a refresh stays
+    cheap however many stacks there are and however much the user unfolds.
+    """
+    root = call_tree(stacks, pid=pid, function=function)
+    tree = _Tree(root.samples, min_share, max_nodes)
     return StackNode(
         path=(),
-        share=100.0 if whole else 0.0,
-        self_share=share(root.self_samples),
+        share=100.0 if root.samples else 0.0,
+        self_share=tree.share(root.self_samples),
         mark="",
         symbol=title,
         module="",
         explanation=None,
-        children=convert(root, ()),
+        source=_Converter(root, tree),
     )

@@ -64,3 +64,31 @@ def test_a_folded_branch_is_built_when_unfolded() -> None:
             assert "cold_other" in "\n".join(widget_lines(app, tree))
 
     asyncio.run(main())
+
+
+def test_hot_branches_unfold_when_the_subject_first_has_data() -> None:
+    """The process selected before the sampler has data keeps its subject when data comes:
+    its hot branches are new, so they unfold by the default rule (they stayed folded, one
+    "▶ 97.8% __libc_start_call_main" line, because nothing had been unfolded before). A
+    branch the user folds stays folded the next interval."""
+
+    async def main() -> None:
+        app = TreeApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            tree = app.query_one(StackTree)
+            tree.show_stacks(stack_tree((), "PID 1 app"), subject=1)
+            await pilot.pause()
+            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
+            await pilot.pause()
+            text = "\n".join(widget_lines(app, tree))
+            assert "hot_leaf" in text, text
+            tree.focus()
+            hot_line = next(i for i, line in enumerate(widget_lines(app, tree)) if " hot" in line)
+            tree.cursor_line = hot_line
+            await pilot.press("enter")  # fold it
+            await pilot.pause()
+            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
+            await pilot.pause()
+            assert "hot_leaf" not in "\n".join(widget_lines(app, tree))
+
+    asyncio.run(main())

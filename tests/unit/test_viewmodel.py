@@ -369,6 +369,30 @@ def test_recursion_does_not_blow_up_the_tree() -> None:
     assert depth == 120
 
 
+def test_stack_tree_converts_only_the_branches_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pane unfolds a few branches of a tree of thousands of lines: converting all of it
+    (every symbol made printable) every interval was most of the pane's cost."""
+    from perftop.viewmodel import stacks as stacks_module
+
+    made_printable: list[str] = []
+    real = stacks_module.printable
+
+    def counting(text: str, limit: int | None = None) -> str:
+        made_printable.append(text)
+        return real(text, limit)
+
+    monkeypatch.setattr(stacks_module, "printable", counting)
+    deep = [
+        stack(user("main"), *(user(f"f{i}_{d}") for d in range(10)), samples=1) for i in range(50)
+    ]
+    tree = stack_tree(deep, "t")
+    assert made_printable == []
+    (main,) = tree.children
+    assert main.has_children and len(made_printable) == 2  # its symbol and module
+    assert len(main.children) == 50 and len(made_printable) == 2 + 2 * 50
+    assert main.children[0].children[0].symbol == "f0_1"  # deeper on demand, same result
+
+
 def test_unresolved_frames_say_why_in_the_tree() -> None:
     stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
     tree = stack_tree([stack(user("main"), stripped)], "t")

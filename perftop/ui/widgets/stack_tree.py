@@ -62,6 +62,10 @@ class StackTree(Tree[Path]):
         # perftop's CPU. Path -> (its node, its model), and the unfold rule of this showing.
         self._unbuilt: dict[Path, tuple[TreeNode[Path], StackNode]] = {}
         self._unfold: set[Path] | None = None
+        # The paths built for the subject shown: the user folded or unfolded those; a path
+        # not among them (new, or first shown with data) is unfolded by the default rule.
+        self._built: set[Path] = set()
+        self._known: set[Path] = set()
 
     def show_stacks(self, model: StackNode | None, subject: object) -> None:
         """Show `model`; when `subject` is the one already shown, keep what the user unfolded,
@@ -74,6 +78,8 @@ class StackTree(Tree[Path]):
         self.clear()
         self._unbuilt.clear()
         self._unfold = expanded
+        self._known = self._built if same else set()
+        self._built = set()
         if model is None:
             self.root.set_label(Text("Select a process or a function", style="dim"))
             return
@@ -92,16 +98,19 @@ class StackTree(Tree[Path]):
     ) -> None:
         for child in model.children:
             remedy = child.explanation.remedy if child.explanation is not None else None
-            foldable = bool(child.children) or remedy is not None
+            foldable = child.has_children or remedy is not None
             node = parent.add(node_label(child), data=child.path, allow_expand=foldable)
+            self._built.add(child.path)
             if remedy is not None:
                 # Its own line, first under the frame: too long to share the frame's line.
                 node.add_leaf(remedy_label(remedy), data=(*child.path, REMEDY_KEY))
-            if expanded is not None:
+            if expanded is not None and child.path in self._known:
                 unfold = child.path in expanded
             else:
-                unfold = child.share >= EXPAND_SHARE or (remedy is not None and not child.children)
-            if child.children:
+                unfold = child.share >= EXPAND_SHARE or (
+                    remedy is not None and not child.has_children
+                )
+            if child.has_children:
                 if foldable and unfold:
                     self._add_branch(node, child, expanded)
                 else:
