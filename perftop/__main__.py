@@ -1,5 +1,5 @@
 import sys
 
-from perftop.cli import main
+from perftop.launch import main
 
 sys.exit(main())

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO, NoReturn, TextIO
 
+from perftop.boost import StartupBoost
 from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
 from perftop.events import EVENTS
 from perftop.export_file import ExportError, encode, open_export
@@ -336,7 +337,9 @@ class WholeRun:
         return encode(export_format, self.stacks, meta, name=f"perftop {meta.event}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -> int:
+    """`boost`: taken by perftop.launch before the imports; the screen takes one itself
+    otherwise. The screen gives it back once the first profile is painted, or on its way out."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["doctor"]:
         from perftop.doctor import run_doctor
@@ -364,19 +367,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile: BinaryIO | None = None
     try:
         if not config.batch:
-            from perftop.sources.deferred import DeferredSource
             from perftop.ttyfds import terminal_for_screen_only
 
-            with terminal_for_screen_only():
-                source = open_source(config)
-                if isinstance(source, DeferredSource):
-                    source.start()  # compiles while the screen's modules load
-                from perftop.ui.app import run_app
+            # Before any thread starts (they inherit it): see perftop/boost.py.
+            if boost is None and config.replay_path is None:
+                boost = StartupBoost.begin()
+            try:
+                with terminal_for_screen_only():
+                    # The compile starts with the sampler, after the first screen is painted:
+                    # its imports (bcc, LLVM) share the GIL with the screen's, and starting it
+                    # here made the first screen ~0.1 s later and the first profile no sooner
+                    # (bench/startup.py, 8 runs each way).
+                    source = open_source(config)
+                    from perftop.ui.app import run_app
 
-                try:
-                    return run_app(source, record_path=config.record_path)
-                finally:
-                    source.close()  # before fds 1 and 2 are handed back to the terminal
+                    try:
+                        return run_app(
+                            source,
+                            record_path=config.record_path,
+                            on_first_profile=boost.end if boost is not None else None,
+                        )
+                    finally:
+                        source.close()  # before fds 1 and 2 are handed back to the terminal
+            finally:
+                if boost is not None:
+                    boost.end()
+        elif boost is not None:
+            boost.end()  # not the screen after all
         source = open_source(config)
         if config.output_path is not None and config.output_format in PROFILE_FORMATS:
             profile = open_export(config.output_path, overwrite=config.output_force)

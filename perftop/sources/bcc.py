@@ -42,7 +42,6 @@ from perftop.procinfo import ProcessDetails
 from perftop.sanitize import decode
 from perftop.sources.base import EventUnavailable, SourceError
 from perftop.symbols import REASON_KPTR, KernelSymbols, UserSymbols
-from perftop.usersyms import resolver_factory
 
 BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "profile.bpf.c"
 MAX_PIDS = 64
@@ -253,6 +252,10 @@ class BccSource:
                 f"kernel frames are unnamed: {REASON_KPTR} "
                 "(perftop needs CAP_SYSLOG, or kernel.kptr_restrict=0)"
             )
+        # Imported after the compile (pyelftools is ~25 ms of imports holding the GIL, which
+        # the screen's start-up shares while clang runs with it released).
+        from perftop.usersyms import resolver_factory
+
         self._user = UserSymbols(resolver_factory())
         self._details = ProcessDetails()
         self._self_process = psutil.Process()

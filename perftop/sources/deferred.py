@@ -74,9 +74,10 @@ class DeferredSource:
         return {name: probe_event(event) for name, event in EVENTS.items()}
 
     def start(self) -> None:
-        """Begin the compile (idempotent). The CLI starts it before importing the screen: the
-        compile runs in libbcc's C++ with the GIL released, so it overlaps the seconds of
-        Textual's import and start-up instead of following them."""
+        """Begin the compile (idempotent; the first next_snapshot calls it). The screen's
+        sampler starts after the first paint: started before the screen's imports, the
+        compile's own (bcc, LLVM, ~65 ms holding the GIL) delayed the first screen by ~0.1 s
+        and brought the first profile no sooner."""
         if not self._started:
             self._started = True
             self._builder.start()

@@ -70,10 +70,23 @@ EXIT_DEADLINE_S = 10.0
 # and perftop must be gone within 2 s: the 0.5 s terminal poll, then at most this.
 HANGUP_DEADLINE_S = 1.2
 NOT_IN_REPLAY = "not available in a replay"
+# From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
+WIDE_COLUMNS = 120
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
 
 Shown = tuple[Snapshot, Accumulated]  # (the interval, the accumulation that includes it)
+
+
+class KeysFooter(Footer):
+    """Textual's footer, with its keys in the first frame: Footer composes nothing until the
+    screen's bindings are published after a refresh, so the first complete screen (the one
+    with the keys) came two frames and ~0.15 s after the first. Recomposed as Footer is when
+    the bindings change (focus moves)."""
+
+    def __init__(self, *, compact: bool, show_command_palette: bool) -> None:
+        super().__init__(compact=compact, show_command_palette=show_command_palette)
+        self.set_reactive(Footer._bindings_ready, True)
 
 
 def shown_pair(shown: Shown, options: ViewOptions) -> tuple[Snapshot, Snapshot]:
@@ -116,7 +129,7 @@ class PerftopApp(App[None]):
     TITLE = "perftop"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()
     # Not a ClassVar annotation: Textual declares this one as a plain attribute.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # noqa: RUF012
 
     def __init__(
         self,
@@ -127,6 +140,7 @@ class PerftopApp(App[None]):
         watch_terminal: bool = False,
         early_signals: list[int] | None = None,
         exit_deadline: Callable[[int], None] | None = None,
+        on_first_profile: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -147,6 +161,9 @@ class PerftopApp(App[None]):
         self.snapshots_received = 0  # handled SnapshotReady messages (tests pace sources on it)
         self._watch_terminal = watch_terminal
         self._early_signals = early_signals if early_signals is not None else []
+        # Called once, after the first interval with samples is painted (the start-up boost
+        # ends there).
+        self._on_first_profile = on_first_profile
         # Called with the exit status when a signal or a hang-up ends the app (see run_app).
         self._exit_deadline = exit_deadline
         # The one line to print once the screen is gone (run_app prints it: Textual's own exit
@@ -164,11 +181,17 @@ class PerftopApp(App[None]):
         super()._display(screen, renderable)
 
     def compose(self) -> ComposeResult:
+        # The first frame is laid out as the rest: Textual sets the breakpoint classes on the
+        # first Resize, which came after a frame without them (every pane laid out and painted
+        # twice before the first complete screen).
+        width = self.size.width
+        self.screen.set_class(width < WIDE_COLUMNS, "-narrow")
+        self.screen.set_class(width >= WIDE_COLUMNS, "-wide")
         # Kept, not queried: a query would search whichever screen is on top (help, prompts).
         self.dashboard = Dashboard(live=self.source.live)
         yield self.dashboard
         # No room for the palette key at 80 columns; the help screen names it (ctrl+p).
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeysFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._render_view()
@@ -260,6 +283,10 @@ class PerftopApp(App[None]):
         if not self.options.paused:
             self._shown = self._latest
             self._render_view()
+        latest = message.latest
+        if self._on_first_profile is not None and (latest.samples or latest.idle_samples):
+            self.call_after_refresh(self._on_first_profile)
+            self._on_first_profile = None
 
     @on(SourceEnded)
     def _source_ended(self) -> None:
@@ -545,7 +572,12 @@ class PerftopApp(App[None]):
         self.exit(return_code=code)
 
 
-def run_app(source: SnapshotSource, *, record_path: Path | None = None) -> int:
+def run_app(
+    source: SnapshotSource,
+    *,
+    record_path: Path | None = None,
+    on_first_profile: Callable[[], None] | None = None,
+) -> int:
     """Show `source` until the user quits, a signal or a hang-up ends it; the exit status.
 
     The caller closes the source afterwards: this returns only once the sampler thread has left
@@ -586,6 +618,7 @@ def run_app(source: SnapshotSource, *, record_path: Path | None = None) -> int:
         watch_terminal=True,
         early_signals=early,
         exit_deadline=exit_deadline,
+        on_first_profile=on_first_profile,
     )
     try:
         app.run()
