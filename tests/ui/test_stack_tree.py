@@ -92,3 +92,39 @@ def test_hot_branches_unfold_when_the_subject_first_has_data() -> None:
             assert "hot_leaf" not in "\n".join(widget_lines(app, tree))
 
     asyncio.run(main())
+
+
+def test_a_branch_that_becomes_hot_unfolds_unless_the_user_folded_it() -> None:
+    """Fold states are not decided by the first, short interval: a branch shown folded while
+    cold unfolds when it becomes hot; one the user folded stays folded however hot."""
+    cold_first = (
+        sample(90, "main", "hot", "hot_leaf"),
+        sample(5, "main", "rising", "rising_leaf"),
+        sample(5, "main", "other", "other_leaf"),
+    )
+    rising_now = (
+        sample(40, "main", "hot", "hot_leaf"),
+        sample(50, "main", "rising", "rising_leaf"),
+        sample(10, "main", "other", "other_leaf"),
+    )
+
+    async def main() -> None:
+        app = TreeApp()
+        async with app.run_test(size=(100, 20)) as pilot:
+            tree = app.query_one(StackTree)
+            tree.show_stacks(stack_tree(cold_first, "PID 1 app"), subject=1)
+            await pilot.pause()
+            text = "\n".join(widget_lines(app, tree))
+            assert "rising_leaf" not in text and "other_leaf" not in text, text
+            tree.focus()
+            hot_line = next(i for i, line in enumerate(widget_lines(app, tree)) if " hot" in line)
+            tree.cursor_line = hot_line
+            await pilot.press("enter")  # the user folds "hot"
+            await pilot.pause()
+            tree.show_stacks(stack_tree(rising_now, "PID 1 app"), subject=1)
+            await pilot.pause()
+            text = "\n".join(widget_lines(app, tree))
+            assert "rising_leaf" in text and "other_leaf" in text, text  # now >= 10%
+            assert "hot_leaf" not in text, text  # folded by the user: stays folded
+
+    asyncio.run(main())

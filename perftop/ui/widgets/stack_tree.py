@@ -62,10 +62,10 @@ class StackTree(Tree[Path]):
         # perftop's CPU. Path -> (its node, its model), and the unfold rule of this showing.
         self._unbuilt: dict[Path, tuple[TreeNode[Path], StackNode]] = {}
         self._unfold: set[Path] | None = None
-        # The paths built for the subject shown: the user folded or unfolded those; a path
-        # not among them (new, or first shown with data) is unfolded by the default rule.
-        self._built: set[Path] = set()
-        self._known: set[Path] = set()
+        # Unfolded branches stay unfolded; a folded one unfolds once it is hot (the first
+        # interval, a quarter second of samples, must not decide for the whole session),
+        # unless the user folded it. Kept for the subject shown.
+        self._folded_by_user: set[Path] = set()
 
     def show_stacks(self, model: StackNode | None, subject: object) -> None:
         """Show `model`; when `subject` is the one already shown, keep what the user unfolded,
@@ -78,8 +78,8 @@ class StackTree(Tree[Path]):
         self.clear()
         self._unbuilt.clear()
         self._unfold = expanded
-        self._known = self._built if same else set()
-        self._built = set()
+        if not same:
+            self._folded_by_user.clear()
         if model is None:
             self.root.set_label(Text("Select a process or a function", style="dim"))
             return
@@ -100,16 +100,14 @@ class StackTree(Tree[Path]):
             remedy = child.explanation.remedy if child.explanation is not None else None
             foldable = child.has_children or remedy is not None
             node = parent.add(node_label(child), data=child.path, allow_expand=foldable)
-            self._built.add(child.path)
             if remedy is not None:
                 # Its own line, first under the frame: too long to share the frame's line.
                 node.add_leaf(remedy_label(remedy), data=(*child.path, REMEDY_KEY))
-            if expanded is not None and child.path in self._known:
-                unfold = child.path in expanded
+            hot = child.share >= EXPAND_SHARE or (remedy is not None and not child.has_children)
+            if expanded is None:
+                unfold = hot
             else:
-                unfold = child.share >= EXPAND_SHARE or (
-                    remedy is not None and not child.has_children
-                )
+                unfold = child.path in expanded or (hot and child.path not in self._folded_by_user)
             if child.has_children:
                 if foldable and unfold:
                     self._add_branch(node, child, expanded)
@@ -118,11 +116,19 @@ class StackTree(Tree[Path]):
             if foldable and unfold:
                 node.expand()
 
+    @on(Tree.NodeCollapsed)
+    def _remember_folded(self, event: Tree.NodeCollapsed[Path]) -> None:
+        """Only the user folds a branch (perftop only unfolds)."""
+        if event.node.data is not None:
+            self._folded_by_user.add(event.node.data)
+
     @on(Tree.NodeExpanded)
     def _build_unfolded(self, event: Tree.NodeExpanded[Path]) -> None:
         """Add the children of a branch that was folded when shown (every way to unfold one,
         keys, clicks, Tree's shift+space, expands a node, which posts this)."""
         node = event.node
+        if node.data is not None:
+            self._folded_by_user.discard(node.data)
         unbuilt = self._unbuilt.pop(node.data, None) if node.data is not None else None
         if unbuilt is not None and unbuilt[0] is node:
             self._add_branch(node, unbuilt[1], self._unfold)
