@@ -164,6 +164,7 @@ class PerftopApp(App[None]):
         # Called once, after the first interval with samples is painted (the start-up boost
         # ends there).
         self._on_first_profile = on_first_profile
+        self._toasts_before_profile = False  # toasts up since before the first profile
         # Called with the exit status when a signal or a hang-up ends the app (see run_app).
         self._exit_deadline = exit_deadline
         # The one line to print once the screen is gone (run_app prints it: Textual's own exit
@@ -270,8 +271,16 @@ class PerftopApp(App[None]):
     @on(SnapshotReady)
     def _snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshots_received += 1
-        for notice in message.latest.notices:
+        latest = message.latest
+        profiled = bool(latest.samples or latest.idle_samples)
+        if profiled and self._toasts_before_profile:
+            # What was said while the program loaded ("loading the BPF program...") is over.
+            self.clear_notifications()
+            self._toasts_before_profile = False
+        for notice in latest.notices:
             self.notify(printable(notice, 200), severity="warning", timeout=8, markup=False)
+        if not profiled and latest.notices:
+            self._toasts_before_profile = True
         if self._latest is None:
             # Start from what the source was started with (-p, --stacks on the command line).
             self.options = replace(
@@ -283,8 +292,7 @@ class PerftopApp(App[None]):
         if not self.options.paused:
             self._shown = self._latest
             self._render_view()
-        latest = message.latest
-        if self._on_first_profile is not None and (latest.samples or latest.idle_samples):
+        if self._on_first_profile is not None and profiled:
             self.call_after_refresh(self._on_first_profile)
             self._on_first_profile = None
 

@@ -289,6 +289,33 @@ def test_source_notices_are_shown(recorded: list[Snapshot]) -> None:
     source.close()
 
 
+def test_the_loading_toast_goes_with_the_first_profile(recorded: list[Snapshot]) -> None:
+    """'loading the BPF program: processes from psutil...' stayed up its 8 s after the first
+    profile had replaced those processes."""
+    from perftop.sources.deferred import LOADING_NOTICE
+    from tests.ui.conftest import with_notices
+
+    placeholder = replace(
+        with_notices(recorded[0], LOADING_NOTICE), samples=0, idle_samples=0, stacks=()
+    )
+    quiet = replace(placeholder, notices=())
+    source = FakeSource([placeholder, quiet])
+    app = PerftopApp(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for_text(pilot, "loading the BPF program")
+        await wait_for(pilot, lambda: source.delivered == 2)
+        await pilot.pause(0.2)
+        assert "loading the BPF program" in screen_text(app)  # still loading: still said
+        source.push(recorded[1])
+        await wait_for(pilot, lambda: app.snapshots_received == 3)
+        await pilot.pause(0.2)
+        assert "loading the BPF program" not in screen_text(app)
+
+    drive(app, script, size=(120, 30))
+    source.close()
+
+
 def test_accumulate_and_zero(replay: PerftopApp) -> None:
     async def script(pilot: Pilot[None]) -> None:
         await until_ended(pilot)
