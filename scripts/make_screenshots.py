@@ -15,6 +15,9 @@ from perftop.sources.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.ui.conftest import LockstepSource  # noqa: E402  (the tests' pacing, for the same screens)
+
 DATA = ROOT / "tests" / "data"
 OUT = ROOT / "screenshots"
 SHOTS = {
@@ -26,8 +29,11 @@ SHOTS = {
 
 
 async def shoot(recording: Path, name: str, size: tuple[int, int], keys: tuple[str, ...]) -> None:
-    source = ReplaySource(recording, interval_s=0)
-    app = PerftopApp(source)
+    # Every interval drawn: unpaced, the app skips intervals when behind (by design), and which
+    # process is first on top, so selected, changed with the machine's speed.
+    source = LockstepSource(ReplaySource(recording, interval_s=0))
+    app = PerftopApp(source)  # type: ignore[arg-type]  # a SnapshotSource by delegation
+    source.app = app
     try:
         async with app.run_test(size=size) as pilot:
             for _ in range(500):  # play the whole recording first
