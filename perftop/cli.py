@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
-from perftop.boost import StartupBoost
 from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
 from perftop.events import EVENTS
 from perftop.export_file import ExportError, encode, open_export
@@ -22,6 +21,9 @@ from perftop.heap import keep_large_blocks_in_mmap
 from perftop.model import Snapshot, StackSample
 from perftop.sanitize import printable
 from perftop.sources.base import SnapshotSource, SourceError
+
+if TYPE_CHECKING:
+    from perftop.boost import StartupBoost
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -338,8 +340,9 @@ class WholeRun:
 
 
 def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -> int:
-    """`boost`: taken by perftop.launch before the imports; the screen takes one itself
-    otherwise. The screen gives it back once the first profile is painted, or on its way out."""
+    """`boost`: taken by perftop.launch (the `perftop` command) before the imports, which
+    gives it back on the way out; the screen gives it back once the first profile is painted,
+    a batch run at once."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["doctor"]:
         from perftop.doctor import run_doctor
@@ -369,29 +372,22 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
         if not config.batch:
             from perftop.ttyfds import terminal_for_screen_only
 
-            # Before any thread starts (they inherit it): see perftop/boost.py.
-            if boost is None and config.replay_path is None:
-                boost = StartupBoost.begin()
-            try:
-                with terminal_for_screen_only():
-                    # The compile starts with the sampler, after the first screen is painted:
-                    # its imports (bcc, LLVM) share the GIL with the screen's, and starting it
-                    # here made the first screen ~0.1 s later and the first profile no sooner
-                    # (bench/startup.py, 8 runs each way).
-                    source = open_source(config)
-                    from perftop.ui.app import run_app
+            with terminal_for_screen_only():
+                # The compile starts with the sampler, after the first screen is painted: its
+                # imports (bcc, LLVM) share the GIL with the screen's, and starting it here made
+                # the first screen ~0.1 s later and the first profile no sooner
+                # (bench/startup.py, 8 runs each way).
+                source = open_source(config)
+                from perftop.ui.app import run_app
 
-                    try:
-                        return run_app(
-                            source,
-                            record_path=config.record_path,
-                            on_first_profile=boost.end if boost is not None else None,
-                        )
-                    finally:
-                        source.close()  # before fds 1 and 2 are handed back to the terminal
-            finally:
-                if boost is not None:
-                    boost.end()
+                try:
+                    return run_app(
+                        source,
+                        record_path=config.record_path,
+                        on_first_profile=boost.end if boost is not None else None,
+                    )
+                finally:
+                    source.close()  # before fds 1 and 2 are handed back to the terminal
         elif boost is not None:
             boost.end()  # not the screen after all
         source = open_source(config)

@@ -85,8 +85,9 @@ class StackNode:
     """
 
     __slots__ = (
+        "_call",
         "_children",
-        "_source",
+        "_tree",
         "explanation",
         "has_children",
         "mark",
@@ -106,7 +107,8 @@ class StackNode:
         symbol: str,  # printable
         module: str,  # printable
         explanation: Explanation | None,  # why the frame has no symbol, and what to do
-        source: _Converter | None = None,
+        call: CallNode | None = None,  # its node in the call tree, when it has children
+        tree: _Tree | None = None,
     ) -> None:
         self.path = path
         self.share = share
@@ -115,33 +117,21 @@ class StackNode:
         self.symbol = symbol
         self.module = module
         self.explanation = explanation
-        self._source = source
-        self._children: tuple[StackNode, ...] | None = None if source is not None else ()
-        self.has_children = source is not None and bool(source.node.children)
+        self._call = call
+        self._tree = tree
+        self._children: tuple[StackNode, ...] | None = None if call is not None else ()
+        self.has_children = call is not None and bool(call.children)
 
     @property
     def children(self) -> tuple[StackNode, ...]:
         if self._children is None:
-            assert self._source is not None
-            self._children = self._source.children(self.path)
-            self._source = None  # the call tree below is no longer needed here
+            assert self._call is not None and self._tree is not None
+            self._children = self._tree.convert(self._call, self.path)
+            self._call = None  # the call tree below is no longer needed here
         return self._children
 
     def __repr__(self) -> str:
         return f"StackNode({self.mark} {self.symbol!r} {self.share:.1f}%)"
-
-
-class _Converter:
-    """A call-tree node waiting to be converted, and the settings of its tree."""
-
-    __slots__ = ("node", "tree")
-
-    def __init__(self, node: CallNode, tree: _Tree) -> None:
-        self.node = node
-        self.tree = tree
-
-    def children(self, path: tuple[FunctionKey, ...]) -> tuple[StackNode, ...]:
-        return self.tree.convert(self.node, path)
 
 
 class _Tree:
@@ -179,7 +169,8 @@ class _Tree:
                     symbol=printable(frame.symbol, 160),
                     module=printable(frame.module, 40),
                     explanation=explain_unresolved(frame),
-                    source=_Converter(child, self) if child.children else None,
+                    call=child if child.children else None,
+                    tree=self,
                 )
             )
         if folded_count:
@@ -221,5 +212,6 @@ def stack_tree(
         symbol=title,
         module="",
         explanation=None,
-        source=_Converter(root, tree),
+        call=root,
+        tree=tree,
     )
