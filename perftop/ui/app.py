@@ -36,7 +36,7 @@ from perftop.sources.base import SnapshotSource, SourceError
 from perftop.ui.keys import APP_KEYS, app_bindings
 from perftop.ui.messages import RecordingFailed, SnapshotReady, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import TerminalDiff
-from perftop.ui.terminal import terminal_gone
+from perftop.ui.terminal import HangupWatcher, terminal_gone
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.event_picker import EventPicker
 from perftop.ui.widgets.export_dialog import ExportDialog
@@ -67,7 +67,8 @@ EXIT_NO_TERMINAL = 2
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 EXIT_DEADLINE_S = 10.0
 # With the terminal gone (the SSH connection dropped) nobody is left to see a restored screen,
-# and perftop must be gone within 2 s: the 0.5 s terminal poll, then at most this.
+# and perftop must be gone within 2 s: the hang-up is seen at once (HangupWatcher), then at most
+# this.
 HANGUP_DEADLINE_S = 1.2
 NOT_IN_REPLAY = "not available in a replay"
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
@@ -137,7 +138,7 @@ class PerftopApp(App[None]):
         *,
         recorder: RecordingWriter | None = None,
         decay_keep: float = DEFAULT_DECAY_KEEP,
-        watch_terminal: bool = False,
+        terminal_fd: int | None = None,
         early_signals: list[int] | None = None,
         exit_deadline: Callable[[int], None] | None = None,
         on_first_profile: Callable[[], None] | None = None,
@@ -159,7 +160,9 @@ class PerftopApp(App[None]):
         self._ended = False
         self._flame: FlameScreen | None = None
         self.snapshots_received = 0  # handled SnapshotReady messages (tests pace sources on it)
-        self._watch_terminal = watch_terminal
+        # Given, the app leaves on EXIT_SIGNALS and when this terminal (its input) hangs up.
+        self._terminal_fd = terminal_fd
+        self._hangup_watcher: HangupWatcher | None = None
         self._early_signals = early_signals if early_signals is not None else []
         # Called once, after the first interval with samples is painted (the start-up boost
         # ends there).
@@ -200,13 +203,24 @@ class PerftopApp(App[None]):
         # The first screen is painted before the sampler starts: its first next_snapshot starts
         # the BPF build (importing bcc loads LLVM), which would compete with that paint.
         self.call_after_refresh(self._start_sampler)
-        if self._watch_terminal:
+        if self._terminal_fd is not None:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
                 loop.add_signal_handler(signum, self._exit_on_signal, signum)
-            self.set_interval(0.5, self._check_terminal)
             for early in self._early_signals[:1]:
                 self._exit_on_signal(early)
+            if terminal_gone(self._terminal_fd):
+                self._exit_on_hangup()
+            else:
+
+                def hung_up() -> None:
+                    try:
+                        loop.call_soon_threadsafe(self._exit_on_hangup)
+                    except RuntimeError:  # the loop has closed: the app is gone already
+                        pass
+
+                self._hangup_watcher = HangupWatcher(self._terminal_fd, hung_up)
+                self._hangup_watcher.start()
 
     def _start_sampler(self) -> None:
         if not self._sampler_started:
@@ -214,7 +228,9 @@ class PerftopApp(App[None]):
             self._run_sampler()
 
     def on_unmount(self) -> None:
-        if self._watch_terminal:
+        if self._hangup_watcher is not None:
+            self._hangup_watcher.stop()
+        if self._terminal_fd is not None:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
                 loop.remove_signal_handler(signum)
@@ -570,9 +586,8 @@ class PerftopApp(App[None]):
     def _exit_on_signal(self, signum: int) -> None:
         self._exit_unattended(EXIT_OK if signum == signal.SIGINT else 128 + signum)
 
-    def _check_terminal(self) -> None:
-        if terminal_gone(sys.__stdin__.fileno() if sys.__stdin__ else 0):
-            self._exit_unattended(128 + signal.SIGHUP)
+    def _exit_on_hangup(self) -> None:
+        self._exit_unattended(128 + signal.SIGHUP)
 
     def _exit_unattended(self, code: int) -> None:
         if self._exit_deadline is not None:
@@ -606,7 +621,8 @@ def run_app(
     for signum in EXIT_SIGNALS:
         signal.signal(signum, lambda number, _frame: early.append(number))
     # Textual's shutdown has been seen to hang for good on a terminal that went away (its output
-    # thread's queue, blocked on the dead terminal). Nobody is left to see the screen then, so
+    # thread died on the dead terminal and its queue filled; perftop.ttyfds.TerminalStream
+    # prevents that one). Should another hang, nobody is left to see the screen then, so
     # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S
     # (HANGUP_DEADLINE_S when the terminal is already gone); the kernel detaches the probes with
     # the file descriptors.
@@ -623,7 +639,7 @@ def run_app(
     app = PerftopApp(
         source,
         recorder=recorder,
-        watch_terminal=True,
+        terminal_fd=sys.__stdin__.fileno() if sys.__stdin__ else 0,
         early_signals=early,
         exit_deadline=exit_deadline,
         on_first_profile=on_first_profile,

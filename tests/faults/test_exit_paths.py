@@ -202,8 +202,8 @@ def test_dropped_connection_exits_within_two_seconds(screens: Screens) -> None:
 def test_dropped_connection_without_sighup_exits_and_detaches(screens: Screens) -> None:
     """The same with SIGHUP blocked (or ignored, as under nohup): only the terminal's hang-up
     and stdin's EOF tell, and Textual's input thread would spin on that EOF forever. perftop
-    notices within its 0.5 s poll; it must then leave, its probes detached. Within 2 s: see
-    the next test."""
+    notices the hang-up at once; it must then leave, its probes detached. Within 2 s: see the
+    next test."""
     screen = screens.by_case["hangup-without-signal"]
     make_leave(screen, screen.pty.close_terminal)
     screen.elapsed = wait_exit(screen, UNATTENDED_EXIT_S)[1]

@@ -7,17 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
-import perftop.ui.app as app_module
 from perftop.model import Snapshot
 from perftop.recording import RecordingWriter, read_recording
 from perftop.ui.app import PerftopApp, run_app
 from perftop.ui.messages import SnapshotReady
-from perftop.ui.terminal import terminal_gone
+from perftop.ui.terminal import HangupWatcher, terminal_gone
 from perftop.viewmodel import DecayingAccumulation
 from tests.ui.conftest import FakeSource, wait_for, with_notices
 
@@ -34,11 +35,32 @@ def run(app: PerftopApp, script: object = None, exits: bool = True) -> None:
     asyncio.run(main())
 
 
-def test_sigterm_exits_cleanly_with_its_status(
-    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
-    app = PerftopApp(fake_source, watch_terminal=True)
+class Pty:
+    """A terminal for the app to watch: `follower` is its side, `hang_up()` closes the other
+    (what sshd does when the connection drops)."""
+
+    def __init__(self) -> None:
+        self.leader, self.follower = os.openpty()
+
+    def hang_up(self) -> None:
+        if self.leader >= 0:
+            os.close(self.leader)
+            self.leader = -1
+
+    def close(self) -> None:
+        self.hang_up()
+        os.close(self.follower)
+
+
+@pytest.fixture
+def pty() -> Iterator[Pty]:
+    terminal = Pty()
+    yield terminal
+    terminal.close()
+
+
+def test_sigterm_exits_cleanly_with_its_status(fake_source: FakeSource, pty: Pty) -> None:
+    app = PerftopApp(fake_source, terminal_fd=pty.follower)
 
     async def script(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: fake_source.delivered == 1)
@@ -48,22 +70,51 @@ def test_sigterm_exits_cleanly_with_its_status(
     assert app.return_code == 128 + signal.SIGTERM
 
 
-def test_signal_before_the_app_is_up_is_not_lost(
-    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
-    app = PerftopApp(fake_source, watch_terminal=True, early_signals=[signal.SIGHUP])
+def test_signal_before_the_app_is_up_is_not_lost(fake_source: FakeSource, pty: Pty) -> None:
+    app = PerftopApp(fake_source, terminal_fd=pty.follower, early_signals=[signal.SIGHUP])
     run(app)
     assert app.return_code == 128 + signal.SIGHUP
 
 
-def test_a_vanished_terminal_ends_the_app(
-    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: True)
-    app = PerftopApp(fake_source, watch_terminal=True)
+def test_a_vanished_terminal_ends_the_app(fake_source: FakeSource, pty: Pty) -> None:
+    pty.hang_up()
+    app = PerftopApp(fake_source, terminal_fd=pty.follower)
     run(app)
     assert app.return_code == 128 + signal.SIGHUP
+
+
+def test_a_terminal_hanging_up_under_the_app_ends_it(fake_source: FakeSource, pty: Pty) -> None:
+    app = PerftopApp(fake_source, terminal_fd=pty.follower)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: fake_source.delivered == 1)
+        assert app.return_code is None
+        pty.hang_up()
+
+    run(app, script)
+    assert app.return_code == 128 + signal.SIGHUP
+
+
+def test_the_hangup_watcher_calls_once_at_the_hangup_and_not_after_stop() -> None:
+    terminal = Pty()
+    called = threading.Event()
+    watcher = HangupWatcher(terminal.follower, called.set)
+    watcher.start()
+    try:
+        assert not called.wait(0.2)
+        terminal.hang_up()
+        assert called.wait(2.0)
+    finally:
+        watcher.stop()
+        terminal.close()
+    terminal = Pty()
+    called.clear()
+    watcher = HangupWatcher(terminal.follower, called.set)
+    watcher.start()
+    watcher.stop()
+    terminal.hang_up()
+    assert not called.wait(0.2)
+    terminal.close()
 
 
 def test_terminal_gone_on_hangup_and_on_eof() -> None:
@@ -127,13 +178,13 @@ def test_the_view_model_never_imports_textual() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_a_signal_arms_the_exit_deadline(
-    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "terminal_gone", lambda fd: False)
+def test_a_signal_arms_the_exit_deadline(fake_source: FakeSource, pty: Pty) -> None:
     armed: list[int] = []
     app = PerftopApp(
-        fake_source, watch_terminal=True, early_signals=[signal.SIGTERM], exit_deadline=armed.append
+        fake_source,
+        terminal_fd=pty.follower,
+        early_signals=[signal.SIGTERM],
+        exit_deadline=armed.append,
     )
     run(app)
     assert armed == [128 + signal.SIGTERM]
