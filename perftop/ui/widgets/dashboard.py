@@ -7,6 +7,7 @@ on the selection of the table last in use; the app owns the options and the sour
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,9 @@ class Dashboard(Vertical):
         self._subject: Subject = None
         self._zoom_pid: int | None = None
         self._stacks_shown_for: tuple[Snapshot | None, Subject, int | None] | None = None
+        # The newest tree to build beside the event loop, taken by the worker that builds it.
+        self._stack_request: tuple[Snapshot, Subject, int | None] | None = None
+        self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
         self._rows_for: dict[str, tuple[Snapshot, tuple[object, ...], list[TableRow]]] = {}
 
@@ -183,7 +187,9 @@ class Dashboard(Vertical):
         self._stacks_shown_for = (view, subject, zoom_pid)
         if view is not None and len(view.stacks) > THREADED_TREE_STACKS:
             # Big: built beside the event loop, so keys keep being answered meanwhile.
-            self._build_stack_model(view, subject, zoom_pid)
+            with self._stack_request_lock:
+                self._stack_request = (view, subject, zoom_pid)
+            self._build_stack_model()
             return
         self._apply_stack_model(self._stack_model(view, subject, zoom_pid), subject)
 
@@ -196,10 +202,18 @@ class Dashboard(Vertical):
             and shown_for[1:] == (subject, zoom)
         )
 
-    # A description, or Textual repr()s the arguments for one: a whole 10k-stack Snapshot, every
-    # interval (py-spy under load: 10% of perftop's samples went to that string).
+    # The request is not the worker's argument: a finished Worker stays in a reference cycle
+    # with its Task until a full collection, and its arguments with it. Under 20 kHz that kept
+    # every interval's Snapshot (~37k StackSamples) alive for ~10 s and made each full
+    # collection walk and free ~150k objects with the GIL held: 280-720 ms. A description, or
+    # Textual would repr() the worker's arguments for one.
     @work(thread=True, exclusive=True, group="stack-model", description="call-stack tree")
-    def _build_stack_model(self, view: Snapshot, subject: Subject, zoom_pid: int | None) -> None:
+    def _build_stack_model(self) -> None:
+        with self._stack_request_lock:
+            request, self._stack_request = self._stack_request, None
+        if request is None:  # an earlier worker, still running, took the newest one
+            return
+        view, subject, zoom_pid = request
         model = self._stack_model(view, subject, zoom_pid)
 
         def apply() -> None:
