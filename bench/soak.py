@@ -8,8 +8,12 @@ beside it in a tmux pane as the peer (for memory only; they share the CPUs, but 
 bytes, not time; `--no-peer` leaves it out). Every 10 s the bench reads perftop's RSS
 (/proc/PID/statm) and fd count (/proc/PID/fd), the peer's RSS, and the machine's fork counter.
 
-Figures, over the second half of the run (the first half is warm-up): the RSS slope from a
-least-squares line, in KiB per minute, and the growth in open fds.
+Figures, over the second half of the run (the first half is warm-up): the RSS slope in KiB per
+minute, and the growth in open fds. The slope is Theil-Sen's, the median of the slopes between
+every two readings, so that one transient reading does not make the trend: two make bench runs
+had a flat series (162.1-162.9 MB) with one dip to 154.7 MB at the window's first reading, which
+a least-squares line turned into +139.5 KiB/min (Theil-Sen: -176). The least-squares slope is
+printed beside it.
 Target: flat, i.e. an RSS slope <= 100 KiB/min (6 MiB an hour) and no fd growth.
 Run: `make soak` (10 minutes) or `.venv/bin/python bench/soak.py --minutes 2` (`make bench`).
 """
@@ -51,6 +55,17 @@ def forks() -> int:
 
 
 def slope_per_minute(times: list[float], values: list[float]) -> float:
+    """Theil-Sen: the median of the pairwise slopes, per minute."""
+    slopes = [
+        (values[j] - values[i]) / (times[j] - times[i])
+        for i in range(len(times))
+        for j in range(i + 1, len(times))
+        if times[j] != times[i]
+    ]
+    return statistics.median(slopes) * 60.0 if slopes else float("nan")
+
+
+def least_squares_slope_per_minute(times: list[float], values: list[float]) -> float:
     if len(times) < 2:
         return float("nan")
     return statistics.linear_regression(times, values).slope * 60.0
@@ -145,6 +160,7 @@ def main() -> int:
         reports = report.read_bytes().count(b"\n")
     half = len(times) // 2
     our_slope = slope_per_minute(times[half:], ours[half:])
+    our_least_squares = least_squares_slope_per_minute(times[half:], ours[half:])
     their_slope = slope_per_minute(times[half:], theirs[half:]) if theirs else None
     # A leak persists; one fd open at the instant of a reading (a /proc file being read) does
     # not. So: the fewest open among the last three readings, against the start of the half.
@@ -163,7 +179,9 @@ def main() -> int:
             peer=their_slope,
             target=f"<= {SLOPE_TARGET_KIB_PER_MIN:.0f} KiB/min",
             met=our_slope <= SLOPE_TARGET_KIB_PER_MIN,
-            note=f"{setting}; RSS {ours[half]:,.0f} -> {ours[-1]:,.0f} KiB",
+            note=f"{setting}; RSS {ours[half]:,.0f} -> {ours[-1]:,.0f} KiB (min "
+            f"{min(ours[half:]):,.0f}, max {max(ours[half:]):,.0f}); Theil-Sen slope, "
+            f"least squares {our_least_squares:+,.1f} KiB/min",
         ),
         Figure(
             name="open fd growth after warm-up",
