@@ -1,5 +1,6 @@
-"""The process and function tables: only changed lines are drawn again, the cursor follows its
-row's key, and untrusted cells are cut to their column, never interpreted."""
+"""The process and function tables: only changed lines are drawn again, the cursor stays on the
+hottest row until the user moves it and then follows its row's key, and untrusted cells are cut
+to their column, never interpreted."""
 
 from __future__ import annotations
 
@@ -78,6 +79,24 @@ def test_the_cursor_follows_its_key_and_stays_visible() -> None:
         assert table.selected_key == "1" and screen_lines(app)[1].split()[0] == "1"
         await pilot.press("pagedown")
         assert table.cursor_row == 10  # a page is the visible rows less one
+
+    run(script)
+
+
+def test_until_the_user_moves_the_cursor_it_stays_on_the_hottest_row() -> None:
+    """At start-up the rows are psutil's (perftop itself, compiling, on top); the first profile
+    re-sorts them, and the call-stack pane must follow the hottest process, not perftop."""
+
+    async def script(app: App[None], table: KeyedTable, pilot: Any) -> None:
+        table.focus()
+        table.show_rows([row(1, 90), row(2, 50), row(3, 10)])
+        table.show_rows([row(3, 99), row(2, 50), row(1, 1)])
+        await pilot.pause()
+        assert table.selected_key == "3" and table.cursor_row == 0
+        await pilot.press("down", "up")  # the user's own choice, on the first row
+        table.show_rows([row(2, 60), row(3, 50), row(1, 1)])
+        await pilot.pause()
+        assert table.selected_key == "3" and table.cursor_row == 1
 
     run(script)
 

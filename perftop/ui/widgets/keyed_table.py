@@ -40,8 +40,9 @@ def fit(text: str, width: int, right: bool) -> str:
 
 
 class KeyedTable(ScrollView, can_focus=True):
-    """Rows are replaced as a whole each refresh, but the highlighted row follows its key: the
-    cursor and the scroll position stay where the user put them."""
+    """Rows are replaced as a whole each refresh. Until the user moves the cursor it stays on
+    the first row, the hottest (as in top and perf top); once moved, the highlighted row
+    follows its key: the cursor and the scroll position stay where the user put them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor_up", "Cursor up", show=False),
@@ -123,6 +124,9 @@ class KeyedTable(ScrollView, can_focus=True):
         self._given: Sequence[TableRow] | None = None
         self._index: dict[str, int] = {}
         self._cursor = 0
+        # Set by the first move the user makes: the rows shown at start-up (psutil's, the
+        # sampler not ready) must not pick the process that the screen then follows.
+        self._placed = False
         self._sort: tuple[str, bool] | None = None  # (column id, descending)
         self._widths = self._fixed_widths()
         self._lines: dict[TableRow, str] = {}  # the text of rows drawn at the current widths
@@ -169,7 +173,7 @@ class KeyedTable(ScrollView, can_focus=True):
         elif len(self._lines) > 4 * len(self._rows) + 64:
             self._lines.clear()
         self.virtual_size = Size(self._total_width(), len(self._rows) + 1)
-        moved = self._index.get(selected) if selected is not None else None
+        moved = self._index.get(selected) if selected is not None and self._placed else None
         self._move(self._cursor if moved is None else moved, announce=False)
         self._refresh_changed(before)
         self.announce_selection()
@@ -269,6 +273,8 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _move(self, row: int, announce: bool = True) -> None:
         row = max(0, min(row, len(self._rows) - 1))
+        if announce:  # a move of the user's
+            self._placed = True
         if row != self._cursor:
             old, self._cursor = self._cursor, row
             # Row i is line i + 1 of the virtual space (the title line is above row 0).
