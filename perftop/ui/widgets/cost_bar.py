@@ -11,4 +11,5 @@ from perftop.viewmodel import cost_pieces
 
 class CostBar(Static):
     def show(self, latest: Snapshot | None) -> None:
-        self.update(pieces_content(cost_pieces(latest, compact=self.size.width < 120)))
+        pieces = cost_pieces(latest, compact=self.size.width < 120)
+        self.update(pieces_content(pieces), layout=False)  # one line, fixed (perftop.tcss)

@@ -42,4 +42,5 @@ class HeaderBar(Static):
         cpu_width = max(8, self.size.width // 4)
         status = pieces_content(status_pieces(latest, cpu_width=cpu_width))
         filters = pieces_content(filter_pieces(options, latest, zoom_comm, live=live, ended=ended))
-        self.update(Content("\n").join([status, filters]))
+        # Its height is fixed (perftop.tcss): no layout of the whole screen for a new line.
+        self.update(Content("\n").join([status, filters]), layout=False)
