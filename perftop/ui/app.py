@@ -209,18 +209,15 @@ class PerftopApp(App[None]):
                 loop.add_signal_handler(signum, self._exit_on_signal, signum)
             for early in self._early_signals[:1]:
                 self._exit_on_signal(early)
-            if terminal_gone(self._terminal_fd):
-                self._exit_on_hangup()
-            else:
 
-                def hung_up() -> None:
-                    try:
-                        loop.call_soon_threadsafe(self._exit_on_hangup)
-                    except RuntimeError:  # the loop has closed: the app is gone already
-                        pass
+            def hung_up() -> None:  # already gone: poll(2) says so at once
+                try:
+                    loop.call_soon_threadsafe(self._exit_on_hangup)
+                except RuntimeError:  # the loop has closed: the app is gone already
+                    pass
 
-                self._hangup_watcher = HangupWatcher(self._terminal_fd, hung_up)
-                self._hangup_watcher.start()
+            self._hangup_watcher = HangupWatcher(self._terminal_fd, hung_up)
+            self._hangup_watcher.start()
 
     def _start_sampler(self) -> None:
         if not self._sampler_started:
@@ -627,10 +624,11 @@ def run_app(
     # (HANGUP_DEADLINE_S when the terminal is already gone); the kernel detaches the probes with
     # the file descriptors.
     deadline: list[threading.Timer] = []
+    terminal_fd = sys.__stdin__.fileno() if sys.__stdin__ else 0
 
     def exit_deadline(code: int) -> None:
         if not deadline:
-            gone = terminal_gone(sys.__stdin__.fileno() if sys.__stdin__ else 0)
+            gone = terminal_gone(terminal_fd)
             seconds = HANGUP_DEADLINE_S if gone else EXIT_DEADLINE_S
             deadline.append(threading.Timer(seconds, os._exit, args=(code,)))
             deadline[0].daemon = True
@@ -639,7 +637,7 @@ def run_app(
     app = PerftopApp(
         source,
         recorder=recorder,
-        terminal_fd=sys.__stdin__.fileno() if sys.__stdin__ else 0,
+        terminal_fd=terminal_fd,
         early_signals=early,
         exit_deadline=exit_deadline,
         on_first_profile=on_first_profile,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from perftop.model import Frame, StackSample
 from perftop.ui.widgets.stack_tree import StackTree
@@ -39,31 +41,56 @@ def built(tree: StackTree) -> list[str]:
     return found
 
 
-def test_a_folded_branch_is_built_when_unfolded() -> None:
+class Pane:
+    """A StackTree alone on a 100x20 screen, driven as the user would."""
+
+    def __init__(self, app: TreeApp, pilot: Pilot[None]) -> None:
+        self.app, self.pilot = app, pilot
+        self.tree = app.query_one(StackTree)
+
+    async def show(self, stacks: tuple[StackSample, ...]) -> str:
+        """Show `stacks` for the same subject as before; the pane's text."""
+        self.tree.show_stacks(stack_tree(stacks, "PID 1 app"), subject=1)
+        await self.pilot.pause()
+        return self.text()
+
+    def text(self) -> str:
+        return "\n".join(widget_lines(self.app, self.tree))
+
+    async def toggle(self, symbol: str) -> None:
+        """Enter on the first line showing `symbol`: unfolds it, or folds it."""
+        self.tree.focus()
+        lines = widget_lines(self.app, self.tree)
+        # No border here: widget line = tree line.
+        self.tree.cursor_line = next(i for i, line in enumerate(lines) if f" {symbol}" in line)
+        await self.pilot.press("enter")
+        await self.pilot.pause()
+
+
+def run_pane(script: Callable[[Pane], Awaitable[None]]) -> None:
     async def main() -> None:
         app = TreeApp()
         async with app.run_test(size=(100, 20)) as pilot:
-            tree = app.query_one(StackTree)
-            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
-            await pilot.pause()
-            labels = " | ".join(built(tree))
-            assert "hot_leaf" in labels and "cold" in labels
-            assert "cold_mid" not in labels and "cold_other" not in labels  # not built yet
-            assert any("▶" in line and "cold" in line for line in widget_lines(app, tree))
-            tree.focus()
-            cold_line = next(i for i, line in enumerate(widget_lines(app, tree)) if " cold" in line)
-            tree.cursor_line = cold_line  # no border here: widget line = tree line
-            await pilot.press("enter")  # unfold it
-            await pilot.pause()
-            text = "\n".join(widget_lines(app, tree))
-            assert "cold_mid" in text and "cold_other" in text, text
-            assert "cold_inner" not in text  # one level unfolded, as a click would
-            # The next interval, same subject: what the user unfolded stays unfolded.
-            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
-            await pilot.pause()
-            assert "cold_other" in "\n".join(widget_lines(app, tree))
+            await script(Pane(app, pilot))
 
     asyncio.run(main())
+
+
+def test_a_folded_branch_is_built_when_unfolded() -> None:
+    async def script(pane: Pane) -> None:
+        await pane.show(STACKS)
+        labels = " | ".join(built(pane.tree))
+        assert "hot_leaf" in labels and "cold" in labels
+        assert "cold_mid" not in labels and "cold_other" not in labels  # not built yet
+        assert any("▶" in line and "cold" in line for line in widget_lines(pane.app, pane.tree))
+        await pane.toggle("cold")  # unfold it
+        text = pane.text()
+        assert "cold_mid" in text and "cold_other" in text, text
+        assert "cold_inner" not in text  # one level unfolded, as a click would
+        # The next interval, same subject: what the user unfolded stays unfolded.
+        assert "cold_other" in await pane.show(STACKS)
+
+    run_pane(script)
 
 
 def test_hot_branches_unfold_when_the_subject_first_has_data() -> None:
@@ -72,26 +99,14 @@ def test_hot_branches_unfold_when_the_subject_first_has_data() -> None:
     "▶ 97.8% __libc_start_call_main" line, because nothing had been unfolded before). A
     branch the user folds stays folded the next interval."""
 
-    async def main() -> None:
-        app = TreeApp()
-        async with app.run_test(size=(100, 20)) as pilot:
-            tree = app.query_one(StackTree)
-            tree.show_stacks(stack_tree((), "PID 1 app"), subject=1)
-            await pilot.pause()
-            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
-            await pilot.pause()
-            text = "\n".join(widget_lines(app, tree))
-            assert "hot_leaf" in text, text
-            tree.focus()
-            hot_line = next(i for i, line in enumerate(widget_lines(app, tree)) if " hot" in line)
-            tree.cursor_line = hot_line
-            await pilot.press("enter")  # fold it
-            await pilot.pause()
-            tree.show_stacks(stack_tree(STACKS, "PID 1 app"), subject=1)
-            await pilot.pause()
-            assert "hot_leaf" not in "\n".join(widget_lines(app, tree))
+    async def script(pane: Pane) -> None:
+        await pane.show(())
+        text = await pane.show(STACKS)
+        assert "hot_leaf" in text, text
+        await pane.toggle("hot")  # fold it
+        assert "hot_leaf" not in await pane.show(STACKS)
 
-    asyncio.run(main())
+    run_pane(script)
 
 
 def test_a_branch_that_becomes_hot_unfolds_unless_the_user_folded_it() -> None:
@@ -109,24 +124,13 @@ def test_a_branch_that_becomes_hot_unfolds_unless_the_user_folded_it() -> None:
         sample(10, "main", "other", "other_leaf"),
     )
 
-    async def main() -> None:
-        app = TreeApp()
-        async with app.run_test(size=(100, 20)) as pilot:
-            tree = app.query_one(StackTree)
-            tree.show_stacks(stack_tree(cold_first, "PID 1 app"), subject=1)
-            await pilot.pause()
-            text = "\n".join(widget_lines(app, tree))
-            assert "rising_leaf" not in text and "other_leaf" not in text, text
-            tree.focus()
-            hot_line = next(i for i, line in enumerate(widget_lines(app, tree)) if " hot" in line)
-            tree.cursor_line = hot_line
-            await pilot.press("enter")  # the user folds "hot"
-            await pilot.pause()
-            tree.show_stacks(stack_tree(rising_now, "PID 1 app"), subject=1)
-            await pilot.pause()
-            text = "\n".join(widget_lines(app, tree))
-            assert "rising_leaf" in text, text  # now half the time: unfolded
-            assert "other_leaf" not in text, text  # 10%, a tenth of its parent: folded
-            assert "hot_leaf" not in text, text  # folded by the user: stays folded
+    async def script(pane: Pane) -> None:
+        text = await pane.show(cold_first)
+        assert "rising_leaf" not in text and "other_leaf" not in text, text
+        await pane.toggle("hot")  # the user folds "hot"
+        text = await pane.show(rising_now)
+        assert "rising_leaf" in text, text  # now half the time: unfolded
+        assert "other_leaf" not in text, text  # 10%, a tenth of its parent: folded
+        assert "hot_leaf" not in text, text  # folded by the user: stays folded
 
-    asyncio.run(main())
+    run_pane(script)
