@@ -42,7 +42,7 @@ from benchlib import (
     start_stackgen,
 )
 
-from perftop.headers import locate_headers
+from perftop.system.headers import locate_headers
 
 FREQUENCY = 999
 TARGET_NS = 2000.0

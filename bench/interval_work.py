@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perftop.config import SamplerConfig  # noqa: E402
-from perftop.sources.bcc import BccSource  # noqa: E402
+from perftop.sampling.bcc.source import BccSource  # noqa: E402
 
 FREQUENCY = 10_000
 # 20 ms per 1k stacks at 1k and 200 ms at 10k: 20 µs per stack for the two smaller runs.

@@ -45,7 +45,7 @@ COMPILE = """
 import time
 started = time.monotonic()
 from perftop.config import SamplerConfig
-from perftop.sources.bcc import BccSource
+from perftop.sampling.bcc.source import BccSource
 source = BccSource(SamplerConfig())
 print(time.monotonic() - started)
 source.close()

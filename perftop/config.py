@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from perftop.events import DEFAULT_EVENT
+from perftop.model.events import DEFAULT_EVENT
 
 STACK_MODES = ("both", "kernel", "user")
 FORMATS = ("text", "json", "folded", "speedscope", "pprof")

@@ -19,11 +19,11 @@ def main() -> int:
     argv = sys.argv[1:]
     boost = None
     if screen_wanted(argv):
-        from perftop.boost import StartupBoost
+        from perftop.system.boost import StartupBoost
 
         boost = StartupBoost.begin()
     try:
-        from perftop.cli import main as cli_main
+        from perftop.cli.main import main as cli_main
 
         return cli_main(argv, boost=boost)
     finally:

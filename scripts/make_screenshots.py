@@ -11,7 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from perftop.sources.replay import ReplaySource
+from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 def bpf_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "kernel tests need root"
-    from perftop.sources.bcc import bcc_available
+    from perftop.sampling.bcc.source import bcc_available
 
     return bcc_available()
 

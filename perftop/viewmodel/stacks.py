@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from perftop.aggregate import CallNode, FunctionKey, call_tree, function_key
-from perftop.model import Frame, StackSample
+from perftop.model.samples import Frame, StackSample
+from perftop.profile.aggregate import CallNode, FunctionKey, call_tree, function_key
 from perftop.sanitize import printable
 
 # Why a frame has no symbol ------------------------------------------------------------------
@@ -27,7 +27,7 @@ JIT_REMEDY = (
 )
 
 # Matched on the lower-cased reason, first match wins, so the more specific come first. The
-# reasons are perftop.symbols' REASON_* strings; words, not equality, so rewording one there
+# reasons are perftop.symbols.user' REASON_* strings; words, not equality, so rewording one there
 # degrades to a vaguer remedy instead of none.
 _REMEDIES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("jit", "perf map", "perf-map", "anonymous"), JIT_REMEDY),

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from perftop.aggregate import call_tree
 from perftop.config import SamplerConfig
-from perftop.model import Snapshot
+from perftop.model.samples import Snapshot
+from perftop.profile.aggregate import call_tree
 from tests.bpf.conftest import CHAIN_COMM
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -23,7 +23,7 @@ CHAIN = ["main", "outer", "middle", "leaf_spin"]
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[object]:
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     sampler = BccSource(SamplerConfig(interval_s=1.0, frequency_hz=199))
     yield sampler
@@ -212,8 +212,8 @@ def test_cli_folded_has_the_chain(busy_chain: subprocess.Popen[bytes]) -> None:
 
 
 def test_cli_hardware_event_is_one_clear_line() -> None:
-    from perftop.events import EVENTS
-    from perftop.sources.bcc import probe_event
+    from perftop.model.events import EVENTS
+    from perftop.sampling.bcc.source import probe_event
 
     if probe_event(EVENTS["cycles"]) is None:
         pytest.skip("this machine has a PMU")
@@ -259,7 +259,7 @@ def test_jit_frames_named_from_the_perf_map(source: object, tmp_path: Path) -> N
 def test_full_maps_are_counted_as_lost_and_sampling_goes_on(
     busy_chain: subprocess.Popen[bytes],
 ) -> None:
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     tiny = BccSource(SamplerConfig(frequency_hz=999, counts_entries=2, stack_entries=2))
     kernel_busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"])
@@ -290,7 +290,7 @@ def stackgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_stack_map_is_emptied_before_it_fills(stackgen: Path) -> None:
     """More distinct stacks over the session than the map holds, and none lost to a full map."""
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     worker = subprocess.Popen([str(stackgen), "30000", "60"])
     small = BccSource(SamplerConfig(frequency_hz=199, stack_entries=1024, pids=(worker.pid,)))
@@ -318,7 +318,7 @@ def test_one_off_stacks_leave_the_stack_map(stackgen: Path) -> None:
     (-EEXIST, the sample counted without its user stack). Measured with 3,000 chains at 999 Hz
     and a 4,096-entry map: 25% of samples lost their stack when every id of the last interval
     stayed, 14% with only recurring ids kept."""
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     worker = subprocess.Popen([str(stackgen), "3000", "60"])
     source = BccSource(SamplerConfig(frequency_hz=999, stack_entries=4096, pids=(worker.pid,)))
@@ -342,7 +342,7 @@ def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.Monk
     """A stack that recurs every interval costs no map read after its first, even when the
     working set is a large part of the map (emptying the map at an eighth of it re-read every
     hot stack each interval, which made the per-stack cost grow with the stack count)."""
-    from perftop.sources import bcc
+    from perftop.sampling.bcc import source as bcc
 
     worker = subprocess.Popen([str(stackgen), "20", "60"])  # ~60 stacks, each every interval
     source = bcc.BccSource(SamplerConfig(frequency_hz=999, stack_entries=256, pids=(worker.pid,)))
@@ -372,7 +372,7 @@ def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.Monk
 def test_the_screens_first_interval_is_short(busy_chain: subprocess.Popen[bytes]) -> None:
     """The screen's sampler: the first profile a quarter second after attaching, then whole
     intervals."""
-    from perftop import cli
+    from perftop.cli import main as cli
 
     source = cli.open_source(cli.parse_config(["-F", "199", "-p", str(busy_chain.pid)]))
     profiles: list[Snapshot] = []
@@ -396,7 +396,7 @@ def test_the_screens_first_interval_is_short(busy_chain: subprocess.Popen[bytes]
 
 
 def test_batch_intervals_are_all_whole(busy_chain: subprocess.Popen[bytes]) -> None:
-    from perftop import cli
+    from perftop.cli import main as cli
 
     source = cli.open_source(cli.parse_config(["--batch", "-F", "199", "-p", str(busy_chain.pid)]))
     try:
@@ -409,9 +409,9 @@ def test_batch_intervals_are_all_whole(busy_chain: subprocess.Popen[bytes]) -> N
 def test_failed_attach_on_a_later_cpu_leaks_no_fd(
     source: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from perftop.events import EVENTS
-    from perftop.sources import bcc
-    from perftop.sources.base import EventUnavailable
+    from perftop.model.events import EVENTS
+    from perftop.sampling.bcc import source as bcc
+    from perftop.sampling.source import EventUnavailable
 
     before = len(os.listdir("/proc/self/fd"))
     monkeypatch.setattr(bcc, "online_cpus", lambda: [0, 1, 4095])  # CPU 4095 does not exist

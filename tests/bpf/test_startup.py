@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from perftop.boost import STARTUP_NICE
+from perftop.system.boost import STARTUP_NICE
 from tests.faults.terminal import PtyProcess
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from perftop.aggregate import with_aggregates
-from perftop.model import (
+from perftop.formats.recording import RecordingWriter
+from perftop.model.samples import (
     KERNEL_MODULE,
     CpuStat,
     Frame,
@@ -23,7 +23,7 @@ from perftop.model import (
     Snapshot,
     StackSample,
 )
-from perftop.recording import RecordingWriter
+from perftop.profile.aggregate import with_aggregates
 
 OUTPUT = Path(__file__).with_name("synthetic.jsonl")
 HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"

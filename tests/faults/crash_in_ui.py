@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from perftop.cli import main
+from perftop.cli.main import main
 from perftop.ui.app import PerftopApp
 
 CRASH_MESSAGE = "planted crash in the screen"

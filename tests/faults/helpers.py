@@ -158,7 +158,7 @@ def perf_event_fds_held_by(pid: int) -> int:
 
 
 def online_cpu_count() -> int:
-    from perftop.sources.bcc import online_cpus
+    from perftop.sampling.bcc.source import online_cpus
 
     return len(online_cpus())
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from perftop.model import Frame, Snapshot
-from perftop.perfmap import MAX_MAP_BYTES
-from perftop.recording import read_recording
+from perftop.formats.recording import read_recording
+from perftop.model.samples import Frame, Snapshot
+from perftop.symbols.perfmap import MAX_MAP_BYTES
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
     ROOT,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from perftop.model import Frame, Snapshot
-from perftop.recording import read_recording
-from perftop.symbols import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
+from perftop.formats.recording import read_recording
+from perftop.model.samples import Frame, Snapshot
+from perftop.symbols.user import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
     doctor_lines,
@@ -198,7 +198,7 @@ def test_doctor_says_which_privilege_is_in_effect() -> None:
 
 
 def test_merged_headers_usable_without_root() -> None:
-    from perftop.headers import CACHE_ROOT, locate_headers
+    from perftop.system.headers import CACHE_ROOT, locate_headers
 
     if not locate_headers().path.resolve().is_relative_to(CACHE_ROOT):
         pytest.skip("the running kernel's own headers package is installed")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from perftop.model import KERNEL_MODULE
-from perftop.recording import read_recording
-from perftop.symbols import REASON_KPTR
+from perftop.formats.recording import read_recording
+from perftop.model.samples import KERNEL_MODULE
+from perftop.symbols.user import REASON_KPTR
 from tests.faults.conftest import Spawn, boost
 from tests.faults.helpers import (
     assert_one_line_failure,
@@ -293,8 +293,8 @@ def test_kptr_restrict_batch_text_says_so(
 
 
 def _has_pmu() -> bool:
-    from perftop.events import EVENTS
-    from perftop.sources.bcc import probe_event
+    from perftop.model.events import EVENTS
+    from perftop.sampling.bcc.source import probe_event
 
     return probe_event(EVENTS["cycles"]) is None
 

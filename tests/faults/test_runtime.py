@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.model import Snapshot
+from perftop.model.samples import Snapshot
 from tests.faults.conftest import C_SOURCES, Programs, Spawn, boost
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -29,7 +29,7 @@ CHAIN = ["main", "outer", "middle", "leaf_spin"]
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[Any]:
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     sampler = BccSource(SamplerConfig(interval_s=0.5, frequency_hz=199))
     yield sampler
@@ -277,7 +277,7 @@ def test_full_maps_are_shown_as_lost_samples_and_sampling_goes_on(
 ) -> None:
     """The batch side is tests/bpf/test_sampler.py::test_full_maps_are_counted_as_lost...;
     here the real screen, fed by a sampler with two-entry maps."""
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
     from perftop.ui.app import PerftopApp
     from tests.ui.conftest import screen_text, wait_for
 

@@ -16,10 +16,10 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widget import Widget
 
-from perftop.events import EVENTS
-from perftop.model import Snapshot
-from perftop.recording import read_recording
-from perftop.sources.replay import ReplaySource
+from perftop.formats.recording import read_recording
+from perftop.model.events import EVENTS
+from perftop.model.samples import Snapshot
+from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 
 DATA = Path(__file__).parent.parent / "data"

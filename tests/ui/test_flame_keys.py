@@ -12,9 +12,9 @@ import pytest
 from rich.style import Style
 from textual.pilot import Pilot
 
-from perftop.flame import FlameBox
-from perftop.model import Frame, Snapshot, StackSample
-from perftop.sources.replay import ReplaySource
+from perftop.model.samples import Frame, Snapshot, StackSample
+from perftop.profile.flame import FlameBox
+from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.export_dialog import ConfirmOverwrite, ExportDialog, with_extension

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from textual.pilot import Pilot
 
-from perftop.model import Snapshot
-from perftop.sources.replay import ReplaySource
+from perftop.model.samples import Snapshot
+from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 from perftop.ui.widgets.event_picker import EventPicker
 from perftop.ui.widgets.filter_input import FilterInput
@@ -292,7 +292,7 @@ def test_source_notices_are_shown(recorded: list[Snapshot]) -> None:
 def test_the_loading_toast_goes_with_the_first_profile(recorded: list[Snapshot]) -> None:
     """'loading the BPF program: processes from psutil...' stayed up its 8 s after the first
     profile had replaced those processes."""
-    from perftop.sources.deferred import LOADING_NOTICE
+    from perftop.sampling.deferred import LOADING_NOTICE
     from tests.ui.conftest import with_notices
 
     placeholder = replace(
@@ -412,8 +412,8 @@ def test_a_filtered_process_that_exits_stays_on_screen_marked(
 
 def big_snapshot(like: Snapshot) -> Snapshot:
     """`like` with more stacks than the UI thread builds a tree for (leaf_7 the hot one)."""
-    from perftop.aggregate import with_aggregates
-    from perftop.model import Frame, StackSample
+    from perftop.model.samples import Frame, StackSample
+    from perftop.profile.aggregate import with_aggregates
     from perftop.ui.widgets.dashboard import THREADED_TREE_STACKS
 
     stacks = tuple(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from perftop.model import Snapshot
-from perftop.recording import RecordingWriter, read_recording
+from perftop.formats.recording import RecordingWriter, read_recording
+from perftop.model.samples import Snapshot
 from perftop.ui.app import PerftopApp, run_app
 from perftop.ui.messages import SnapshotReady
 from perftop.ui.terminal import HangupWatcher, terminal_gone
@@ -173,7 +173,7 @@ def test_only_the_newest_snapshot_waits_but_notices_are_never_dropped(
 
 
 def test_the_view_model_never_imports_textual() -> None:
-    code = "import sys, perftop.viewmodel, perftop.recording, perftop.sources.replay; "
+    code = "import sys, perftop.viewmodel, perftop.formats.recording, perftop.sampling.replay; "
     code += "sys.exit('textual' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

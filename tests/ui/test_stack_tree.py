@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
-from perftop.model import Frame, StackSample
+from perftop.model.samples import Frame, StackSample
 from perftop.ui.widgets.stack_tree import StackTree
 from perftop.viewmodel import stack_tree
 from tests.ui.conftest import widget_lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from perftop.model import KERNEL_MODULE, Frame, StackSample
+from perftop.model.samples import KERNEL_MODULE, Frame, StackSample
 
 
 def user(symbol: str, module: str = "app") -> Frame:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from perftop.aggregate import (
+from perftop.model.samples import ProcessInfo
+from perftop.profile.aggregate import (
     DecayingStacks,
     call_tree,
     filter_stacks,
@@ -9,7 +10,6 @@ from perftop.aggregate import (
     merge_stacks,
     process_stats,
 )
-from perftop.model import ProcessInfo
 from tests.unit.factories import kernel, stack, user
 
 

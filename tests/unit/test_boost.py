@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from perftop import boost
 from perftop.launch import screen_wanted
+from perftop.system import boost
 
 
 def test_autogroup_nice_is_read_from_the_kernel_line() -> None:
@@ -67,7 +67,7 @@ def test_threads_started_during_the_boost_get_their_nice_back() -> None:
         """
         import os, threading
         from pathlib import Path
-        from perftop import boost
+        from perftop.system import boost
         boost.AUTOGROUP_ENABLED = Path("/nonexistent")  # this test's session is left alone
         started = boost.StartupBoost.begin()
         seen = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from perftop.cli import main
+from perftop.cli.main import main
 
 
 @pytest.mark.parametrize(
@@ -62,8 +62,8 @@ def test_output_never_replaced_or_followed(
 def test_not_root_without_capabilities(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("perftop.privileges.os.geteuid", lambda: 1000)
-    monkeypatch.setattr("perftop.privileges.effective_capabilities", lambda *a: 0)
+    monkeypatch.setattr("perftop.system.privileges.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("perftop.system.privileges.effective_capabilities", lambda *a: 0)
     assert main(["--batch", "-n", "1"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == ["perftop: neither root nor CAP_BPF + CAP_PERFMON: run with sudo"]

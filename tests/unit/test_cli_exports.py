@@ -16,8 +16,8 @@ from types import ModuleType
 import jsonschema
 import pytest
 
-from perftop.cli import main
-from perftop.recording import read_recording
+from perftop.cli.main import main
+from perftop.formats.recording import read_recording
 
 DATA = Path(__file__).parents[1] / "data"
 SYNTHETIC = DATA / "synthetic.jsonl"

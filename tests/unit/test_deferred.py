@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.recording import read_recording
-from perftop.sources.base import SourceError
-from perftop.sources.deferred import LOADING_NOTICE, DeferredSource
+from perftop.formats.recording import read_recording
+from perftop.sampling.deferred import LOADING_NOTICE, DeferredSource
+from perftop.sampling.source import SourceError
 from tests.ui.conftest import SYNTHETIC_RECORDING, FakeSource
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from perftop.export_file import (
+from perftop.formats.exports import ProfileMeta
+from perftop.formats.files import (
     EXPORT_FORMATS,
     ExportError,
     ExportExists,
@@ -18,7 +19,6 @@ from perftop.export_file import (
     open_export,
     write_export,
 )
-from perftop.exports import ProfileMeta
 from tests.unit.factories import kernel, stack, user
 
 STACKS = (
@@ -133,7 +133,7 @@ def test_a_failed_write_leaves_no_half_file(
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(
-        "perftop.export_file.open_export", lambda path, overwrite=False: FullDisk(path)
+        "perftop.formats.files.open_export", lambda path, overwrite=False: FullDisk(path)
     )
     path = tmp_path / "out.pb.gz"
     with pytest.raises(ExportError, match="No space left on device"):

@@ -13,7 +13,7 @@ from types import ModuleType
 import jsonschema
 import pytest
 
-from perftop.exports import ProfileMeta, pprof_bytes, speedscope_profile
+from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_profile
 from tests.unit.factories import kernel, stack, user
 
 DATA = Path(__file__).parents[1] / "data"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from perftop.aggregate import call_tree, function_key
-from perftop.flame import label, layout, zoom
+from perftop.profile.aggregate import call_tree, function_key
+from perftop.profile.flame import label, layout, zoom
 from tests.unit.factories import stack, user
 
 STACKS = [

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from perftop.generations import Generations
+from perftop.symbols.memo import Generations
 
 
 def test_bounded_and_the_hot_entries_survive_turnovers() -> None:

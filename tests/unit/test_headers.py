@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perftop.headers import STAMP, HeadersError, locate_headers
+from perftop.system.headers import STAMP, HeadersError, locate_headers
 
 
 def debian_headers(root: Path, version: str = "6.1.0-56", arch: str = "amd64") -> Path:

@@ -1,4 +1,4 @@
-"""The cyclic collector's settings (perftop.heap.freeze_long_lived_objects), each checked in a
+"""The cyclic collector's settings (perftop.system.memory.freeze_long_lived_objects), each checked in a
 fresh process so other tests' objects and settings do not count."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 PROBE = r"""
 import gc, sys
 import perftop.ui.app  # the screen's modules: what a real session has alive from the start
-from perftop.heap import freeze_long_lived_objects
+from perftop.system.memory import freeze_long_lived_objects
 
 if sys.argv[1] == "tuned":
     freeze_long_lived_objects()

@@ -3,9 +3,9 @@ from __future__ import annotations
 import io
 import json
 
-from perftop.aggregate import with_aggregates
-from perftop.model import CpuStat, ProcessInfo, Snapshot
-from perftop.output import FoldedAccumulator, format_json, format_text
+from perftop.formats.output import FoldedAccumulator, format_json, format_text
+from perftop.model.samples import CpuStat, ProcessInfo, Snapshot
+from perftop.profile.aggregate import with_aggregates
 from tests.unit.factories import kernel, stack, user
 
 HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"

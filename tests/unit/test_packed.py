@@ -8,9 +8,9 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-from perftop.elfsyms import ElfCache, read_symbol_table
-from perftop.packed import PackedSymbols
-from perftop.perfmap import parse_perf_map
+from perftop.symbols.elf import ElfCache, read_symbol_table
+from perftop.symbols.perfmap import parse_perf_map
+from perftop.symbols.ranges import PackedSymbols
 
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 
@@ -66,7 +66,7 @@ def test_elf_cache_is_bounded_by_bytes(tmp_path: Path) -> None:
 
 MMAP_PROBE = """
 import ctypes, sys
-from perftop.heap import keep_large_blocks_in_mmap, release_free_memory
+from perftop.system.memory import keep_large_blocks_in_mmap, release_free_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from perftop.model import (
+from perftop.formats.recording import (
+    RecordingError,
+    RecordingWriter,
+    decode_snapshot,
+    encode_snapshot,
+    read_recording,
+)
+from perftop.model.samples import (
     CpuStat,
     Frame,
     FunctionStat,
@@ -22,15 +29,8 @@ from perftop.model import (
     Snapshot,
     StackSample,
 )
-from perftop.recording import (
-    RecordingError,
-    RecordingWriter,
-    decode_snapshot,
-    encode_snapshot,
-    read_recording,
-)
-from perftop.sources.base import SourceError
-from perftop.sources.replay import NOT_IN_REPLAY, ReplaySource
+from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
+from perftop.sampling.source import SourceError
 
 SHARED = (Frame("main", "app", False), Frame("work", "app", False))
 STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")

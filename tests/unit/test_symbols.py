@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from perftop.symbols import (
+from perftop.symbols.user import (
     BROKEN_UNWIND,
     REASON_GONE,
     REASON_JIT,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from perftop.elfsyms import ElfCache, demangle, read_symbol_table
-from perftop.perfmap import MAX_MAP_BYTES, PerfMapReader, open_checked, parse_perf_map
-from perftop.symbols import REASON_GONE, REASON_JIT
-from perftop.usersyms import NativeResolver, read_maps
+from perftop.symbols.elf import ElfCache, demangle, read_symbol_table
+from perftop.symbols.perfmap import MAX_MAP_BYTES, PerfMapReader, open_checked, parse_perf_map
+from perftop.symbols.process import NativeResolver, read_maps
+from perftop.symbols.user import REASON_GONE, REASON_JIT
 
 CHAIN_SOURCE = Path(__file__).parents[1] / "bpf" / "chain.c"
 

@@ -6,8 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from perftop.aggregate import with_aggregates
-from perftop.model import (
+from perftop.model.samples import (
     CpuStat,
     Frame,
     ProcessInfo,
@@ -15,6 +14,7 @@ from perftop.model import (
     Snapshot,
     StackSample,
 )
+from perftop.profile.aggregate import with_aggregates
 from perftop.viewmodel import (
     FUNCTION_COLUMNS,
     JIT_REMEDY,
@@ -409,7 +409,7 @@ def test_unresolved_frames_say_why_in_the_tree() -> None:
         ("JIT without a perf map", "--perf-basic-prof"),
         ("process gone", "exited before its symbols were read"),
         ("no frame pointers", "-fno-omit-frame-pointer"),
-        # The symbolizer's wording today (perftop.symbols REASON_*).
+        # The symbolizer's wording today (perftop.symbols.user REASON_*).
         ("address not mapped (unwound without frame pointers?)", "-fno-omit-frame-pointer"),
         ("binary unreadable (deleted, or in a gone namespace)", "restart the process"),
         ("kernel addresses hidden by kernel.kptr_restrict", "kptr_restrict=0"),

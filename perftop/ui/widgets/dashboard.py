@@ -17,8 +17,8 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
 
-from perftop.aggregate import FunctionKey, filter_stacks
-from perftop.model import Snapshot
+from perftop.model.samples import Snapshot
+from perftop.profile.aggregate import FunctionKey, filter_stacks
 from perftop.sanitize import printable
 from perftop.ui.widgets.cost_bar import CostBar
 from perftop.ui.widgets.function_table import FunctionTable

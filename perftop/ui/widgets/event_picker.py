@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from perftop.events import EVENTS
+from perftop.model.events import EVENTS
 from perftop.sanitize import printable
 
 

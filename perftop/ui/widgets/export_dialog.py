@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from perftop.export_file import EXPORT_FORMATS, EXTENSIONS, ExportError, ExportExists
+from perftop.formats.files import EXPORT_FORMATS, EXTENSIONS, ExportError, ExportExists
 from perftop.sanitize import printable
 from perftop.viewmodel import human_bytes
 

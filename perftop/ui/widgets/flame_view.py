@@ -2,7 +2,7 @@
 
 The top row holds one box per process, under it each process's outermost frames, and so on down
 to the leaves; a box is as wide as its share of samples and the hottest sibling is leftmost. The
-layout is `perftop.flame`'s; this module picks colours, draws rows and moves the selection.
+layout is `perftop.profile.flame`'s; this module picks colours, draws rows and moves the selection.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
-from perftop.aggregate import CallNode, FunctionKey
-from perftop.flame import FlameBox, label, layout, zoom
-from perftop.model import Frame, Snapshot, StackSample
+from perftop.model.samples import Frame, Snapshot, StackSample
+from perftop.profile.aggregate import CallNode, FunctionKey
+from perftop.profile.flame import FlameBox, label, layout, zoom
 from perftop.sanitize import printable
 from perftop.ui.widgets.header import HeaderBar
 from perftop.viewmodel import ViewOptions, explain_unresolved

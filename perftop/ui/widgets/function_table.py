@@ -8,7 +8,7 @@ from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from perftop.aggregate import FunctionKey
+from perftop.profile.aggregate import FunctionKey
 from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.viewmodel import FUNCTION_COLUMNS, function_key_from_row
 

@@ -6,7 +6,7 @@ BCC 0.26 traps avoided here, each checked in its source:
 - `StackTrace.clear()` does nothing: perftop deletes the stack ids no sample used in the last
   two intervals, so the stack map holds the working set.
 - `BPF.sym()` keeps a symbol cache per pid forever, and libbcc opens /tmp/perf-PID.map with no
-  ownership or symlink check: perftop reads user symbols itself (perftop.usersyms), with bounded
+  ownership or symlink check: perftop reads user symbols itself (perftop.symbols.process), with bounded
   caches that forget exited processes.
 - libbcc prints to fds 1 and 2: compile and attach run inside `captured_fds()`.
 - `items_lookup_and_delete_batch` passes one integer as both batch token and count; perftop calls
@@ -30,20 +30,20 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from perftop.aggregate import with_aggregates
-from perftop.capture import captured_fds
 from perftop.config import STACK_MODES, SamplerConfig
-from perftop.events import EVENTS, Event, unavailable_message
-from perftop.generations import Generations
-from perftop.headers import HeadersError, KernelHeaders, locate_headers
-from perftop.heap import freeze_long_lived_objects, release_free_memory
-from perftop.model import CpuStat, Frame, SamplerCost, Snapshot, StackSample
-from perftop.procinfo import ProcessDetails
+from perftop.model.events import EVENTS, Event, unavailable_message
+from perftop.model.samples import CpuStat, Frame, SamplerCost, Snapshot, StackSample
+from perftop.profile.aggregate import with_aggregates
+from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.sanitize import decode
-from perftop.sources.base import EventUnavailable, SourceError
-from perftop.symbols import REASON_KPTR, KernelSymbols, UserSymbols
+from perftop.symbols.memo import Generations
+from perftop.symbols.user import REASON_KPTR, KernelSymbols, UserSymbols
+from perftop.system.capture import captured_fds
+from perftop.system.headers import HeadersError, KernelHeaders, locate_headers
+from perftop.system.memory import freeze_long_lived_objects, release_free_memory
+from perftop.system.processes import ProcessDetails
 
-BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "profile.bpf.c"
+BPF_SOURCE = Path(__file__).resolve().parents[3] / "bpf" / "profile.bpf.c"
 MAX_PIDS = 64
 STACK_SKIPPED = -65536
 MAX_STACK_DEPTH = 127
@@ -254,7 +254,7 @@ class BccSource:
             )
         # Imported after the compile (pyelftools is ~25 ms of imports holding the GIL, which
         # the screen's start-up shares while clang runs with it released).
-        from perftop.usersyms import resolver_factory
+        from perftop.symbols.process import resolver_factory
 
         self._user = UserSymbols(resolver_factory())
         self._details = ProcessDetails()
@@ -618,7 +618,7 @@ class BccSource:
     def _is_kernel_thread(self, pid: int) -> bool:
         known = self._kernel_thread.get(pid)
         if known is None:
-            from perftop.procinfo import is_kernel_thread
+            from perftop.system.processes import is_kernel_thread
 
             if len(self._kernel_thread) > 4096:  # under fork churn every PID is new
                 self._kernel_thread.clear()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perftop.aggregate import CallNode, FunctionKey, function_key
-from perftop.model import Frame
+from perftop.model.samples import Frame
+from perftop.profile.aggregate import CallNode, FunctionKey, function_key
 
 
 @dataclass(frozen=True, slots=True)

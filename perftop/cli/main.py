@@ -14,16 +14,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
 from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
-from perftop.events import EVENTS
-from perftop.export_file import ExportError, encode, open_export
-from perftop.exports import ProfileMeta
-from perftop.heap import keep_large_blocks_in_mmap
-from perftop.model import Snapshot, StackSample
+from perftop.formats.exports import ProfileMeta
+from perftop.formats.files import ExportError, encode, open_export
+from perftop.model.events import EVENTS
+from perftop.model.samples import Snapshot, StackSample
+from perftop.sampling.source import SnapshotSource, SourceError
 from perftop.sanitize import printable
-from perftop.sources.base import SnapshotSource, SourceError
+from perftop.system.memory import keep_large_blocks_in_mmap
 
 if TYPE_CHECKING:
-    from perftop.boost import StartupBoost
+    from perftop.system.boost import StartupBoost
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -245,24 +245,24 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def open_source(config: Config) -> SnapshotSource:
     if config.replay_path is not None:
-        from perftop.sources.replay import ReplaySource
+        from perftop.sampling.replay import ReplaySource
 
         # Without -d a replay keeps the pace it was recorded at.
         return ReplaySource(config.replay_path, interval_s=config.replay_interval_s)
     if not config.batch:
         # The screen paints at once; the program compiles beside it (even importing bcc,
         # which loads LLVM, happens on that thread).
-        from perftop.sources.deferred import DeferredSource
+        from perftop.sampling.deferred import DeferredSource
 
         sampler = replace(config.sampler, first_interval_s=FIRST_INTERVAL_S)
 
         def build() -> SnapshotSource:
-            from perftop.sources.bcc import BccSource
+            from perftop.sampling.bcc.source import BccSource
 
             return BccSource(sampler)
 
         return DeferredSource(build, config.sampler)
-    from perftop.sources.bcc import BccSource
+    from perftop.sampling.bcc.source import BccSource
 
     return BccSource(config.sampler)
 
@@ -273,13 +273,13 @@ def run_batch(
     """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
     before sampling starts rather than after it)."""
-    from perftop.output import FoldedAccumulator, format_json, format_text
+    from perftop.formats.output import FoldedAccumulator, format_json, format_text
 
     folded = FoldedAccumulator()
     whole_run = WholeRun()
     recorder = None
     if config.record_path is not None:
-        from perftop.recording import RecordingWriter
+        from perftop.formats.recording import RecordingWriter
 
         recorder = RecordingWriter(config.record_path)
     done = 0
@@ -322,7 +322,7 @@ class WholeRun:
         self.meta: ProfileMeta | None = None
 
     def add(self, snapshot: Snapshot) -> None:
-        from perftop.aggregate import merge_stacks
+        from perftop.profile.aggregate import merge_stacks
 
         if self.meta is None:
             self.meta = ProfileMeta(
@@ -345,7 +345,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     a batch run at once."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["doctor"]:
-        from perftop.doctor import run_doctor
+        from perftop.cli.doctor import run_doctor
 
         return run_doctor(sys.stdout)
     try:
@@ -355,7 +355,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
         print(f"perftop: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     if config.replay_path is None:
-        from perftop.privileges import privilege_summary
+        from perftop.system.privileges import privilege_summary
 
         enough, summary = privilege_summary()
         if not enough:
@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     profile: BinaryIO | None = None
     try:
         if not config.batch:
-            from perftop.ttyfds import terminal_for_screen_only
+            from perftop.system.terminal_fds import terminal_for_screen_only
 
             with terminal_for_screen_only():
                 # The compile starts with the sampler, after the first screen is painted: its

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from perftop.exports import ProfileMeta, pprof_bytes, speedscope_bytes
-from perftop.model import StackSample
-from perftop.output import FoldedAccumulator
+from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_bytes
+from perftop.formats.output import FoldedAccumulator
+from perftop.model.samples import StackSample
 
 EXPORT_FORMATS = ("folded", "speedscope", "pprof")
 # What each format's file name ends with; the readers do not care, people do.

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from perftop.elfsyms import ElfCache, SymbolTable, read_symbol_table
-from perftop.perfmap import PerfMapReader
-from perftop.symbols import (
+from perftop.symbols.elf import ElfCache, SymbolTable, read_symbol_table
+from perftop.symbols.perfmap import PerfMapReader
+from perftop.symbols.user import (
     REASON_GONE,
     REASON_JIT,
     REASON_MAP_FILES_DENIED,

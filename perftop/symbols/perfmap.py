@@ -15,7 +15,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 
-from perftop.packed import PackedSymbols
+from perftop.symbols.ranges import PackedSymbols
 
 MAX_MAP_BYTES = 64 << 20
 MAX_ENTRIES = 1_000_000

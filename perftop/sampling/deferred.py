@@ -15,10 +15,10 @@ from typing import Any
 
 import psutil
 
-from perftop.aggregate import percent
 from perftop.config import SamplerConfig
-from perftop.model import ProcessInfo, ProcessStat, Snapshot
-from perftop.sources.base import SnapshotSource, SourceError
+from perftop.model.samples import ProcessInfo, ProcessStat, Snapshot
+from perftop.profile.aggregate import percent
+from perftop.sampling.source import SnapshotSource, SourceError
 
 LOADING_NOTICE = "loading the BPF program: processes from psutil until the first profile"
 
@@ -68,8 +68,8 @@ class DeferredSource:
     def events(self) -> Mapping[str, str | None]:
         if self._source is not None:
             return self._source.events()
-        from perftop.events import EVENTS
-        from perftop.sources.bcc import probe_event
+        from perftop.model.events import EVENTS
+        from perftop.sampling.bcc.source import probe_event
 
         return {name: probe_event(event) for name, event in EVENTS.items()}
 

@@ -15,7 +15,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
-from perftop.model import (
+from perftop.model.samples import (
     CpuStat,
     Frame,
     FunctionStat,
@@ -25,7 +25,7 @@ from perftop.model import (
     Snapshot,
     StackSample,
 )
-from perftop.sources.base import SourceError
+from perftop.sampling.source import SourceError
 
 FORMAT = "perftop-recording/1"
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from perftop.generations import Generations
-from perftop.model import KERNEL_MODULE, Frame
+from perftop.model.samples import KERNEL_MODULE, Frame
 from perftop.sanitize import decode
+from perftop.symbols.memo import Generations
 
 REASON_STRIPPED = "stripped binary"
 REASON_JIT = "JIT without a perf map"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import psutil
 
-from perftop.model import ProcessInfo
+from perftop.model.samples import ProcessInfo
 
 KTHREADD_PID = 2
 

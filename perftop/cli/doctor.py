@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from perftop.headers import HeadersError, locate_headers
-from perftop.privileges import privilege_summary
+from perftop.system.headers import HeadersError, locate_headers
+from perftop.system.privileges import privilege_summary
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_CREATE = 0
@@ -67,7 +67,7 @@ def _bcc_import_problem() -> str | None:
     """Why perftop's BCC module cannot be imported. python3-bpfcc loads libbcc with ctypes at
     import time, so a missing or broken libbcc raises OSError rather than ImportError."""
     try:
-        from perftop.sources.bcc import bcc_available
+        from perftop.sampling.bcc.source import bcc_available
     except (ImportError, OSError) as error:
         return f"BCC cannot be loaded ({error}): reinstall python3-bpfcc and libbpfcc"
     return bcc_available()
@@ -116,7 +116,7 @@ def kptr_remedy(kptr_restrict: int | None, perf_event_paranoid: int | None) -> s
 
 def check_kptr_restrict() -> Check:
     value = _read_int("/proc/sys/kernel/kptr_restrict")
-    from perftop.symbols import KernelSymbols
+    from perftop.symbols.user import KernelSymbols
 
     if KernelSymbols().hidden:
         return Check(
@@ -129,11 +129,11 @@ def check_kptr_restrict() -> Check:
 
 
 def check_events() -> list[Check]:
-    from perftop.events import EVENTS, FALLBACK_EVENT
+    from perftop.model.events import EVENTS, FALLBACK_EVENT
 
     if _bcc_import_problem():
         return [Check("events", "n/a", "BCC missing: events not probed")]
-    from perftop.sources.bcc import probe_event
+    from perftop.sampling.bcc.source import probe_event
 
     checks = []
     for name, event in EVENTS.items():
@@ -167,7 +167,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
 
 def run_doctor(stream: TextIO) -> int:
     """Print every check; exit 0 when perftop can sample here, 1 when something essential fails."""
-    from perftop.capture import captured_fds
+    from perftop.system.capture import captured_fds
 
     failed = False
     try:

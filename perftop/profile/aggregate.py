@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from perftop.model import (
+from perftop.model.samples import (
     Frame,
     FunctionStat,
     ProcessInfo,

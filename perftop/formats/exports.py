@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perftop import __version__
-from perftop.model import Frame, StackSample
+from perftop.model.samples import Frame, StackSample
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 

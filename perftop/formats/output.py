@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from perftop.model import Snapshot, StackSample
+from perftop.model.samples import Snapshot, StackSample
 from perftop.sanitize import printable
 
 

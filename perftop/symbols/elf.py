@@ -22,7 +22,7 @@ from typing import BinaryIO
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
-from perftop.packed import PackedSymbols
+from perftop.symbols.ranges import PackedSymbols
 
 STT_FUNC = 2
 STT_GNU_IFUNC = 10

@@ -7,11 +7,11 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from perftop.aggregate import filter_stacks, with_aggregates
-from perftop.events import EVENTS
-from perftop.model import Snapshot
-from perftop.recording import RecordingError, iter_recording
-from perftop.sources.base import SourceError
+from perftop.formats.recording import RecordingError, iter_recording
+from perftop.model.events import EVENTS
+from perftop.model.samples import Snapshot
+from perftop.profile.aggregate import filter_stacks, with_aggregates
+from perftop.sampling.source import SourceError
 
 NOT_IN_REPLAY = "not available in a replay"
 

@@ -1,1 +1,0 @@
-"""Where snapshots come from: the live BPF sampler, or a recorded session."""
