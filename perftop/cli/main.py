@@ -17,7 +17,8 @@ from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, Sample
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
 from perftop.model.events import EVENTS
-from perftop.model.samples import Snapshot, StackSample
+from perftop.model.samples import StackSample
+from perftop.model.stats import Snapshot
 from perftop.sampling.source import SnapshotSource, SourceError
 from perftop.sanitize import printable
 from perftop.system.memory import keep_large_blocks_in_mmap

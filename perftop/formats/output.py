@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from perftop.model.samples import Snapshot, StackSample
+from perftop.model.samples import StackSample
+from perftop.model.stats import Snapshot
 from perftop.sanitize import printable
 
 

@@ -15,16 +15,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
-from perftop.model.samples import (
-    CpuStat,
-    Frame,
-    FunctionStat,
-    ProcessInfo,
-    ProcessStat,
-    SamplerCost,
-    Snapshot,
-    StackSample,
-)
+from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
+from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 from perftop.sampling.source import SourceError
 
 FORMAT = "perftop-recording/1"

@@ -1,6 +1,6 @@
-"""The data that crosses from the sampler to every consumer (batch output, the TUI, recordings).
+"""The raw data a source hands out: frames, stacks, process details, one Interval.
 
-Everything here is frozen: a snapshot is built once, on the sampler thread, and then only read.
+Everything here is frozen: an interval is built once, on the sampler thread, and then only read.
 Strings that came from other processes (comm, cmdline, symbols, paths, user names) are kept as
 they were decoded; making them safe to show is the job of `perftop.sanitize` at the edge.
 """
@@ -58,26 +58,6 @@ class ProcessInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessStat:
-    pid: int
-    comm: str
-    samples: int
-    percent: float  # of the non-idle samples in the snapshot
-    info: ProcessInfo
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionStat:
-    symbol: str
-    module: str
-    kernel: bool
-    self_samples: int
-    self_percent: float
-    total_samples: int  # inclusive: every stack it appears in, recursion counted once
-    total_percent: float
-
-
-@dataclass(frozen=True, slots=True)
 class CpuStat:
     cpu: int
     samples: int  # non-idle
@@ -105,25 +85,30 @@ class SamplerCost:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One interval (or an accumulation of several) of samples and what was made of them."""
+class Interval:
+    """One interval as the source saw it (or an accumulation of several): the raw counts and
+    what was known of each sampled process, never aggregated. `samples` and `idle_samples` are
+    derived here, once, so no producer rebuilds them by hand."""
 
     timestamp: float  # wall clock at the end of the interval
     interval_s: float  # measured, not nominal
     event: str
     frequency_hz: int
-    samples: int  # non-idle
-    idle_samples: int
     lost: Mapping[str, int]  # counter name -> count in this interval
     cpus: tuple[CpuStat, ...]
     stacks: tuple[StackSample, ...]
-    processes: tuple[ProcessStat, ...]  # hottest first
-    functions: tuple[FunctionStat, ...]  # hottest self first
+    processes: Mapping[int, ProcessInfo]  # pid -> what psutil said (sampled and watched PIDs)
     stack_mode: str = "both"  # "kernel", "user" or "both"
     pid_filter: tuple[int, ...] = ()
     headers: str = ""  # which kernel headers the BPF program was compiled with
     cost: SamplerCost = field(default_factory=SamplerCost)
     notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
+    samples: int = field(init=False)  # non-idle, from the stacks
+    idle_samples: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "samples", sum(stack.samples for stack in self.stacks))
+        object.__setattr__(self, "idle_samples", sum(cpu.idle_samples for cpu in self.cpus))
 
     @property
     def samples_per_second(self) -> float:

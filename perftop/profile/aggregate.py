@@ -9,14 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from perftop.model.samples import (
-    Frame,
-    FunctionStat,
-    ProcessInfo,
-    ProcessStat,
-    Snapshot,
-    StackSample,
-)
+from perftop.model.samples import Frame, Interval, ProcessInfo, StackSample
+from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 
 FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel)
 
@@ -49,7 +43,7 @@ def process_stats(
     return tuple(rows)
 
 
-def function_stats(stacks: Iterable[StackSample]) -> tuple[FunctionStat, ...]:
+def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
     """Self samples go to the innermost frame; total samples to every distinct function in the
     chain, counted once per stack even when it recurses."""
     self_samples: dict[FunctionKey, int] = defaultdict(int)
@@ -62,6 +56,10 @@ def function_stats(stacks: Iterable[StackSample]) -> tuple[FunctionStat, ...]:
         self_samples[stack.frames[-1][:3]] += stack.samples
         for key in {frame[:3] for frame in stack.frames}:  # recursion counts once per stack
             total_samples[key] += stack.samples
+    # The frames without a symbol, found in C over the distinct frames rather than per frame.
+    frames: set[Frame] = set()
+    frames.update(*(stack.frames for stack in stacks))
+    unresolved = {frame[:3] for frame in frames if frame[3] is not None}
     rows = [
         FunctionStat(
             symbol=key[0],
@@ -71,6 +69,7 @@ def function_stats(stacks: Iterable[StackSample]) -> tuple[FunctionStat, ...]:
             self_percent=percent(self_samples.get(key, 0), total),
             total_samples=count,
             total_percent=percent(count, total),
+            resolved=key not in unresolved,
         )
         for key, count in total_samples.items()
     ]
@@ -151,6 +150,28 @@ def merge_stacks(stacks: Iterable[StackSample]) -> tuple[StackSample, ...]:
     return tuple(
         StackSample(pid, tid, comm, frames, samples, period)
         for (pid, tid, comm, frames), (samples, period) in merged.items()
+    )
+
+
+def legacy_snapshot(interval: Interval) -> Snapshot:
+    """The pre-Interval Snapshot of `interval`, aggregated; removed once consumers read a View."""
+    return Snapshot(
+        timestamp=interval.timestamp,
+        interval_s=interval.interval_s,
+        event=interval.event,
+        frequency_hz=interval.frequency_hz,
+        samples=interval.samples,
+        idle_samples=interval.idle_samples,
+        lost=interval.lost,
+        cpus=interval.cpus,
+        stacks=interval.stacks,
+        processes=process_stats(interval.stacks, interval.processes),
+        functions=function_stats(interval.stacks),
+        stack_mode=interval.stack_mode,
+        pid_filter=interval.pid_filter,
+        headers=interval.headers,
+        cost=interval.cost,
+        notices=interval.notices,
     )
 
 

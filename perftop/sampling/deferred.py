@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 
 from perftop.config import SamplerConfig
-from perftop.model.samples import ProcessInfo, ProcessStat, Snapshot
+from perftop.model.samples import ProcessInfo
+from perftop.model.stats import ProcessStat, Snapshot
 from perftop.profile.aggregate import percent
 from perftop.sampling.source import SnapshotSource, SourceError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from perftop.formats.recording import RecordingError, iter_recording
 from perftop.model.events import EVENTS
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import filter_stacks, with_aggregates
 from perftop.sampling.source import SourceError
 

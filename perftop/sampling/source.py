@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 
 
 class SourceError(Exception):

@@ -29,7 +29,7 @@ from textual.worker import get_current_worker
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingError, RecordingWriter
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import filter_stacks
 from perftop.sampling.source import SnapshotSource, SourceError
 from perftop.sanitize import printable
@@ -618,8 +618,9 @@ def run_app(
     for signum in EXIT_SIGNALS:
         signal.signal(signum, lambda number, _frame: early.append(number))
     # Textual's shutdown has been seen to hang for good on a terminal that went away (its output
-    # thread died on the dead terminal and its queue filled; perftop.system.terminal_fds.TerminalStream
-    # prevents that one). Should another hang, nobody is left to see the screen then, so
+    # thread died on the dead terminal and its queue filled;
+    # perftop.system.terminal_fds.TerminalStream prevents that one). Should another hang,
+    # nobody is left to see the screen then, so
     # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S
     # (HANGUP_DEADLINE_S when the terminal is already gone); the kernel detaches the probes with
     # the file descriptors.

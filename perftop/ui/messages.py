@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.viewmodel import Accumulated
 
 

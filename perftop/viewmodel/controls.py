@@ -6,7 +6,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from perftop.model.samples import ProcessInfo, Snapshot, StackSample
+from perftop.model.samples import ProcessInfo, StackSample
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import DecayingStacks, function_stats, process_stats
 from perftop.sanitize import printable
 from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT

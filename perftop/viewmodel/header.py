@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perftop.model.samples import CpuStat, Snapshot
+from perftop.model.samples import CpuStat
+from perftop.model.stats import Snapshot
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
 

@@ -7,7 +7,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from perftop.model.samples import FunctionStat, ProcessInfo, ProcessStat, Snapshot
+from perftop.model.samples import ProcessInfo
+from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 from perftop.profile.aggregate import FunctionKey, filter_stacks, function_key, with_aggregates
 from perftop.sanitize import printable
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import call_tree
 from tests.bpf.conftest import CHAIN_COMM
 

@@ -20,9 +20,9 @@ from perftop.model.samples import (
     Frame,
     ProcessInfo,
     SamplerCost,
-    Snapshot,
     StackSample,
 )
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import with_aggregates
 
 OUTPUT = Path(__file__).with_name("synthetic.jsonl")

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
-from perftop.model.samples import Frame, Snapshot
+from perftop.model.samples import Frame
+from perftop.model.stats import Snapshot
 from perftop.symbols.perfmap import MAX_MAP_BYTES
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
-from perftop.model.samples import Frame, Snapshot
+from perftop.model.samples import Frame
+from perftop.model.stats import Snapshot
 from perftop.symbols.user import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (

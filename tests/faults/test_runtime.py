@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from tests.faults.conftest import C_SOURCES, Programs, Spawn, boost
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]

@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from perftop.formats.recording import read_recording
 from perftop.model.events import EVENTS
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 

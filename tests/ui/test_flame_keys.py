@@ -12,7 +12,8 @@ import pytest
 from rich.style import Style
 from textual.pilot import Pilot
 
-from perftop.model.samples import Frame, Snapshot, StackSample
+from perftop.model.samples import Frame, StackSample
+from perftop.model.stats import Snapshot
 from perftop.profile.flame import FlameBox
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp

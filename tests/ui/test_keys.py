@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from textual.pilot import Pilot
 
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 from perftop.ui.widgets.event_picker import EventPicker

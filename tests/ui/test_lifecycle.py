@@ -15,7 +15,7 @@ import pytest
 from textual.pilot import Pilot
 
 from perftop.formats.recording import RecordingWriter, read_recording
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.ui.app import PerftopApp, run_app
 from perftop.ui.messages import SnapshotReady
 from perftop.ui.terminal import HangupWatcher, terminal_gone

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import io
 
-from perftop.cli.doctor import Check, run_doctor
 from perftop.cli import doctor
+from perftop.cli.doctor import Check, run_doctor
 
 
 def test_doctor_prints_each_check_with_remedy_and_fails_on_essentials(monkeypatch) -> None:  # type: ignore[no-untyped-def]

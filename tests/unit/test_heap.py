@@ -1,5 +1,5 @@
-"""The cyclic collector's settings (perftop.system.memory.freeze_long_lived_objects), each checked in a
-fresh process so other tests' objects and settings do not count."""
+"""The cyclic collector's settings (perftop.system.memory.freeze_long_lived_objects), each
+checked in a fresh process so other tests' objects and settings do not count."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ import io
 import json
 
 from perftop.formats.output import FoldedAccumulator, format_json, format_text
-from perftop.model.samples import CpuStat, ProcessInfo, Snapshot
+from perftop.model.samples import CpuStat, ProcessInfo
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import with_aggregates
 from tests.unit.factories import kernel, stack, user
 

@@ -19,16 +19,8 @@ from perftop.formats.recording import (
     encode_snapshot,
     read_recording,
 )
-from perftop.model.samples import (
-    CpuStat,
-    Frame,
-    FunctionStat,
-    ProcessInfo,
-    ProcessStat,
-    SamplerCost,
-    Snapshot,
-    StackSample,
-)
+from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
+from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
 from perftop.sampling.source import SourceError
 

@@ -6,14 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from perftop.model.samples import (
-    CpuStat,
-    Frame,
-    ProcessInfo,
-    SamplerCost,
-    Snapshot,
-    StackSample,
-)
+from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import with_aggregates
 from perftop.viewmodel import (
     FUNCTION_COLUMNS,

@@ -6,8 +6,8 @@ BCC 0.26 traps avoided here, each checked in its source:
 - `StackTrace.clear()` does nothing: perftop deletes the stack ids no sample used in the last
   two intervals, so the stack map holds the working set.
 - `BPF.sym()` keeps a symbol cache per pid forever, and libbcc opens /tmp/perf-PID.map with no
-  ownership or symlink check: perftop reads user symbols itself (perftop.symbols.process), with bounded
-  caches that forget exited processes.
+  ownership or symlink check: perftop reads user symbols itself (perftop.symbols.process),
+  with bounded caches that forget exited processes.
 - libbcc prints to fds 1 and 2: compile and attach run inside `captured_fds()`.
 - `items_lookup_and_delete_batch` passes one integer as both batch token and count; perftop calls
   the batch syscall itself with separate ones and preallocated buffers.
@@ -32,7 +32,8 @@ import psutil
 
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.model.events import EVENTS, Event, unavailable_message
-from perftop.model.samples import CpuStat, Frame, SamplerCost, Snapshot, StackSample
+from perftop.model.samples import CpuStat, Frame, SamplerCost, StackSample
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import with_aggregates
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.sanitize import decode

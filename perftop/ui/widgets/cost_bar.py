@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.ui.widgets.header import pieces_content
 from perftop.viewmodel import cost_pieces
 

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
 
-from perftop.model.samples import Snapshot
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import FunctionKey, filter_stacks
 from perftop.sanitize import printable
 from perftop.ui.widgets.cost_bar import CostBar

@@ -26,7 +26,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
-from perftop.model.samples import Frame, Snapshot, StackSample
+from perftop.model.samples import Frame, StackSample
+from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import CallNode, FunctionKey
 from perftop.profile.flame import FlameBox, label, layout, zoom
 from perftop.sanitize import printable

@@ -1,0 +1,163 @@
+"""What an interval means once filtered and aggregated: the View every consumer reads.
+
+`perftop.profile.view.build_view(interval, filters)` makes it, once per interval or per change
+of the filters; the tables, the call-stack pane, the flame graph, exports and batch outputs all
+read the same View.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from perftop.model.samples import (
+    INFORMATIONAL_LOST,
+    CpuStat,
+    Interval,
+    ProcessInfo,
+    SamplerCost,
+    StackSample,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStat:
+    pid: int
+    comm: str
+    samples: int
+    percent: float  # of the non-idle samples in the snapshot
+    info: ProcessInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStat:
+    symbol: str
+    module: str
+    kernel: bool
+    self_samples: int
+    self_percent: float
+    total_samples: int  # inclusive: every stack it appears in, recursion counted once
+    total_percent: float
+    resolved: bool = True  # False: an address without a symbol, shown dim
+
+
+@dataclass(frozen=True, slots=True)
+class ViewFilter:
+    """Which part of an interval a view shows: every process, some PIDs, stacks matching a
+    text, one zoomed process."""
+
+    pids: tuple[int, ...] = ()
+    text: str = ""
+    zoom_pid: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.pids or self.text or self.zoom_pid is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """An interval after the filters, with its processes and functions aggregated once. Shares
+    are of the view's samples."""
+
+    interval: Interval
+    filter: ViewFilter
+    stacks: tuple[StackSample, ...]
+    samples: int  # non-idle samples in `stacks`
+    processes: tuple[ProcessStat, ...]  # hottest first; watched PIDs without samples last
+    functions: tuple[FunctionStat, ...]  # hottest self first
+
+    # The interval's own facts, read through the view so a consumer needs only the view.
+    @property
+    def timestamp(self) -> float:
+        return self.interval.timestamp
+
+    @property
+    def interval_s(self) -> float:
+        return self.interval.interval_s
+
+    @property
+    def event(self) -> str:
+        return self.interval.event
+
+    @property
+    def frequency_hz(self) -> int:
+        return self.interval.frequency_hz
+
+    @property
+    def lost(self) -> Mapping[str, int]:
+        return self.interval.lost
+
+    @property
+    def lost_total(self) -> int:
+        return self.interval.lost_total
+
+    @property
+    def cpus(self) -> tuple[CpuStat, ...]:
+        return self.interval.cpus
+
+    @property
+    def idle_samples(self) -> int:
+        return self.interval.idle_samples
+
+    @property
+    def cost(self) -> SamplerCost:
+        return self.interval.cost
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return self.interval.notices
+
+    @property
+    def headers(self) -> str:
+        return self.interval.headers
+
+    @property
+    def stack_mode(self) -> str:
+        return self.interval.stack_mode
+
+    @property
+    def pid_filter(self) -> tuple[int, ...]:
+        return self.interval.pid_filter
+
+    @property
+    def process_infos(self) -> Mapping[int, ProcessInfo]:
+        return self.interval.processes
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.interval_s if self.interval_s > 0 else 0.0
+
+
+# The pre-Interval type, removed once every consumer reads a View.
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One interval (or an accumulation of several) of samples and what was made of them."""
+
+    timestamp: float  # wall clock at the end of the interval
+    interval_s: float  # measured, not nominal
+    event: str
+    frequency_hz: int
+    samples: int  # non-idle
+    idle_samples: int
+    lost: Mapping[str, int]  # counter name -> count in this interval
+    cpus: tuple[CpuStat, ...]
+    stacks: tuple[StackSample, ...]
+    processes: tuple[ProcessStat, ...]  # hottest first
+    functions: tuple[FunctionStat, ...]  # hottest self first
+    stack_mode: str = "both"  # "kernel", "user" or "both"
+    pid_filter: tuple[int, ...] = ()
+    headers: str = ""  # which kernel headers the BPF program was compiled with
+    cost: SamplerCost = field(default_factory=SamplerCost)
+    notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.interval_s if self.interval_s > 0 else 0.0
+
+    @property
+    def lost_total(self) -> int:
+        """Samples not counted, or counted without a stack they should have had. A user stack
+        missing outright (paged out, or a thread in a state the unwinder cannot read) is
+        reported in `lost` too, but it is not a loss of perftop's making."""
+        return sum(count for name, count in self.lost.items() if name not in INFORMATIONAL_LOST)
