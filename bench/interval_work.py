@@ -46,10 +46,10 @@ def measure(binary: Path, chains: int, intervals: int = 3) -> tuple[int, float, 
         )
     )
     try:
-        source.next_snapshot()  # warm-up: the first interval reads the ELF files
+        source.next_interval()  # warm-up: the first interval reads the ELF files
         distinct, times, walls = [], [], []
         for _ in range(intervals):
-            snapshot = source.next_snapshot()
+            snapshot = source.next_interval()
             assert snapshot is not None
             distinct.append(snapshot.cost.counts_map_used)  # distinct (thread, stack ids) keys
             times.append(snapshot.cost.drain_cpu_ms)

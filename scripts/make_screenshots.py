@@ -32,7 +32,7 @@ async def shoot(recording: Path, name: str, size: tuple[int, int], keys: tuple[s
     # Every interval drawn: unpaced, the app skips intervals when behind (by design), and which
     # process is first on top, so selected, changed with the machine's speed.
     source = LockstepSource(ReplaySource(recording, interval_s=0))
-    app = PerftopApp(source)  # type: ignore[arg-type]  # a SnapshotSource by delegation
+    app = PerftopApp(source)  # type: ignore[arg-type]  # a IntervalSource by delegation
     source.app = app
     try:
         async with app.run_test(size=size) as pilot:

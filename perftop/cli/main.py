@@ -17,9 +17,8 @@ from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, Sample
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
 from perftop.model.events import EVENTS
-from perftop.model.samples import StackSample
-from perftop.model.stats import Snapshot
-from perftop.sampling.source import SnapshotSource, SourceError
+from perftop.model.samples import Interval, StackSample
+from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
 from perftop.system.memory import keep_large_blocks_in_mmap
 
@@ -163,9 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows per table in text output (default 20)",
     )
-    parser.add_argument(
-        "--record", type=Path, metavar="FILE", help="save every interval's snapshot to FILE"
-    )
+    parser.add_argument("--record", type=Path, metavar="FILE", help="save every interval to FILE")
     parser.add_argument(
         "--replay", type=Path, metavar="FILE", help="show a recording (no root or BPF needed)"
     )
@@ -244,7 +241,7 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signum)
 
 
-def open_source(config: Config) -> SnapshotSource:
+def open_source(config: Config) -> IntervalSource:
     if config.replay_path is not None:
         from perftop.sampling.replay import ReplaySource
 
@@ -257,7 +254,7 @@ def open_source(config: Config) -> SnapshotSource:
 
         sampler = replace(config.sampler, first_interval_s=FIRST_INTERVAL_S)
 
-        def build() -> SnapshotSource:
+        def build() -> IntervalSource:
             from perftop.sampling.bcc.source import BccSource
 
             return BccSource(sampler)
@@ -269,12 +266,15 @@ def open_source(config: Config) -> SnapshotSource:
 
 
 def run_batch(
-    config: Config, source: SnapshotSource, stream: TextIO, profile: BinaryIO | None = None
+    config: Config, source: IntervalSource, stream: TextIO, profile: BinaryIO | None = None
 ) -> int:
     """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
     before sampling starts rather than after it)."""
     from perftop.formats.output import FoldedAccumulator, format_json, format_text
+    from perftop.formats.recording import RecordingError
+    from perftop.profile.view import build_view
+    from perftop.sampling.session import SamplingSession
 
     folded = FoldedAccumulator()
     whole_run = WholeRun()
@@ -283,24 +283,25 @@ def run_batch(
         from perftop.formats.recording import RecordingWriter
 
         recorder = RecordingWriter(config.record_path)
+    session = SamplingSession(source, recorder=recorder, accumulate=False)
     done = 0
     try:
-        while config.iterations is None or done < config.iterations:
-            snapshot = source.next_snapshot()
-            if snapshot is None:
-                break
+        for update in session:
+            if update.recording_error is not None:
+                raise RecordingError(update.recording_error)
+            interval = update.latest
             done += 1
-            if recorder is not None:
-                recorder.write(snapshot)
             if config.output_format == "json":
-                stream.write(format_json(snapshot))
+                stream.write(format_json(build_view(interval)))
             elif config.output_format == "text":
-                stream.write(format_text(snapshot, config.top) + "\n")
+                stream.write(format_text(build_view(interval), config.top) + "\n")
             elif config.output_format == "folded":
-                folded.add(snapshot.stacks)
+                folded.add(interval.stacks)
             else:
-                whole_run.add(snapshot)
+                whole_run.add(interval)
             stream.flush()
+            if config.iterations is not None and done >= config.iterations:
+                break
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
@@ -322,18 +323,18 @@ class WholeRun:
         self.stacks: tuple[StackSample, ...] = ()
         self.meta: ProfileMeta | None = None
 
-    def add(self, snapshot: Snapshot) -> None:
+    def add(self, interval: Interval) -> None:
         from perftop.profile.aggregate import merge_stacks
 
         if self.meta is None:
             self.meta = ProfileMeta(
-                event=snapshot.event,
-                frequency_hz=snapshot.frequency_hz,
-                start_time=snapshot.timestamp - snapshot.interval_s,
+                event=interval.event,
+                frequency_hz=interval.frequency_hz,
+                start_time=interval.timestamp - interval.interval_s,
             )
-        self.meta = replace(self.meta, duration_s=self.meta.duration_s + snapshot.interval_s)
+        self.meta = replace(self.meta, duration_s=self.meta.duration_s + interval.interval_s)
         # Merged each interval, so memory follows the distinct stacks, not the run's length.
-        self.stacks = merge_stacks((*self.stacks, *snapshot.stacks))
+        self.stacks = merge_stacks((*self.stacks, *interval.stacks))
 
     def encode(self, export_format: str) -> bytes:
         meta = self.meta or ProfileMeta()
@@ -366,7 +367,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     # SIGTERM and SIGHUP (the SSH connection drops) must detach the probes like ^C does.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on_signal)
-    source: SnapshotSource | None = None
+    source: IntervalSource | None = None
     stream: TextIO = sys.stdout
     profile: BinaryIO | None = None
     try:
@@ -379,7 +380,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
                 # the first screen ~0.1 s later and the first profile no sooner
                 # (bench/startup.py, 8 runs each way).
                 source = open_source(config)
-                from perftop.ui.app import run_app
+                from perftop.ui.lifecycle import run_app
 
                 try:
                     return run_app(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from perftop.model.samples import StackSample
-from perftop.model.stats import Snapshot
+from perftop.model.stats import View
 from perftop.sanitize import printable
 
 
@@ -27,31 +27,31 @@ def human_bytes(count: int) -> str:
     return f"{value:.1f}T"
 
 
-def header_line(snapshot: Snapshot) -> str:
+def header_line(view: View) -> str:
     parts = [
-        f"perftop: {snapshot.event} @ {snapshot.frequency_hz} Hz",
-        f"interval {snapshot.interval_s:.2f} s",
-        f"{snapshot.samples} samples ({snapshot.samples_per_second:.1f}/s)",
-        f"idle {snapshot.idle_samples}",
-        f"lost {snapshot.lost_total}",
+        f"perftop: {view.event} @ {view.frequency_hz} Hz",
+        f"interval {view.interval_s:.2f} s",
+        f"{view.samples} samples ({view.samples_per_second:.1f}/s)",
+        f"idle {view.idle_samples}",
+        f"lost {view.lost_total}",
     ]
-    if snapshot.pid_filter:
-        parts.append("pid " + ",".join(map(str, snapshot.pid_filter)))
-    if snapshot.stack_mode != "both":
-        parts.append(f"{snapshot.stack_mode} stacks")
+    if view.pid_filter:
+        parts.append("pid " + ",".join(map(str, view.pid_filter)))
+    if view.stack_mode != "both":
+        parts.append(f"{view.stack_mode} stacks")
     return ", ".join(parts)
 
 
-def format_text(snapshot: Snapshot, top: int = 20) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.timestamp))
-    lines = [f"{header_line(snapshot)}  [{stamp}]"]
-    lines.extend(f"notice: {printable(notice)}" for notice in snapshot.notices)
+def format_text(view: View, top: int = 20) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(view.timestamp))
+    lines = [f"{header_line(view)}  [{stamp}]"]
+    lines.extend(f"notice: {printable(notice)}" for notice in view.notices)
     lines.append("")
     lines.append(
         f"{'PID':>8} {'USER':<10} {'COMM':<16} {'SAMPLES':>8} {'SHARE':>7} {'CPU%':>6} "
         f"{'THR':>4} {'RSS':>7}  COMMAND"
     )
-    for process in snapshot.processes[:top]:
+    for process in view.processes[:top]:
         info = process.info
         state = " (exited)" if info.exited else ""
         lines.append(
@@ -62,7 +62,7 @@ def format_text(snapshot: Snapshot, top: int = 20) -> str:
         )
     lines.append("")
     lines.append(f"{'SELF':>7} {'TOTAL':>7} {'SAMPLES':>8}     {'SYMBOL':<50} MODULE")
-    for function in snapshot.functions[:top]:
+    for function in view.functions[:top]:
         mark = "[k]" if function.kernel else "[.]"
         lines.append(
             f"{function.self_percent:>6.2f}% {function.total_percent:>6.2f}% "
@@ -72,22 +72,22 @@ def format_text(snapshot: Snapshot, top: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+def view_json(view: View) -> dict[str, Any]:
     return {
-        "timestamp": snapshot.timestamp,
-        "interval_s": round(snapshot.interval_s, 6),
-        "event": snapshot.event,
-        "frequency_hz": snapshot.frequency_hz,
-        "samples": snapshot.samples,
-        "idle_samples": snapshot.idle_samples,
-        "lost": dict(snapshot.lost),
-        "stack_mode": snapshot.stack_mode,
-        "pid_filter": list(snapshot.pid_filter),
-        "headers": snapshot.headers,
-        "notices": list(snapshot.notices),
+        "timestamp": view.timestamp,
+        "interval_s": round(view.interval_s, 6),
+        "event": view.event,
+        "frequency_hz": view.frequency_hz,
+        "samples": view.samples,
+        "idle_samples": view.idle_samples,
+        "lost": dict(view.lost),
+        "stack_mode": view.stack_mode,
+        "pid_filter": list(view.pid_filter),
+        "headers": view.headers,
+        "notices": list(view.notices),
         "cpus": [
             {"cpu": cpu.cpu, "samples": cpu.samples, "idle_samples": cpu.idle_samples}
-            for cpu in snapshot.cpus
+            for cpu in view.cpus
         ],
         "processes": [
             {
@@ -102,7 +102,7 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
                 "rss_bytes": process.info.rss_bytes,
                 "exited": process.info.exited,
             }
-            for process in snapshot.processes
+            for process in view.processes
         ],
         "functions": [
             {
@@ -114,24 +114,24 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
                 "total_samples": function.total_samples,
                 "total_percent": round(function.total_percent, 3),
             }
-            for function in snapshot.functions
+            for function in view.functions
         ],
         "cost": {
-            "cpu_percent": round(snapshot.cost.cpu_percent, 2),
-            "bpf_run_ns_per_s": snapshot.cost.bpf_run_ns_per_s,
-            "bpf_ns_per_sample": snapshot.cost.bpf_ns_per_sample,
-            "counts_map_used": snapshot.cost.counts_map_used,
-            "counts_map_size": snapshot.cost.counts_map_size,
-            "stack_map_used": snapshot.cost.stack_map_used,
-            "stack_map_size": snapshot.cost.stack_map_size,
-            "drain_ms": round(snapshot.cost.drain_ms, 3),
+            "cpu_percent": round(view.cost.cpu_percent, 2),
+            "bpf_run_ns_per_s": view.cost.bpf_run_ns_per_s,
+            "bpf_ns_per_sample": view.cost.bpf_ns_per_sample,
+            "counts_map_used": view.cost.counts_map_used,
+            "counts_map_size": view.cost.counts_map_size,
+            "stack_map_used": view.cost.stack_map_used,
+            "stack_map_size": view.cost.stack_map_size,
+            "drain_ms": round(view.cost.drain_ms, 3),
         },
     }
 
 
-def format_json(snapshot: Snapshot) -> str:
+def format_json(view: View) -> str:
     # ensure_ascii: every control character and non-ASCII code point becomes a \u escape.
-    return json.dumps(snapshot_json(snapshot), ensure_ascii=True, separators=(",", ":")) + "\n"
+    return json.dumps(view_json(view), ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
 def folded_frame(name: str) -> str:

@@ -1,6 +1,6 @@
-"""Recorded sessions: one JSON object per line, one line per snapshot.
+"""Recorded sessions: one JSON object per line, one line per interval.
 
-A recording is everything a snapshot holds, so a replay shows exactly what the live screen showed
+A recording is everything an interval holds, so a replay shows exactly what the live screen showed
 (and tests can run the real UI on real data without root). Frames repeat across stacks, so each
 line carries its own frame table and stacks refer to frames by index; lines stay independent, which
 keeps a recording cut short by a crash readable up to its last complete line.
@@ -15,11 +15,13 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
-from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
-from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
+from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
 from perftop.sampling.source import SourceError
 
-FORMAT = "perftop-recording/1"
+FORMAT = "perftop-recording/2"
+# Version 1 also held the aggregated tables (processes with their shares, functions); they are
+# derived from the stacks, so a replay of one reads its process details and ignores the rest.
+FORMATS_READ = ("perftop-recording/1", FORMAT)
 
 
 class RecordingError(SourceError):
@@ -42,6 +44,7 @@ def _encode_info(info: ProcessInfo) -> dict[str, Any]:
         "rss_bytes": info.rss_bytes,
         "exited": info.exited,
         "kernel_thread": info.kernel_thread,
+        "name": info.name,
     }
 
 
@@ -59,8 +62,8 @@ def _encode_cost(cost: SamplerCost) -> dict[str, Any]:
     }
 
 
-def encode_snapshot(snapshot: Snapshot) -> dict[str, Any]:
-    """The JSON-ready form of one snapshot, with its frames interned in a per-line table."""
+def encode_interval(interval: Interval) -> dict[str, Any]:
+    """The JSON-ready form of one interval, with its frames interned in a per-line table."""
     frame_index: dict[Frame, int] = {}
     frames: list[list[Any]] = []
 
@@ -73,47 +76,27 @@ def encode_snapshot(snapshot: Snapshot) -> dict[str, Any]:
 
     stacks = [
         [s.pid, s.tid, s.comm, [intern(f) for f in s.frames], s.samples, s.period]
-        for s in snapshot.stacks
+        for s in interval.stacks
     ]
     return {
         "format": FORMAT,
-        "timestamp": snapshot.timestamp,
-        "interval_s": snapshot.interval_s,
-        "event": snapshot.event,
-        "frequency_hz": snapshot.frequency_hz,
-        "samples": snapshot.samples,
-        "idle_samples": snapshot.idle_samples,
-        "lost": dict(snapshot.lost),
-        "cpus": [[c.cpu, c.samples, c.idle_samples] for c in snapshot.cpus],
+        "timestamp": interval.timestamp,
+        "interval_s": interval.interval_s,
+        "event": interval.event,
+        "frequency_hz": interval.frequency_hz,
+        "lost": dict(interval.lost),
+        "cpus": [[c.cpu, c.samples, c.idle_samples] for c in interval.cpus],
         "frames": frames,
         "stacks": stacks,
         "processes": [
-            {
-                "pid": p.pid,
-                "comm": p.comm,
-                "samples": p.samples,
-                "percent": p.percent,
-                "info": _encode_info(p.info),
-            }
-            for p in snapshot.processes
+            {"pid": pid, "info": _encode_info(info)} for pid, info in interval.processes.items()
         ],
-        "functions": [
-            [
-                f.symbol,
-                f.module,
-                f.kernel,
-                f.self_samples,
-                f.self_percent,
-                f.total_samples,
-                f.total_percent,
-            ]
-            for f in snapshot.functions
-        ],
-        "stack_mode": snapshot.stack_mode,
-        "pid_filter": list(snapshot.pid_filter),
-        "headers": snapshot.headers,
-        "cost": _encode_cost(snapshot.cost),
-        "notices": list(snapshot.notices),
+        "stack_mode": interval.stack_mode,
+        "pid_filter": list(interval.pid_filter),
+        "headers": interval.headers,
+        "cost": _encode_cost(interval.cost),
+        "notices": list(interval.notices),
+        "preview": interval.preview,
     }
 
 
@@ -177,40 +160,20 @@ def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
     )
 
 
-def _decode_process(value: Any) -> ProcessStat:
+def _decode_process(value: Any) -> ProcessInfo:
     data = _check(value, dict, "processes")
     info = _field(data, "info", dict)
-    pid = _field(data, "pid", int)
-    return ProcessStat(
-        pid=pid,
-        comm=_field(data, "comm", str),
-        samples=_field(data, "samples", int),
-        percent=_field(data, "percent", float),
-        info=ProcessInfo(
-            pid=pid,
-            user=_field(info, "user", str),
-            cmdline=_field(info, "cmdline", str),
-            threads=_field(info, "threads", int),
-            cpu_percent=_field(info, "cpu_percent", float),
-            rss_bytes=_field(info, "rss_bytes", int),
-            exited=_field(info, "exited", bool),
-            kernel_thread=_field(info, "kernel_thread", bool),
-        ),
-    )
-
-
-def _decode_function(value: Any) -> FunctionStat:
-    symbol, module, kernel, self_samples, self_percent, total_samples, total_percent = _row(
-        value, 7, "functions"
-    )
-    return FunctionStat(
-        symbol=_check(symbol, str, "function symbol"),
-        module=_check(module, str, "function module"),
-        kernel=_check(kernel, bool, "function kernel"),
-        self_samples=_check(self_samples, int, "function self samples"),
-        self_percent=_check(self_percent, float, "function self percent"),
-        total_samples=_check(total_samples, int, "function total samples"),
-        total_percent=_check(total_percent, float, "function total percent"),
+    return ProcessInfo(
+        pid=_field(data, "pid", int),
+        user=_field(info, "user", str),
+        cmdline=_field(info, "cmdline", str),
+        threads=_field(info, "threads", int),
+        cpu_percent=_field(info, "cpu_percent", float),
+        rss_bytes=_field(info, "rss_bytes", int),
+        exited=_field(info, "exited", bool),
+        kernel_thread=_field(info, "kernel_thread", bool),
+        # Added with format 2; before it a process without samples was not recorded.
+        name=_check(info.get("name", ""), str, "name"),
     )
 
 
@@ -229,10 +192,10 @@ def _decode_cost(data: dict[str, Any]) -> SamplerCost:
     )
 
 
-def decode_snapshot(data: Any) -> Snapshot:
-    """The snapshot `encode_snapshot` made; RecordingError says what is wrong otherwise."""
-    data = _check(data, dict, "snapshot")
-    if data.get("format") != FORMAT:
+def decode_interval(data: Any) -> Interval:
+    """The interval `encode_interval` made; RecordingError says what is wrong otherwise."""
+    data = _check(data, dict, "interval")
+    if data.get("format") not in FORMATS_READ:
         raise RecordingError(f"not a perftop recording line (format {data.get('format')!r})")
     frames = [_decode_frame(f) for f in _field(data, "frames", list)]
     lost = {
@@ -247,23 +210,22 @@ def decode_snapshot(data: Any) -> Snapshot:
         )
         for cpu, samples, idle in (_row(c, 3, "cpus") for c in _field(data, "cpus", list))
     )
-    return Snapshot(
+    infos = (_decode_process(p) for p in _field(data, "processes", list))
+    return Interval(
         timestamp=_field(data, "timestamp", float),
         interval_s=_field(data, "interval_s", float),
         event=_field(data, "event", str),
         frequency_hz=_field(data, "frequency_hz", int),
-        samples=_field(data, "samples", int),
-        idle_samples=_field(data, "idle_samples", int),
         lost=lost,
         cpus=cpus,
         stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
-        processes=tuple(_decode_process(p) for p in _field(data, "processes", list)),
-        functions=tuple(_decode_function(f) for f in _field(data, "functions", list)),
+        processes={info.pid: info for info in infos},
         stack_mode=_field(data, "stack_mode", str),
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),
         notices=tuple(_check(n, str, "notices") for n in _field(data, "notices", list)),
+        preview=_check(data.get("preview", False), bool, "preview"),
     )
 
 
@@ -286,12 +248,12 @@ class RecordingWriter:
             raise RecordingError(f"{path}: cannot create the recording: {error.strerror}") from None
         self._file: IO[str] = os.fdopen(fd, "w", encoding="ascii", newline="\n")
 
-    def write(self, snapshot: Snapshot) -> None:
+    def write(self, interval: Interval) -> None:
         try:
             # ASCII with escapes: a lone surrogate from a mangled name still round-trips.
-            line = json.dumps(encode_snapshot(snapshot), separators=(",", ":"), allow_nan=False)
+            line = json.dumps(encode_interval(interval), separators=(",", ":"), allow_nan=False)
         except ValueError as error:
-            raise RecordingError(f"{self.path}: snapshot cannot be recorded: {error}") from None
+            raise RecordingError(f"{self.path}: interval cannot be recorded: {error}") from None
         try:
             self._file.write(line + "\n")
             # One flush per interval, so a crash loses at most the line being written.
@@ -309,8 +271,8 @@ class RecordingWriter:
         self.close()
 
 
-def iter_recording(path: Path) -> Generator[Snapshot, None, None]:
-    """Snapshots of a recording, read one line at a time so long sessions need little memory.
+def iter_recording(path: Path) -> Generator[Interval, None, None]:
+    """The intervals of a recording, read one line at a time so long sessions need little memory.
 
     A last line without its newline is what a killed perftop leaves behind; it is skipped when it
     does not parse. Anything else that does not parse is an error naming the line.
@@ -332,16 +294,16 @@ def iter_recording(path: Path) -> Generator[Snapshot, None, None]:
                         return
                     raise RecordingError(f"{path}:{number}: not JSON ({error.msg})") from None
                 try:
-                    yield decode_snapshot(data)
+                    yield decode_interval(data)
                 except RecordingError as error:
                     raise RecordingError(f"{path}:{number}: {error}") from None
         except UnicodeDecodeError:
             raise RecordingError(f"{path}: near line {number + 1}: not UTF-8 text") from None
 
 
-def read_recording(path: Path) -> list[Snapshot]:
-    """Every snapshot of a recording; RecordingError (a SourceError) when there are none."""
-    snapshots = list(iter_recording(path))
-    if not snapshots:
+def read_recording(path: Path) -> list[Interval]:
+    """Every interval of a recording; RecordingError (a SourceError) when there are none."""
+    intervals = list(iter_recording(path))
+    if not intervals:
         raise RecordingError(f"{path}: the recording holds no snapshots")
-    return snapshots
+    return intervals

@@ -30,6 +30,9 @@ class Frame(NamedTuple):
         return self.unresolved_reason is None
 
 
+FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel): a function's identity
+
+
 class StackSample(NamedTuple):
     """Samples that shared one thread and one call chain in an interval. A NamedTuple like
     Frame: tens of thousands are made per interval (drain, merge, the decaying accumulation),
@@ -55,6 +58,7 @@ class ProcessInfo:
     rss_bytes: int = 0
     exited: bool = False
     kernel_thread: bool = False
+    name: str = ""  # psutil's name, for a process listed without samples (the preview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,9 @@ class Interval:
     headers: str = ""  # which kernel headers the BPF program was compiled with
     cost: SamplerCost = field(default_factory=SamplerCost)
     notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
+    # psutil's busiest processes while the BPF program loads: no samples yet, so the view
+    # ranks `processes` by their CPU% instead of by samples.
+    preview: bool = False
     samples: int = field(init=False)  # non-idle, from the stacks
     idle_samples: int = field(init=False)
 

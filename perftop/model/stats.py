@@ -62,8 +62,11 @@ class View:
 
     interval: Interval
     filter: ViewFilter
-    stacks: tuple[StackSample, ...]
+    stacks: tuple[StackSample, ...]  # after the PID and text filters and the zoom
     samples: int  # non-idle samples in `stacks`
+    # After the PID and text filters, before the zoom: the processes table's stacks (the same
+    # tuple as `stacks` when not zoomed).
+    unzoomed_stacks: tuple[StackSample, ...]
     processes: tuple[ProcessStat, ...]  # hottest first; watched PIDs without samples last
     functions: tuple[FunctionStat, ...]  # hottest self first
 

@@ -9,10 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from perftop.model.samples import Frame, Interval, ProcessInfo, StackSample
+from perftop.model.samples import Frame, FunctionKey, Interval, ProcessInfo, StackSample
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
-
-FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel)
 
 
 def function_key(frame: Frame) -> FunctionKey:
@@ -202,44 +200,3 @@ def filter_stacks(
             continue
         kept.append(stack)
     return tuple(kept)
-
-
-class DecayingStacks:
-    """An exponentially decaying accumulation of stacks: each interval the old weights are
-    multiplied by `keep` and the new interval's samples added. Weights are kept as floats and
-    shown rounded; a chain whose weight falls below one sample is dropped, so what is held is
-    bounded by what is still hot. (Rounding the weights themselves each interval kept them
-    forever: round(1 * 0.8) == 1, round(2 * 0.8) == 2.)"""
-
-    def __init__(self, keep: float) -> None:
-        self.keep = keep
-        self._weights: dict[StackKey, list[float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._weights)
-
-    def clear(self) -> None:
-        self._weights = {}
-
-    def add(self, latest: Iterable[StackSample]) -> tuple[StackSample, ...]:
-        keep, weights = self.keep, self._weights
-        faded = []
-        for key, entry in weights.items():
-            entry[0] *= keep
-            entry[1] *= keep
-            if entry[0] < 1.0:
-                faded.append(key)
-        for key in faded:
-            del weights[key]
-        for stack in latest:
-            key = (stack.pid, stack.tid, stack.comm, stack.frames)
-            held = weights.get(key)
-            if held is None:
-                weights[key] = [float(stack.samples), float(stack.period)]
-            else:
-                held[0] += stack.samples
-                held[1] += stack.period
-        return tuple(
-            StackSample(pid, tid, comm, frames, round(samples), round(period))
-            for (pid, tid, comm, frames), (samples, period) in weights.items()
-        )

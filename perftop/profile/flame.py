@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perftop.model.samples import Frame
-from perftop.profile.aggregate import CallNode, FunctionKey, function_key
+from perftop.model.samples import Frame, FunctionKey
+from perftop.profile.aggregate import CallNode, function_key
 
 
 @dataclass(frozen=True, slots=True)

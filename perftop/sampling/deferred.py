@@ -16,10 +16,8 @@ from typing import Any
 import psutil
 
 from perftop.config import SamplerConfig
-from perftop.model.samples import ProcessInfo
-from perftop.model.stats import ProcessStat, Snapshot
-from perftop.profile.aggregate import percent
-from perftop.sampling.source import SnapshotSource, SourceError
+from perftop.model.samples import Interval, ProcessInfo
+from perftop.sampling.source import IntervalSource, SourceError
 
 LOADING_NOTICE = "loading the BPF program: processes from psutil until the first profile"
 
@@ -27,9 +25,9 @@ LOADING_NOTICE = "loading the BPF program: processes from psutil until the first
 class DeferredSource:
     live = True
 
-    def __init__(self, build: Callable[[], SnapshotSource], config: SamplerConfig) -> None:
+    def __init__(self, build: Callable[[], IntervalSource], config: SamplerConfig) -> None:
         self._config = config
-        self._source: SnapshotSource | None = None
+        self._source: IntervalSource | None = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
         self._closed = threading.Event()
@@ -42,10 +40,10 @@ class DeferredSource:
         self._builder.daemon = True
         self._started = False
 
-    def _build(self, build: Callable[[], SnapshotSource]) -> None:
+    def _build(self, build: Callable[[], IntervalSource]) -> None:
         try:
             source = build()
-        except BaseException as error:  # reported to the screen by next_snapshot
+        except BaseException as error:  # reported to the screen by next_interval
             self._error = error
         else:
             with self._lock:
@@ -56,7 +54,7 @@ class DeferredSource:
         finally:
             self._ready.set()
 
-    # -- SnapshotSource --------------------------------------------------------------------------
+    # -- IntervalSource --------------------------------------------------------------------------
 
     @property
     def event(self) -> str:
@@ -75,7 +73,7 @@ class DeferredSource:
         return {name: probe_event(event) for name, event in EVENTS.items()}
 
     def start(self) -> None:
-        """Begin the compile (idempotent; the first next_snapshot calls it). The screen's
+        """Begin the compile (idempotent; the first next_interval calls it). The screen's
         sampler starts after the first paint: started before the screen's imports, the
         compile's own (bcc, LLVM, ~65 ms holding the GIL) delayed the first screen by ~0.1 s
         and brought the first profile no sooner."""
@@ -83,7 +81,7 @@ class DeferredSource:
             self._started = True
             self._builder.start()
 
-    def next_snapshot(self) -> Snapshot | None:
+    def next_interval(self) -> Interval | None:
         self.start()
         if self._source is None:
             deadline = self._last + self._config.interval_s
@@ -96,8 +94,8 @@ class DeferredSource:
                 raise error if isinstance(error, SourceError) else SourceError(str(error))
             if self._source is None:
                 self._last = time.monotonic()
-                return self._processes_snapshot()
-        return self._source.next_snapshot()
+                return self._processes_preview()
+        return self._source.next_interval()
 
     def _forward(self, name: str, argument: Any) -> None:
         with self._lock:
@@ -136,8 +134,8 @@ class DeferredSource:
 
     # -- before the program is ready -------------------------------------------------------------
 
-    def _processes_snapshot(self) -> Snapshot:
-        rows = []
+    def _processes_preview(self) -> Interval:
+        infos: dict[int, ProcessInfo] = {}
         seen = set()
         for process in psutil.process_iter(["pid", "name", "username", "cmdline", "num_threads"]):
             pid = process.pid
@@ -149,47 +147,33 @@ class DeferredSource:
             except psutil.Error:
                 continue
             info = process.info
-            rows.append(
-                ProcessStat(
+            if cpu > 0:
+                infos[pid] = ProcessInfo(
                     pid=pid,
-                    comm=info.get("name") or "",
-                    samples=0,
-                    percent=0.0,
-                    info=ProcessInfo(
-                        pid=pid,
-                        user=info.get("username") or "",
-                        cmdline=" ".join(info.get("cmdline") or ()),
-                        threads=info.get("num_threads") or 0,
-                        cpu_percent=cpu,
-                        rss_bytes=rss,
-                    ),
+                    user=info.get("username") or "",
+                    cmdline=" ".join(info.get("cmdline") or ()),
+                    threads=info.get("num_threads") or 0,
+                    cpu_percent=cpu,
+                    rss_bytes=rss,
+                    name=info.get("name") or "",
                 )
-            )
         for pid in set(self._processes) - seen:
             del self._processes[pid]
-        total_cpu = sum(row.info.cpu_percent for row in rows)
-        rows = [
-            ProcessStat(row.pid, row.comm, 0, percent(row.info.cpu_percent, total_cpu), row.info)
-            for row in rows
-            if row.info.cpu_percent > 0
-        ]
-        rows.sort(key=lambda row: (-row.info.cpu_percent, row.pid))
+        busiest = sorted(infos.values(), key=lambda info: (-info.cpu_percent, info.pid))[:200]
         notices = () if self._announced else (LOADING_NOTICE,)
         self._announced = True
-        return Snapshot(
+        return Interval(
             timestamp=time.time(),
             interval_s=self._config.interval_s,
             event=self._config.event,
             frequency_hz=self._config.frequency_hz,
-            samples=0,
-            idle_samples=0,
             lost={},
             cpus=(),
             stacks=(),
-            processes=tuple(rows[:200]),
-            functions=(),
+            processes={info.pid: info for info in busiest},
             stack_mode=self._config.stack_mode,
             pid_filter=self._config.pids,
             headers="(loading)",
             notices=notices,
+            preview=True,
         )

@@ -9,19 +9,19 @@ from pathlib import Path
 
 from perftop.formats.recording import RecordingError, iter_recording
 from perftop.model.events import EVENTS
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import filter_stacks, with_aggregates
+from perftop.model.samples import Interval
+from perftop.profile.aggregate import filter_stacks
 from perftop.sampling.source import SourceError
 
 NOT_IN_REPLAY = "not available in a replay"
 
 
 class ReplaySource:
-    """Plays the snapshots of a recording, one per interval.
+    """Plays the intervals of a recording, one per interval.
 
-    `interval_s` None waits each snapshot's recorded interval; 0 plays as fast as it is read
+    `interval_s` None waits each interval's recorded interval; 0 plays as fast as it is read
     (tests). The PID filter is applied to the recorded stacks; the kernel controls (event,
-    frequency, stack mode) cannot change what was recorded, and say so in the next snapshot.
+    frequency, stack mode) cannot change what was recorded, and say so in the next interval.
     """
 
     def __init__(self, path: Path, interval_s: float | None = None, loop: bool = False) -> None:
@@ -31,16 +31,16 @@ class ReplaySource:
         self._interval_s = interval_s
         self._loop = loop
         self._closed = threading.Event()
-        # Control calls come from the UI thread while next_snapshot runs on the sampler thread.
+        # Control calls come from the UI thread while next_interval runs on the sampler thread.
         self._lock = threading.Lock()
         self._pids: tuple[int, ...] = ()
         self._notices: list[str] = []
-        self._snapshots: Generator[Snapshot, None, None] = iter_recording(path)
+        self._recorded: Generator[Interval, None, None] = iter_recording(path)
         # Read the first line now, so a bad file is reported before any screen starts.
-        first = next(self._snapshots, None)
+        first = next(self._recorded, None)
         if first is None:
             raise RecordingError(f"{path}: the recording holds no snapshots")
-        self._pending: Snapshot | None = first
+        self._pending: Interval | None = first
         self._current = first
         self._played = 0
 
@@ -62,51 +62,44 @@ class ReplaySource:
         names[self.event] = None
         return names
 
-    def next_snapshot(self) -> Snapshot | None:
-        snapshot = self._next_recorded()
-        if snapshot is None:
+    def next_interval(self) -> Interval | None:
+        interval = self._next_recorded()
+        if interval is None:
             return None
-        wait = snapshot.interval_s if self._interval_s is None else self._interval_s
-        # The first snapshot shows at once; later ones keep the recorded pace.
+        wait = interval.interval_s if self._interval_s is None else self._interval_s
+        # The first interval shows at once; later ones keep the recorded pace.
         if (self._played and wait > 0 and self._closed.wait(wait)) or self._closed.is_set():
-            self._snapshots.close()
+            self._recorded.close()
             return None
         self._played += 1
-        self._current = snapshot
+        self._current = interval
         with self._lock:
             pids = self._pids
             notices = tuple(self._notices)
             self._notices.clear()
         if pids:
-            snapshot = self._filtered(snapshot, pids)
+            interval = self._filtered(interval, pids)
         if notices:
-            snapshot = replace(snapshot, notices=snapshot.notices + notices)
-        return snapshot
+            interval = replace(interval, notices=interval.notices + notices)
+        return interval
 
-    def _next_recorded(self) -> Snapshot | None:
+    def _next_recorded(self) -> Interval | None:
         if self._pending is not None:
             first, self._pending = self._pending, None
             return first
-        snapshot: Snapshot | None = next(self._snapshots, None)
-        if snapshot is None and self._loop and self._played:
-            self._snapshots = self._restart()
-            snapshot = next(self._snapshots, None)
-        return snapshot
+        interval: Interval | None = next(self._recorded, None)
+        if interval is None and self._loop and self._played:
+            self._recorded = self._restart()
+            interval = next(self._recorded, None)
+        return interval
 
-    def _restart(self) -> Generator[Snapshot, None, None]:
+    def _restart(self) -> Generator[Interval, None, None]:
         return iter_recording(self.path)
 
     @staticmethod
-    def _filtered(snapshot: Snapshot, pids: tuple[int, ...]) -> Snapshot:
-        stacks = filter_stacks(snapshot.stacks, pids=pids)
-        infos = {process.pid: process.info for process in snapshot.processes}
-        filtered = replace(
-            snapshot,
-            stacks=stacks,
-            samples=sum(stack.samples for stack in stacks),
-            pid_filter=pids,
-        )
-        return with_aggregates(filtered, infos)
+    def _filtered(interval: Interval, pids: tuple[int, ...]) -> Interval:
+        """What the kernel's PID filter would have let through."""
+        return replace(interval, stacks=filter_stacks(interval.stacks, pids=pids), pid_filter=pids)
 
     def set_pid_filter(self, pids: Sequence[int]) -> None:
         with self._lock:

@@ -1,11 +1,11 @@
-"""The seam between whatever produces snapshots and whoever shows them."""
+"""The seam between whatever produces intervals and whoever shows them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 
 
 class SourceError(Exception):
@@ -16,9 +16,10 @@ class EventUnavailable(SourceError):
     """The chosen event cannot be sampled here; the source stays on its current event."""
 
 
-class SnapshotSource(Protocol):
-    """Produces one snapshot per interval. Control calls may come from another thread; they
-    take effect at the next interval, and failures are reported in that snapshot's notices."""
+class IntervalSource(Protocol):
+    """Produces one raw Interval per interval, never aggregated. Control calls may come from
+    another thread; they take effect at the next interval, and failures are reported in that
+    interval's notices."""
 
     @property
     def event(self) -> str: ...
@@ -35,7 +36,7 @@ class SnapshotSource(Protocol):
         """Every event perftop knows -> None when this machine can sample it, else the reason."""
         ...
 
-    def next_snapshot(self) -> Snapshot | None:
+    def next_interval(self) -> Interval | None:
         """Block for one interval and return it; None when the source is exhausted."""
         ...
 
@@ -48,7 +49,7 @@ class SnapshotSource(Protocol):
     def set_stack_mode(self, mode: str) -> None: ...
 
     def interrupt(self) -> None:
-        """Make a blocked `next_snapshot` return None at once (the app is leaving)."""
+        """Make a blocked `next_interval` return None at once (the app is leaving)."""
         ...
 
     def close(self) -> None: ...

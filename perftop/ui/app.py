@@ -1,16 +1,15 @@
-"""The perftop screen: processes, functions and call stacks of a SnapshotSource, live.
+"""The perftop screen: processes, functions and call stacks of an IntervalSource, live.
 
 The source is built (and for the live sampler, compiled and attached) before the app starts and
-is closed by the caller. One thread worker loops `source.next_snapshot()` and posts one message
-per interval; everything else, control calls to the source included, runs on the UI thread.
+is closed by the caller. One thread worker iterates the sampling session (perftop.sampling.
+session) and posts one message per interval; everything else, control calls to the source
+included, runs on the UI thread. What stays here is compose, message handlers and actions:
+signals, hang-ups and exit deadlines are perftop.ui.terminal's and perftop.ui.lifecycle's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
@@ -28,15 +27,16 @@ from textual.worker import get_current_worker
 
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import write_export
-from perftop.formats.recording import RecordingError, RecordingWriter
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import filter_stacks
-from perftop.sampling.source import SnapshotSource, SourceError
+from perftop.formats.recording import RecordingWriter
+from perftop.model.samples import Interval
+from perftop.model.stats import View
+from perftop.sampling.session import SamplingSession
+from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
 from perftop.ui.keys import APP_KEYS, app_bindings
-from perftop.ui.messages import RecordingFailed, SnapshotReady, SourceEnded, SourceFailed
+from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import TerminalDiff
-from perftop.ui.terminal import HangupWatcher, terminal_gone
+from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.event_picker import EventPicker
 from perftop.ui.widgets.export_dialog import ExportDialog
@@ -49,34 +49,21 @@ from perftop.viewmodel import (
     DEFAULT_DECAY_KEEP,
     FUNCTION_COLUMNS,
     PROCESS_COLUMNS,
-    Accumulated,
-    DecayingAccumulation,
     ViewOptions,
+    build_view,
     cycle_sort,
-    filtered_snapshot,
     next_frequency,
     next_stack_mode,
     parse_pid_list,
 )
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_NO_TERMINAL = 2
-# SIGINT too: a KeyboardInterrupt raised wherever the event loop happens to be can leave the
-# screen hung; handled in the loop it leaves like `q` (status 0), the others with 128 + signum.
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-EXIT_DEADLINE_S = 10.0
-# With the terminal gone (the SSH connection dropped) nobody is left to see a restored screen,
-# and perftop must be gone within 2 s: the hang-up is seen at once (HangupWatcher), then at most
-# this.
-HANGUP_DEADLINE_S = 1.2
 NOT_IN_REPLAY = "not available in a replay"
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
 WIDE_COLUMNS = 120
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
 
-Shown = tuple[Snapshot, Accumulated]  # (the interval, the accumulation that includes it)
+Shown = tuple[Interval, Interval]  # (the interval, the accumulation that includes it)
 
 
 class KeysFooter(Footer):
@@ -90,35 +77,13 @@ class KeysFooter(Footer):
         self.set_reactive(Footer._bindings_ready, True)
 
 
-def shown_pair(shown: Shown, options: ViewOptions) -> tuple[Snapshot, Snapshot]:
-    """The interval and the accumulation, aggregated only when the view shows it."""
-    latest, accumulated = shown
-    return latest, accumulated.snapshot() if options.accumulated else latest
-
-
-def current_view(shown: Shown, options: ViewOptions) -> Snapshot:
-    """What the tables show: the interval or the accumulation, after the PID and text filters,
-    with only the zoomed process's stacks when zoomed. The flame graph draws it; `x` writes it."""
-    base = shown_pair(shown, options)[1]
-    view = filtered_snapshot(base, options.pids, options.text_filter)
-    if options.zoom_pid is None:
-        return view
-    stacks = filter_stacks(view.stacks, pids=(options.zoom_pid,))
-    return replace(
-        view,
-        stacks=stacks,
-        samples=sum(stack.samples for stack in stacks),
-        processes=tuple(p for p in view.processes if p.pid == options.zoom_pid),
-    )
-
-
-def zoomed_comm(view: Snapshot | None, options: ViewOptions) -> str:
+def zoomed_comm(view: View | None, options: ViewOptions) -> str:
     if view is None or options.zoom_pid is None:
         return ""
     return next((p.comm for p in view.processes if p.pid == options.zoom_pid), "")
 
 
-def view_subject(view: Snapshot | None, options: ViewOptions) -> str:
+def view_subject(view: View | None, options: ViewOptions) -> str:
     """What the view is of, in a few words: `all processes` or `PID 42 nginx`."""
     if options.zoom_pid is None:
         return "all processes"
@@ -134,7 +99,7 @@ class PerftopApp(App[None]):
 
     def __init__(
         self,
-        source: SnapshotSource,
+        source: IntervalSource,
         *,
         recorder: RecordingWriter | None = None,
         decay_keep: float = DEFAULT_DECAY_KEEP,
@@ -146,24 +111,25 @@ class PerftopApp(App[None]):
         super().__init__()
         self.source = source
         self.options = ViewOptions()
-        # Sampler thread only: the recording and the accumulation see every interval, even the
-        # ones the screen skips when it falls behind.
-        self._recorder = recorder
-        self._accumulation = DecayingAccumulation(decay_keep)
-        self._zero_requested = threading.Event()
+        # The recording and the accumulation see every interval, even the ones the screen
+        # skips when it falls behind: the session runs them on the sampler thread.
+        self._session = SamplingSession(source, recorder=recorder, decay_keep=decay_keep)
         self._sampler_done = threading.Event()
         self._sampler_started = False
         # UI thread only.
         self._latest: Shown | None = None  # (interval, accumulation)
         self._shown: Shown | None = None  # what the frozen screen shows
+        self._view: View | None = None  # the last view built, of `_shown` as the options say
         self._frequency = source.frequency_hz
         self._ended = False
         self._flame: FlameScreen | None = None
-        self.snapshots_received = 0  # handled SnapshotReady messages (tests pace sources on it)
-        # Given, the app leaves on EXIT_SIGNALS and when this terminal (its input) hangs up.
-        self._terminal_fd = terminal_fd
-        self._hangup_watcher: HangupWatcher | None = None
-        self._early_signals = early_signals if early_signals is not None else []
+        self.snapshots_received = 0  # handled IntervalReady messages (tests pace sources on it)
+        # Given, the app leaves on a signal and when this terminal (its input) hangs up.
+        self._exit_watch = (
+            ExitWatch(terminal_fd, self._exit_unattended, early_signals or [])
+            if terminal_fd is not None
+            else None
+        )
         # Called once, after the first interval with samples is painted (the start-up boost
         # ends there).
         self._on_first_profile = on_first_profile
@@ -200,24 +166,11 @@ class PerftopApp(App[None]):
     def on_mount(self) -> None:
         self._render_view()
         self.dashboard.process_table.focus()
-        # The first screen is painted before the sampler starts: its first next_snapshot starts
+        # The first screen is painted before the sampler starts: its first next_interval starts
         # the BPF build (importing bcc loads LLVM), which would compete with that paint.
         self.call_after_refresh(self._start_sampler)
-        if self._terminal_fd is not None:
-            loop = asyncio.get_running_loop()
-            for signum in EXIT_SIGNALS:
-                loop.add_signal_handler(signum, self._exit_on_signal, signum)
-            for early in self._early_signals[:1]:
-                self._exit_on_signal(early)
-
-            def hung_up() -> None:  # already gone: poll(2) says so at once
-                try:
-                    loop.call_soon_threadsafe(self._exit_on_hangup)
-                except RuntimeError:  # the loop has closed: the app is gone already
-                    pass
-
-            self._hangup_watcher = HangupWatcher(self._terminal_fd, hung_up)
-            self._hangup_watcher.start()
+        if self._exit_watch is not None:
+            self._exit_watch.start()
 
     def _start_sampler(self) -> None:
         if not self._sampler_started:
@@ -225,12 +178,8 @@ class PerftopApp(App[None]):
             self._run_sampler()
 
     def on_unmount(self) -> None:
-        if self._hangup_watcher is not None:
-            self._hangup_watcher.stop()
-        if self._terminal_fd is not None:
-            loop = asyncio.get_running_loop()
-            for signum in EXIT_SIGNALS:
-                loop.remove_signal_handler(signum)
+        if self._exit_watch is not None:
+            self._exit_watch.stop()
 
     # The sampler thread ---------------------------------------------------------------------
 
@@ -238,51 +187,40 @@ class PerftopApp(App[None]):
     def _run_sampler(self) -> None:
         worker = get_current_worker()
         try:
-            while not worker.is_cancelled:
-                try:
-                    snapshot = self.source.next_snapshot()
-                except SourceError as error:
-                    self.post_message(SourceFailed(str(error)))
-                    return
-                if snapshot is None:
-                    self.post_message(SourceEnded())
-                    return
-                if worker.is_cancelled:
-                    return
-                self._record(snapshot)
-                if self._zero_requested.is_set():
-                    self._zero_requested.clear()
-                    self._accumulation.reset()
-                accumulated = self._accumulation.add(snapshot)
-                if self.options.accumulated:
-                    accumulated.snapshot()  # aggregated here, not on the UI thread
-                self.post_message(SnapshotReady(snapshot, accumulated))
+            try:
+                for update in self._session:
+                    if worker.is_cancelled:
+                        return
+                    if update.recording_error is not None:
+                        self.post_message(RecordingFailed(update.recording_error))
+                    # Built here, not on the UI thread, for the options as they are now (a
+                    # frozen object, read whole); the screen builds another if they change.
+                    options = self.options
+                    base = update.accumulated if options.accumulated else update.latest
+                    view = build_view(base, options.view_filter)
+                    self.post_message(IntervalReady(update.latest, update.accumulated, view))
+            except SourceError as error:
+                self.post_message(SourceFailed(str(error)))
+                return
+            if not worker.is_cancelled:
+                self.post_message(SourceEnded())
         finally:
             self._sampler_done.set()
 
-    def _record(self, snapshot: Snapshot) -> None:
-        if self._recorder is None:
-            return
-        try:
-            self._recorder.write(snapshot)
-        except RecordingError as error:
-            self._recorder = None
-            self.post_message(RecordingFailed(str(error)))
-
     @property
     def ended(self) -> bool:
-        """The source has no more snapshots (a replay played to its end)."""
+        """The source has no more intervals (a replay played to its end)."""
         return self._ended
 
     def wait_for_sampler(self, timeout: float) -> bool:
-        """Wait until the sampler thread has left `next_snapshot`, so the caller can close the
+        """Wait until the sampler thread has left `next_interval`, so the caller can close the
         source without racing it. False when it is still inside after `timeout` seconds."""
         return not self._sampler_started or self._sampler_done.wait(timeout)
 
     # Messages from the sampler --------------------------------------------------------------
 
-    @on(SnapshotReady)
-    def _snapshot_ready(self, message: SnapshotReady) -> None:
+    @on(IntervalReady)
+    def _snapshot_ready(self, message: IntervalReady) -> None:
         self.snapshots_received += 1
         latest = message.latest
         profiled = bool(latest.samples or latest.idle_samples)
@@ -302,6 +240,7 @@ class PerftopApp(App[None]):
                 stack_mode=message.latest.stack_mode,
             )
         self._latest = (message.latest, message.accumulated)
+        self._view = message.view
         if not self.options.paused:
             self._shown = self._latest
             self._render_view()
@@ -327,14 +266,27 @@ class PerftopApp(App[None]):
 
     # Drawing --------------------------------------------------------------------------------
 
+    def current_view(self) -> View | None:
+        """What the tables show: the interval or the accumulation, after the PID and text
+        filters and the zoom. The flame graph draws it; `x` writes it. Built once per interval
+        (on the sampler thread) and again only when the options change what it holds."""
+        if self._shown is None:
+            return None
+        options = self.options
+        base = self._shown[1] if options.accumulated else self._shown[0]
+        view = self._view
+        if view is None or view.interval is not base or view.filter != options.view_filter:
+            view = self._view = build_view(base, options.view_filter)
+        return view
+
     def _render_view(self) -> None:
-        shown = shown_pair(self._shown, self.options) if self._shown is not None else None
-        self.dashboard.show(shown, self.options, ended=self._ended)
+        latest = self._shown[0] if self._shown is not None else None
+        self.dashboard.show(latest, self.current_view(), self.options, ended=self._ended)
         if self._flame is not None:
             self._show_flame(self._flame)
 
     def _show_flame(self, flame: FlameScreen) -> None:
-        view = current_view(self._shown, self.options) if self._shown is not None else None
+        view = self.current_view()
         flame.show(
             view,
             self._shown[0] if self._shown is not None else None,
@@ -406,7 +358,8 @@ class PerftopApp(App[None]):
         if self._shown is None:
             self.notify("nothing to export yet: no interval has arrived", timeout=4)
             return
-        view = current_view(self._shown, self.options)
+        view = self.current_view()
+        assert view is not None
         subject = view_subject(view, self.options)
         what = "accumulated (decaying)" if self.options.accumulated else "last interval"
         meta = ProfileMeta(
@@ -509,10 +462,10 @@ class PerftopApp(App[None]):
         self._render_view()
 
     def action_zero(self) -> None:
-        self._zero_requested.set()
+        self._session.zero()
         if self._shown is not None:
             latest, _ = self._shown
-            self._shown = (latest, Accumulated(latest, (), {}))
+            self._shown = (latest, replace(latest, stacks=(), processes={}))
         self.notify("accumulated counts zeroed", timeout=3)
         self._render_view()
 
@@ -580,79 +533,8 @@ class PerftopApp(App[None]):
 
     # Leaving --------------------------------------------------------------------------------
 
-    def _exit_on_signal(self, signum: int) -> None:
-        self._exit_unattended(EXIT_OK if signum == signal.SIGINT else 128 + signum)
-
-    def _exit_on_hangup(self) -> None:
-        self._exit_unattended(128 + signal.SIGHUP)
-
     def _exit_unattended(self, code: int) -> None:
+        """A signal or a hang-up ends the app: the exit deadline is armed first."""
         if self._exit_deadline is not None:
             self._exit_deadline(code)
         self.exit(return_code=code)
-
-
-def run_app(
-    source: SnapshotSource,
-    *,
-    record_path: Path | None = None,
-    on_first_profile: Callable[[], None] | None = None,
-) -> int:
-    """Show `source` until the user quits, a signal or a hang-up ends it; the exit status.
-
-    The caller closes the source afterwards: this returns only once the sampler thread has left
-    `next_snapshot` (or after a bounded wait). Raises RecordingError (a SourceError) when the
-    recording cannot be created, before the screen starts.
-    """
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print(
-            "perftop: the screen needs a terminal on stdin and stdout; use --batch for text",
-            file=sys.stderr,
-        )
-        return EXIT_NO_TERMINAL
-    recorder = RecordingWriter(record_path) if record_path is not None else None
-    # Until the app's own handlers are in place, remember a signal instead of dying mid-setup
-    # with the terminal in raw mode; the app acts on it as soon as it is mounted.
-    early: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNALS}
-    for signum in EXIT_SIGNALS:
-        signal.signal(signum, lambda number, _frame: early.append(number))
-    # Textual's shutdown has been seen to hang for good on a terminal that went away (its output
-    # thread died on the dead terminal and its queue filled;
-    # perftop.system.terminal_fds.TerminalStream prevents that one). Should another hang,
-    # nobody is left to see the screen then, so
-    # once a signal or a hang-up has asked perftop to leave, it leaves within EXIT_DEADLINE_S
-    # (HANGUP_DEADLINE_S when the terminal is already gone); the kernel detaches the probes with
-    # the file descriptors.
-    deadline: list[threading.Timer] = []
-    terminal_fd = sys.__stdin__.fileno() if sys.__stdin__ else 0
-
-    def exit_deadline(code: int) -> None:
-        if not deadline:
-            gone = terminal_gone(terminal_fd)
-            seconds = HANGUP_DEADLINE_S if gone else EXIT_DEADLINE_S
-            deadline.append(threading.Timer(seconds, os._exit, args=(code,)))
-            deadline[0].daemon = True
-            deadline[0].start()
-
-    app = PerftopApp(
-        source,
-        recorder=recorder,
-        terminal_fd=terminal_fd,
-        early_signals=early,
-        exit_deadline=exit_deadline,
-        on_first_profile=on_first_profile,
-    )
-    try:
-        app.run()
-    finally:
-        for timer in deadline:
-            timer.cancel()
-        app.wait_for_sampler(timeout=5.0)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if recorder is not None:
-            recorder.close()
-    if app.failure_message is not None:
-        print(app.failure_message, file=sys.stderr)
-    return app.return_code if app.return_code is not None else EXIT_OK

@@ -1,4 +1,8 @@
-"""Noticing that the terminal went away, so perftop exits instead of spinning.
+"""Leaving on a signal, and noticing that the terminal went away, so perftop exits instead of
+spinning.
+
+Textual installs no SIGHUP or SIGTERM handler: the screen's ExitWatch turns them (and SIGINT)
+into an orderly exit with a status, from the event loop.
 
 Textual's input thread treats a read of 0 bytes as "nothing yet" and selects again at once: on
 stdin EOF, or a terminal that hung up, it spins at 100% CPU forever. SIGHUP usually arrives
@@ -9,12 +13,20 @@ seen at once (a dropped SSH connection must be gone within 2 s) and costs nothin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
+import signal
 import threading
 from collections.abc import Callable
 
 GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_NO_TERMINAL = 2
+# SIGINT too: a KeyboardInterrupt raised wherever the event loop happens to be can leave the
+# screen hung; handled in the loop it leaves like `q` (status 0), the others with 128 + signum.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def terminal_gone(fd: int) -> bool:
@@ -64,3 +76,42 @@ class HangupWatcher:
                 if mask & GONE:
                     self._on_gone()
                     return
+
+
+class ExitWatch:
+    """While the screen runs: EXIT_SIGNALS and a hang-up of `terminal_fd` call `leave` with the
+    exit status, in the event loop. `early` are signals that came before it started (run_app
+    holds them meanwhile); the first is acted on at once."""
+
+    def __init__(self, terminal_fd: int, leave: Callable[[int], None], early: list[int]) -> None:
+        self._terminal_fd = terminal_fd
+        self._leave = leave
+        self._early = early
+        self._watcher: HangupWatcher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        for signum in EXIT_SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        for early in self._early[:1]:
+            self._on_signal(early)
+
+        def hung_up() -> None:  # already gone: poll(2) says so at once
+            try:
+                loop.call_soon_threadsafe(self._leave, 128 + signal.SIGHUP)
+            except RuntimeError:  # the loop has closed: the app is gone already
+                pass
+
+        self._watcher = HangupWatcher(self._terminal_fd, hung_up)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._loop is not None:
+            for signum in EXIT_SIGNALS:
+                self._loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._leave(EXIT_OK if signum == signal.SIGINT else 128 + signum)

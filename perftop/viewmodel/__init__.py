@@ -1,15 +1,14 @@
-"""Snapshot + the user's choices -> what the screen shows, as plain, already printable strings.
+"""An interval + the user's choices -> what the screen shows, as plain, already printable strings.
 
 Pure functions, tested without a terminal; this package never imports Textual (a test checks).
 Every string that came from another process leaves here through `printable`; the UI adds style.
 """
 
+from perftop.profile.accumulate import DEFAULT_DECAY_KEEP
+from perftop.profile.view import build_view
 from perftop.viewmodel.controls import (
-    DEFAULT_DECAY_KEEP,
     FREQUENCY_STEPS,
     STACK_MODES,
-    Accumulated,
-    DecayingAccumulation,
     ViewOptions,
     next_frequency,
     next_stack_mode,
@@ -32,12 +31,9 @@ from perftop.viewmodel.tables import (
     TableRow,
     column_by_id,
     cycle_sort,
-    filtered_snapshot,
-    function_key_from_row,
-    function_row_key,
+    function_key_of,
     function_rows,
     human_bytes,
-    process_row_key,
     process_rows,
     sorted_items,
     with_quiet_processes,
@@ -52,29 +48,25 @@ __all__ = [
     "JIT_REMEDY",
     "PROCESS_COLUMNS",
     "STACK_MODES",
-    "Accumulated",
     "Column",
-    "DecayingAccumulation",
     "Explanation",
     "Piece",
     "StackNode",
     "TableRow",
     "ViewOptions",
+    "build_view",
     "column_by_id",
     "cost_pieces",
     "cpu_sparkline",
     "cycle_sort",
     "explain_unresolved",
     "filter_pieces",
-    "filtered_snapshot",
-    "function_key_from_row",
-    "function_row_key",
+    "function_key_of",
     "function_rows",
     "human_bytes",
     "next_frequency",
     "next_stack_mode",
     "parse_pid_list",
-    "process_row_key",
     "process_rows",
     "sorted_items",
     "stack_tree",

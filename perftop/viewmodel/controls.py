@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from perftop.model.samples import ProcessInfo, StackSample
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import DecayingStacks, function_stats, process_stats
+from perftop.model.stats import ViewFilter
 from perftop.sanitize import printable
 from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
 
 FREQUENCY_STEPS = (49, 99, 199, 499, 999)
 STACK_MODES = ("both", "kernel", "user")
-DEFAULT_DECAY_KEEP = 0.8
 
 
 @dataclass(frozen=True, slots=True)
 class ViewOptions:
-    """Everything the user chose about the view; the screen is a function of this and a snapshot."""
+    """Everything the user chose about the view: the screen is a function of it and an interval."""
 
     process_sort: str = DEFAULT_PROCESS_SORT
     process_reverse: bool = False
@@ -35,6 +30,11 @@ class ViewOptions:
     @property
     def filtered(self) -> bool:
         return bool(self.pids or self.text_filter or self.zoom_pid is not None)
+
+    @property
+    def view_filter(self) -> ViewFilter:
+        """The part of an interval the view shows (build_view's argument)."""
+        return ViewFilter(pids=self.pids, text=self.text_filter, zoom_pid=self.zoom_pid)
 
     def cleared(self) -> ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None)
@@ -63,58 +63,3 @@ def next_frequency(current: int, step: int) -> int | None:
 def next_stack_mode(current: str) -> str:
     index = STACK_MODES.index(current) if current in STACK_MODES else 0
     return STACK_MODES[(index + 1) % len(STACK_MODES)]
-
-
-# Accumulated view ---------------------------------------------------------------------------
-
-
-class Accumulated:
-    """The accumulation as of one interval, aggregated into a Snapshot on first use: the screen
-    mostly shows the last interval, and aggregating every held stack each second for nothing
-    was 5% of the TUI's own CPU. Thread-safe: the sampler thread may build it ahead."""
-
-    __slots__ = ("_base", "_infos", "_lock", "_snapshot", "_stacks")
-
-    def __init__(
-        self, base: Snapshot, stacks: tuple[StackSample, ...], infos: Mapping[int, ProcessInfo]
-    ) -> None:
-        self._base = base
-        self._stacks = stacks
-        self._infos = infos
-        self._snapshot: Snapshot | None = None
-        self._lock = threading.Lock()
-
-    def snapshot(self) -> Snapshot:
-        with self._lock:
-            if self._snapshot is None:
-                stacks = self._stacks
-                self._snapshot = replace(
-                    self._base,
-                    stacks=stacks,
-                    samples=sum(stack.samples for stack in stacks),
-                    processes=process_stats(stacks, self._infos),
-                    functions=function_stats(stacks),
-                )
-            return self._snapshot
-
-
-class DecayingAccumulation:
-    """The accumulated view: each interval adds its samples and older ones fade by `keep`, so
-    the view settles like `perf top` but still follows a workload that changes."""
-
-    def __init__(self, keep: float = DEFAULT_DECAY_KEEP) -> None:
-        self.keep = keep
-        self._decaying = DecayingStacks(keep)
-        self._infos: dict[int, ProcessInfo] = {}
-
-    def reset(self) -> None:
-        self._decaying.clear()
-        self._infos = {}
-
-    def add(self, snapshot: Snapshot) -> Accumulated:
-        stacks = self._decaying.add(snapshot.stacks)
-        live_pids = {stack.pid for stack in stacks}
-        self._infos.update((process.pid, process.info) for process in snapshot.processes)
-        # What psutil last said about a process that faded out of view is no longer needed.
-        self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
-        return Accumulated(snapshot, stacks, self._infos)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perftop.model.samples import CpuStat
-from perftop.model.stats import Snapshot
+from perftop.model.samples import CpuStat, Interval
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
 
@@ -48,7 +47,7 @@ def _fill(used: int, size: int) -> str:
     return f"{100.0 * used / size:.0f}%" if size else "?"
 
 
-def status_pieces(snapshot: Snapshot | None, cpu_width: int = 32) -> list[Piece]:
+def status_pieces(snapshot: Interval | None, cpu_width: int = 32) -> list[Piece]:
     """Event, frequency, interval, sample rate, lost samples and per-CPU load."""
     if snapshot is None:
         return [Piece("waiting for the first interval…", "label")]
@@ -69,7 +68,7 @@ def status_pieces(snapshot: Snapshot | None, cpu_width: int = 32) -> list[Piece]
 
 def filter_pieces(
     options: ViewOptions,
-    snapshot: Snapshot | None,
+    snapshot: Interval | None,
     zoom_comm: str = "",
     *,
     live: bool = True,
@@ -108,7 +107,7 @@ def short_headers(headers: str) -> str:
     return name.removeprefix("linux-headers-")
 
 
-def cost_pieces(snapshot: Snapshot | None, compact: bool = False) -> list[Piece]:
+def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]:
     """perftop's own footprint, always on screen: watching is not free and users should see it.
     `compact` drops the details for 80 columns."""
     if snapshot is None:

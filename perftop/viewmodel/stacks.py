@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from perftop.model.samples import Frame, StackSample
-from perftop.profile.aggregate import CallNode, FunctionKey, call_tree, function_key
+from perftop.model.samples import Frame, FunctionKey, StackSample
+from perftop.profile.aggregate import CallNode, call_tree, function_key
 from perftop.sanitize import printable
 
 # Why a frame has no symbol ------------------------------------------------------------------

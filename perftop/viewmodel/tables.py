@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from perftop.model.samples import ProcessInfo
-from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
-from perftop.profile.aggregate import FunctionKey, filter_stacks, function_key, with_aggregates
+from perftop.model.samples import FunctionKey, ProcessInfo
+from perftop.model.stats import FunctionStat, ProcessStat, View
 from perftop.sanitize import printable
 
 Item = TypeVar("Item")
@@ -31,7 +29,7 @@ class Column(Generic[Item]):
 
 @dataclass(frozen=True, slots=True)
 class TableRow:
-    key: str
+    key: Hashable  # what the row is of, stable across refreshes (a PID, a function's key)
     cells: tuple[str, ...]
     dim: bool = False  # exited process, unresolved function
 
@@ -148,55 +146,38 @@ def sorted_items(items: Iterable[Item], column: Column[Item], reverse: bool = Fa
     return sorted(items, key=column.sort_key, reverse=column.descending != reverse)
 
 
-# Filtering ----------------------------------------------------------------------------------
-
-
-def filtered_snapshot(
-    snapshot: Snapshot, pids: Sequence[int] = (), text_filter: str = ""
-) -> Snapshot:
-    """The snapshot restricted to `pids` (all when empty) and to the stacks whose comm or any
-    symbol contains `text_filter`; processes and functions are recomputed from what is left, so
-    shares are of the filtered samples."""
-    if not pids and not text_filter:
-        return snapshot
-    stacks = filter_stacks(snapshot.stacks, pids=pids, text=text_filter)
-    infos = {process.pid: process.info for process in snapshot.processes}
-    kept = replace(snapshot, stacks=stacks, samples=sum(stack.samples for stack in stacks))
-    return with_aggregates(kept, infos)
+# Rows --------------------------------------------------------------------------------------
 
 
 def with_quiet_processes(
-    snapshot: Snapshot,
+    view: View,
     pids: Sequence[int],
     gone: Collection[int] = (),
     names: Mapping[int, str] | None = None,
-) -> Snapshot:
-    """`snapshot` plus a row for each filtered PID that had no samples, so a watched process
-    that sleeps or exits stays on screen, marked, instead of silently vanishing. `gone` are the
+) -> View:
+    """`view` plus a row for each filtered PID that had no samples, so a watched process that
+    sleeps or exits stays on screen, marked, instead of silently vanishing. `gone` are the
     PIDs known to have exited; `names` the last command seen for each PID."""
-    present = {process.pid for process in snapshot.processes}
+    present = {process.pid for process in view.processes}
     quiet = tuple(
         ProcessStat(pid, (names or {}).get(pid, "?"), 0, 0.0, ProcessInfo(pid, exited=pid in gone))
         for pid in pids
         if pid not in present
     )
-    return replace(snapshot, processes=snapshot.processes + quiet) if quiet else snapshot
+    return replace(view, processes=view.processes + quiet) if quiet else view
 
 
 def process_rows(
-    snapshot: Snapshot,
+    view: View,
     sort: str = DEFAULT_PROCESS_SORT,
     reverse: bool = False,
-    text_filter: str = "",
-    pids: Sequence[int] = (),
     limit: int | None = None,
 ) -> list[TableRow]:
     """Rows in display order; only the first `limit` when given."""
-    view = filtered_snapshot(snapshot, pids, text_filter)
     column = column_by_id(PROCESS_COLUMNS, sort)
     return [
         TableRow(
-            key=process_row_key(process.pid),
+            key=process.pid,
             cells=tuple(c.format(process) for c in PROCESS_COLUMNS),
             dim=process.info.exited,
         )
@@ -205,54 +186,21 @@ def process_rows(
 
 
 def function_rows(
-    snapshot: Snapshot,
+    view: View,
     sort: str = DEFAULT_FUNCTION_SORT,
     reverse: bool = False,
-    text_filter: str = "",
-    pids: Sequence[int] = (),
-    zoom_pid: int | None = None,
     limit: int | None = None,
 ) -> list[TableRow]:
-    if zoom_pid is not None:
-        pids = (zoom_pid,)
-    view = filtered_snapshot(snapshot, pids, text_filter)
-    unresolved = unresolved_functions(view)
     column = column_by_id(FUNCTION_COLUMNS, sort)
     return [
         TableRow(
-            key=function_row_key(function),
+            key=function_key_of(function),
             cells=tuple(c.format(function) for c in FUNCTION_COLUMNS),
-            dim=(function.symbol, function.module, function.kernel) in unresolved,
+            dim=not function.resolved,
         )
         for function in sorted_items(view.functions, column, reverse)[:limit]
     ]
 
 
-_last_unresolved: list[tuple[Snapshot, frozenset[FunctionKey]]] = []
-
-
-def unresolved_functions(view: Snapshot) -> frozenset[FunctionKey]:
-    """The functions shown dim (no symbol). It walks every frame of every stack (200k frames
-    at 10k stacks): the last view's answer is kept, so a sort key pressed between two
-    intervals does not walk them again."""
-    if _last_unresolved and _last_unresolved[0][0] is view:
-        return _last_unresolved[0][1]
-    found = frozenset(
-        function_key(frame) for stack in view.stacks for frame in stack.frames if not frame.resolved
-    )
-    _last_unresolved[:] = [(view, found)]
-    return found
-
-
-def process_row_key(pid: int) -> str:
-    return str(pid)
-
-
-def function_row_key(function: FunctionStat) -> str:
-    # JSON keeps the three parts apart whatever characters a hostile symbol holds.
-    return json.dumps([function.symbol, function.module, function.kernel])
-
-
-def function_key_from_row(row_key: str) -> FunctionKey:
-    symbol, module, kernel = json.loads(row_key)
-    return (str(symbol), str(module), bool(kernel))
+def function_key_of(function: FunctionStat) -> FunctionKey:
+    return (function.symbol, function.module, function.kernel)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 from perftop.profile.aggregate import call_tree
 from tests.bpf.conftest import CHAIN_COMM
 
@@ -30,10 +30,10 @@ def source() -> Iterator[object]:
     sampler.close()
 
 
-def snapshots(source: object, count: int) -> list[Snapshot]:
+def snapshots(source: object, count: int) -> list[Interval]:
     result = []
     for _ in range(count):
-        snapshot = source.next_snapshot()  # type: ignore[attr-defined]
+        snapshot = source.next_interval()  # type: ignore[attr-defined]
         assert snapshot is not None
         result.append(snapshot)
     return result
@@ -375,10 +375,10 @@ def test_the_screens_first_interval_is_short(busy_chain: subprocess.Popen[bytes]
     from perftop.cli import main as cli
 
     source = cli.open_source(cli.parse_config(["-F", "199", "-p", str(busy_chain.pid)]))
-    profiles: list[Snapshot] = []
+    profiles: list[Interval] = []
     try:
         for _ in range(40):  # process-only snapshots come each interval until the compile ends
-            snapshot = source.next_snapshot()
+            snapshot = source.next_interval()
             assert snapshot is not None
             if snapshot.samples:
                 profiles.append(snapshot)
@@ -400,7 +400,7 @@ def test_batch_intervals_are_all_whole(busy_chain: subprocess.Popen[bytes]) -> N
 
     source = cli.open_source(cli.parse_config(["--batch", "-F", "199", "-p", str(busy_chain.pid)]))
     try:
-        first = source.next_snapshot()
+        first = source.next_interval()
     finally:
         source.close()
     assert first is not None and 0.9 < first.interval_s < 1.3, first

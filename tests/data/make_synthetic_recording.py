@@ -18,12 +18,11 @@ from perftop.model.samples import (
     KERNEL_MODULE,
     CpuStat,
     Frame,
+    Interval,
     ProcessInfo,
     SamplerCost,
     StackSample,
 )
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import with_aggregates
 
 OUTPUT = Path(__file__).with_name("synthetic.jsonl")
 HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"
@@ -99,7 +98,7 @@ def stacks(interval: int) -> list[StackSample]:
     ]
 
 
-def snapshot(interval: int) -> Snapshot:
+def snapshot(interval: int) -> Interval:
     found = stacks(interval)
     samples = sum(stack.samples for stack in found)
     infos = dict(INFOS)
@@ -111,18 +110,15 @@ def snapshot(interval: int) -> Snapshot:
         CpuStat(2, samples // 4 - 10, 109),
         CpuStat(3, samples - 3 * (samples // 4) - 50, 149),
     )
-    bare = Snapshot(
+    return Interval(
         timestamp=1_700_000_000.0 + interval,
         interval_s=1.0,
         event="cpu-clock",
         frequency_hz=99,
-        samples=samples,
-        idle_samples=sum(cpu.idle_samples for cpu in cpus),
         lost={"stack_errors": 3 if interval == 2 else 0, "counts_full": 0},
         cpus=cpus,
         stacks=tuple(found),
-        processes=(),
-        functions=(),
+        processes=infos,
         stack_mode="both",
         headers="/usr/src/linux-headers-6.8.0-45-generic",
         cost=SamplerCost(
@@ -136,7 +132,6 @@ def snapshot(interval: int) -> Snapshot:
             drain_ms=2.5,
         ),
     )
-    return with_aggregates(bare, infos)
 
 
 def main() -> int:

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
-from perftop.model.samples import Frame
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Frame, Interval
 from perftop.symbols.perfmap import MAX_MAP_BYTES
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
@@ -74,7 +73,7 @@ class World:
     elapsed: float
     tmux: Tmux | None
 
-    def snapshots(self) -> list[Snapshot]:
+    def snapshots(self) -> list[Interval]:
         return read_recording(self.recording)
 
     def frames(self, pid: int) -> set[Frame]:

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
-from perftop.model.samples import Frame
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Frame, Interval
 from perftop.symbols.user import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
@@ -46,7 +45,7 @@ CHAIN = ["main", "outer", "middle", "leaf_spin"]
 @dataclass
 class Run:
     result: subprocess.CompletedProcess[str]
-    snapshots: list[Snapshot]
+    snapshots: list[Interval]
 
     def frames(self, pid: int, kernel: bool) -> set[Frame]:
         return {

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from perftop.config import SamplerConfig
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 from tests.faults.conftest import C_SOURCES, Programs, Spawn, boost
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -44,10 +44,10 @@ def filtered(source: Any) -> Iterator[Any]:
     snapshots(source, 1)
 
 
-def snapshots(source: Any, count: int) -> list[Snapshot]:
+def snapshots(source: Any, count: int) -> list[Interval]:
     taken = []
     for _ in range(count):
-        snapshot = source.next_snapshot()
+        snapshot = source.next_interval()
         assert snapshot is not None
         taken.append(snapshot)
     return taken
@@ -59,7 +59,7 @@ def filter_to(source: Any, *pids: int) -> None:
     snapshots(source, 1)
 
 
-def user_symbols(snapshot: Snapshot, pid: int) -> set[str]:
+def user_symbols(snapshot: Interval, pid: int) -> set[str]:
     return {
         frame.symbol
         for stack in snapshot.stacks
@@ -73,7 +73,7 @@ def contains_run(haystack: list[str], needle: list[str]) -> bool:
     return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack)))
 
 
-def has_chain(snapshot: Snapshot, pid: int) -> bool:
+def has_chain(snapshot: Interval, pid: int) -> bool:
     return any(
         contains_run([frame.symbol for frame in stack.frames], CHAIN)
         for stack in snapshot.stacks

@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from perftop.formats.recording import read_recording
 from perftop.model.events import EVENTS
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 
@@ -38,7 +38,7 @@ def _deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def recorded() -> list[Snapshot]:
+def recorded() -> list[Interval]:
     return read_recording(SYNTHETIC_RECORDING)
 
 
@@ -49,19 +49,19 @@ class FakeSource:
     live = True
 
     def __init__(
-        self, snapshots: Sequence[Snapshot] = (), events: Mapping[str, str | None] | None = None
+        self, snapshots: Sequence[Interval] = (), events: Mapping[str, str | None] | None = None
     ) -> None:
         self.event = "cpu-clock"
         self.frequency_hz = 99
         self.calls: list[tuple[str, object]] = []
         self.delivered = 0
         self._events = dict(events) if events is not None else dict.fromkeys(EVENTS)
-        self._queue: queue.Queue[Snapshot | None] = queue.Queue()
+        self._queue: queue.Queue[Interval | None] = queue.Queue()
         self._closed = threading.Event()
         for snapshot in snapshots:
             self.push(snapshot)
 
-    def push(self, snapshot: Snapshot) -> None:
+    def push(self, snapshot: Interval) -> None:
         self._queue.put(snapshot)
 
     def end(self) -> None:
@@ -70,7 +70,7 @@ class FakeSource:
     def events(self) -> Mapping[str, str | None]:
         return self._events
 
-    def next_snapshot(self) -> Snapshot | None:
+    def next_interval(self) -> Interval | None:
         while not self._closed.is_set():
             try:
                 snapshot = self._queue.get(timeout=0.05)
@@ -101,13 +101,13 @@ class FakeSource:
 
 
 @pytest.fixture
-def fake_source(recorded: list[Snapshot]) -> Iterator[FakeSource]:
+def fake_source(recorded: list[Interval]) -> Iterator[FakeSource]:
     source = FakeSource([recorded[-1]])
     yield source
     source.close()
 
 
-def with_notices(snapshot: Snapshot, *notices: str) -> Snapshot:
+def with_notices(snapshot: Interval, *notices: str) -> Interval:
     return replace(snapshot, notices=notices)
 
 
@@ -177,12 +177,12 @@ class LockstepSource:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def next_snapshot(self) -> Snapshot | None:
+    def next_interval(self) -> Interval | None:
         for _ in range(500):
             if self.app is not None and self.app.snapshots_received >= self._handed_out:
                 break
             time.sleep(0.01)
-        snapshot = self.inner.next_snapshot()
+        snapshot = self.inner.next_interval()
         if snapshot is not None:
             self._handed_out += 1
         return snapshot
@@ -190,6 +190,6 @@ class LockstepSource:
 
 def paced_replay_app(path: Path) -> PerftopApp:
     source = LockstepSource(ReplaySource(path, interval_s=0))
-    app = PerftopApp(source)  # type: ignore[arg-type]  # a SnapshotSource by delegation
+    app = PerftopApp(source)  # type: ignore[arg-type]  # a IntervalSource by delegation
     source.app = app
     return app

@@ -12,8 +12,7 @@ import pytest
 from rich.style import Style
 from textual.pilot import Pilot
 
-from perftop.model.samples import Frame, StackSample
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Frame, Interval, StackSample
 from perftop.profile.flame import FlameBox
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
@@ -263,7 +262,7 @@ def test_flame_follows_the_accumulated_view(replay: PerftopApp) -> None:
     drive(replay, script)
 
 
-def test_selection_stays_on_its_frame_across_refreshes(recorded: list[Snapshot]) -> None:
+def test_selection_stays_on_its_frame_across_refreshes(recorded: list[Interval]) -> None:
     source = FakeSource([recorded[0]])
     app = PerftopApp(source)
 
@@ -281,12 +280,12 @@ def test_selection_stays_on_its_frame_across_refreshes(recorded: list[Snapshot])
     source.close()
 
 
-def deep_snapshot(base: Snapshot, depth: int) -> Snapshot:
+def deep_snapshot(base: Interval, depth: int) -> Interval:
     frames = tuple(Frame(f"level_{n}", "deep", False) for n in range(depth))
     return replace(base, stacks=(StackSample(4242, 4242, "deep", frames, 50, 0),))
 
 
-def test_a_deep_stack_scrolls_at_80x24(recorded: list[Snapshot]) -> None:
+def test_a_deep_stack_scrolls_at_80x24(recorded: list[Interval]) -> None:
     source = FakeSource([deep_snapshot(recorded[0], 60)])
     app = PerftopApp(source)
 

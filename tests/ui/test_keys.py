@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from textual.pilot import Pilot
 
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 from perftop.ui.widgets.event_picker import EventPicker
@@ -34,7 +34,7 @@ def drive(app: PerftopApp, script: Script, size: tuple[int, int] = (80, 24)) -> 
             try:
                 await script(pilot)
             finally:
-                # The app exits only once the sampler thread leaves next_snapshot (asyncio joins
+                # The app exits only once the sampler thread leaves next_interval (asyncio joins
                 # its threads), and a fake source waits for more pushes until it is closed.
                 app.source.close()
 
@@ -192,7 +192,7 @@ def test_bad_pid_filter_is_refused_and_the_prompt_stays(
     drive(app, script)
 
 
-def test_pause_freezes_the_view_while_snapshots_keep_coming(recorded: list[Snapshot]) -> None:
+def test_pause_freezes_the_view_while_snapshots_keep_coming(recorded: list[Interval]) -> None:
     source = FakeSource([recorded[0]])
     app = PerftopApp(source)
 
@@ -226,7 +226,7 @@ def test_help_lists_every_key(replay: PerftopApp) -> None:
     drive(replay, script, size=(120, 40))
 
 
-def test_event_picker_marks_unsupported_events_and_refuses_them(recorded: list[Snapshot]) -> None:
+def test_event_picker_marks_unsupported_events_and_refuses_them(recorded: list[Interval]) -> None:
     events = {"cpu-clock": None, "cycles": "no hardware PMU in this VM", "task-clock": None}
     source = FakeSource([recorded[-1]], events=events)
     app = PerftopApp(source)
@@ -275,7 +275,7 @@ def test_kernel_controls_in_a_replay_say_why_not(replay: PerftopApp) -> None:
     drive(replay, script)
 
 
-def test_source_notices_are_shown(recorded: list[Snapshot]) -> None:
+def test_source_notices_are_shown(recorded: list[Interval]) -> None:
     from tests.ui.conftest import with_notices
 
     notice = "event 'cycles' cannot be sampled here: no PMU"
@@ -289,15 +289,13 @@ def test_source_notices_are_shown(recorded: list[Snapshot]) -> None:
     source.close()
 
 
-def test_the_loading_toast_goes_with_the_first_profile(recorded: list[Snapshot]) -> None:
+def test_the_loading_toast_goes_with_the_first_profile(recorded: list[Interval]) -> None:
     """'loading the BPF program: processes from psutil...' stayed up its 8 s after the first
     profile had replaced those processes."""
     from perftop.sampling.deferred import LOADING_NOTICE
     from tests.ui.conftest import with_notices
 
-    placeholder = replace(
-        with_notices(recorded[0], LOADING_NOTICE), samples=0, idle_samples=0, stacks=()
-    )
+    placeholder = replace(with_notices(recorded[0], LOADING_NOTICE), cpus=(), stacks=())
     quiet = replace(placeholder, notices=())
     source = FakeSource([placeholder, quiet])
     app = PerftopApp(source)
@@ -357,7 +355,7 @@ def test_call_stacks_follow_the_selection_and_explain_missing_symbols(replay: Pe
     drive(replay, script, size=(160, 48))
 
 
-def test_selection_follows_its_process_across_refreshes(recorded: list[Snapshot]) -> None:
+def test_selection_follows_its_process_across_refreshes(recorded: list[Interval]) -> None:
     source = FakeSource([recorded[0]])
     app = PerftopApp(source)
 
@@ -391,7 +389,7 @@ def test_command_palette_offers_the_actions(replay: PerftopApp) -> None:
 
 
 def test_a_filtered_process_that_exits_stays_on_screen_marked(
-    recorded: list[Snapshot], monkeypatch: pytest.MonkeyPatch
+    recorded: list[Interval], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = FakeSource([recorded[0]])
     app = PerftopApp(source)
@@ -410,10 +408,9 @@ def test_a_filtered_process_that_exits_stays_on_screen_marked(
     drive(app, script)
 
 
-def big_snapshot(like: Snapshot) -> Snapshot:
+def big_snapshot(like: Interval) -> Interval:
     """`like` with more stacks than the UI thread builds a tree for (leaf_7 the hot one)."""
     from perftop.model.samples import Frame, StackSample
-    from perftop.profile.aggregate import with_aggregates
     from perftop.ui.widgets.dashboard import THREADED_TREE_STACKS
 
     stacks = tuple(
@@ -427,12 +424,11 @@ def big_snapshot(like: Snapshot) -> Snapshot:
         )
         for index in range(THREADED_TREE_STACKS + 500)
     )
-    big = replace(like, stacks=stacks, samples=sum(s.samples for s in stacks))
-    return with_aggregates(big, {p.pid: p.info for p in like.processes})
+    return replace(like, stacks=stacks)
 
 
 def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
-    recorded: list[Snapshot], monkeypatch: pytest.MonkeyPatch
+    recorded: list[Interval], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past THREADED_TREE_STACKS the tree is built in a worker thread and still reaches the
     pane; a sort key meanwhile does not rebuild it."""
@@ -449,9 +445,9 @@ def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
 
     monkeypatch.setattr(Dashboard, "_stack_model", staticmethod(recording_build))
     # Nothing may format the whole view as text on the way (Textual named workers after the
-    # repr of their arguments: a 10k-stack Snapshot every interval).
+    # repr of their arguments: a 10k-stack Interval every interval).
     reprs: list[str] = []
-    monkeypatch.setattr(Snapshot, "__repr__", lambda self: reprs.append("view") or "view")
+    monkeypatch.setattr(Interval, "__repr__", lambda self: reprs.append("view") or "view")
 
     source = FakeSource([big_snapshot(recorded[0])])
     app = PerftopApp(source)
@@ -470,9 +466,9 @@ def test_a_big_call_stack_tree_is_built_off_the_ui_thread(
     source.close()
 
 
-def test_a_finished_call_stack_worker_holds_no_interval(recorded: list[Snapshot]) -> None:
+def test_a_finished_call_stack_worker_holds_no_interval(recorded: list[Interval]) -> None:
     """A finished Textual worker stays in a reference cycle with its Task until a full
-    collection, with everything it holds. That may not be an interval's Snapshot: under 20 kHz
+    collection, with everything it holds. That may not be an interval's Interval: under 20 kHz
     each held ~37k stacks, kept alive ~10 s, and the full collections that freed them held the
     GIL for 280-720 ms (a keypress waited as long)."""
     import gc
@@ -485,14 +481,14 @@ def test_a_finished_call_stack_worker_holds_no_interval(recorded: list[Snapshot]
     held: list[list[str]] = []
 
     def snapshots_held_by(worker: Worker[object]) -> list[str]:
-        """The paths (by type) from `worker` to a Snapshot, not through a widget or the app."""
+        """The paths (by type) from `worker` to a Interval, not through a widget or the app."""
         paths, frontier = [], [(worker, [type(worker).__qualname__])]
         for _depth in range(5):
             reached = []
             for holder, path in frontier:
                 for item in gc.get_referents(holder):
                     step = [*path, type(item).__qualname__]
-                    if isinstance(item, Snapshot):
+                    if isinstance(item, Interval):
                         paths.append(" -> ".join(step))
                     elif not isinstance(item, DOMNode | type):
                         reached.append((item, step))

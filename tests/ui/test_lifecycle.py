@@ -15,11 +15,12 @@ import pytest
 from textual.pilot import Pilot
 
 from perftop.formats.recording import RecordingWriter, read_recording
-from perftop.model.stats import Snapshot
-from perftop.ui.app import PerftopApp, run_app
-from perftop.ui.messages import SnapshotReady
+from perftop.model.samples import Interval
+from perftop.profile.accumulate import DecayingAccumulation
+from perftop.ui.app import PerftopApp
+from perftop.ui.lifecycle import run_app
+from perftop.ui.messages import IntervalReady
 from perftop.ui.terminal import HangupWatcher, terminal_gone
-from perftop.viewmodel import DecayingAccumulation
 from tests.ui.conftest import FakeSource, wait_for, with_notices
 
 
@@ -144,7 +145,7 @@ def test_run_app_refuses_to_start_without_a_terminal(
 
 
 def test_every_interval_is_recorded_even_when_the_screen_skips_some(
-    recorded: list[Snapshot], tmp_path: Path
+    recorded: list[Interval], tmp_path: Path
 ) -> None:
     path = tmp_path / "session.jsonl"
     source = FakeSource(recorded)
@@ -161,10 +162,10 @@ def test_every_interval_is_recorded_even_when_the_screen_skips_some(
 
 
 def test_only_the_newest_snapshot_waits_but_notices_are_never_dropped(
-    recorded: list[Snapshot],
+    recorded: list[Interval],
 ) -> None:
-    def ready(latest: Snapshot) -> SnapshotReady:
-        return SnapshotReady(latest, DecayingAccumulation().add(latest))
+    def ready(latest: Interval) -> IntervalReady:
+        return IntervalReady(latest, DecayingAccumulation().add(latest), None)
 
     plain = ready(recorded[0])
     noticed = ready(with_notices(recorded[0], "event switch failed"))

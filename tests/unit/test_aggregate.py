@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from perftop.model.samples import ProcessInfo
+from perftop.profile.accumulate import DecayingStacks
 from perftop.profile.aggregate import (
-    DecayingStacks,
     call_tree,
     filter_stacks,
     function_key,

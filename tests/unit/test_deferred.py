@@ -24,13 +24,13 @@ def test_processes_from_psutil_until_the_program_is_ready_then_the_real_source()
 
     source = DeferredSource(build, SamplerConfig(interval_s=0.05))
     source.set_pid_filter([1])  # before the program exists: applied once it does
-    early = source.next_snapshot()
+    early = source.next_interval()
     assert early is not None and early.samples == 0 and early.stacks == ()
     assert early.notices == (LOADING_NOTICE,)
     assert all(process.info.cpu_percent >= 0 for process in early.processes)
     release.set()
     assert source._ready.wait(5)  # the builder has handed the real source over
-    assert source.next_snapshot() == recorded[0]
+    assert source.next_interval() == recorded[0]
     assert real.calls == [("pid_filter", (1,))]
     source.close()
 
@@ -41,7 +41,7 @@ def test_a_failed_compile_is_the_sources_error() -> None:
 
     source = DeferredSource(build, SamplerConfig(interval_s=5))
     with pytest.raises(SourceError, match="cycles"):
-        source.next_snapshot()
+        source.next_interval()
     source.close()
 
 
@@ -51,5 +51,5 @@ def test_interrupt_wakes_a_waiting_screen() -> None:
     )
     timer = threading.Timer(0.1, source.interrupt)
     timer.start()
-    assert source.next_snapshot() is None
+    assert source.next_interval() is None
     source.close()

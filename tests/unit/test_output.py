@@ -4,39 +4,34 @@ import io
 import json
 
 from perftop.formats.output import FoldedAccumulator, format_json, format_text
-from perftop.model.samples import CpuStat, ProcessInfo
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import with_aggregates
+from perftop.model.samples import CpuStat, Interval, ProcessInfo
+from perftop.profile.view import build_view
 from tests.unit.factories import kernel, stack, user
 
 HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"
 HOSTILE_SYMBOL = "evil[/]\x1b[31m\u202e;x"
 
 
-def hostile_snapshot() -> Snapshot:
+def hostile_snapshot() -> Interval:
     stacks = (
         stack(user("main"), user(HOSTILE_SYMBOL), pid=7, comm=HOSTILE_COMM, samples=3),
         stack(user("main"), kernel("do_syscall_64"), pid=8, comm="ok", samples=1),
     )
-    snapshot = Snapshot(
+    infos = {7: ProcessInfo(7, user="eve\x1b[2J", cmdline="run \x1b[2J[red]now[/]")}
+    return Interval(
         timestamp=0.0,
         interval_s=1.0,
         event="cpu-clock",
         frequency_hz=99,
-        samples=4,
-        idle_samples=10,
         lost={"counts_map_full": 0},
         cpus=(CpuStat(0, 4, 10),),
         stacks=stacks,
-        processes=(),
-        functions=(),
+        processes=infos,
     )
-    infos = {7: ProcessInfo(7, user="eve\x1b[2J", cmdline="run \x1b[2J[red]now[/]")}
-    return with_aggregates(snapshot, infos)
 
 
 def test_text_has_no_raw_control_characters() -> None:
-    text = format_text(hostile_snapshot())
+    text = format_text(build_view(hostile_snapshot()))
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "[bold red]x[/]\\x1b]0;owned\\x07" in text
     assert "evil[/]\\x1b[31m\\u202e;x" in text
@@ -45,7 +40,7 @@ def test_text_has_no_raw_control_characters() -> None:
 
 
 def test_json_carries_exact_strings_as_escapes() -> None:
-    line = format_json(hostile_snapshot())
+    line = format_json(build_view(hostile_snapshot()))
     assert "\x1b" not in line and "\u202e" not in line  # ensure_ascii escapes them
     data = json.loads(line)
     assert data["processes"][0]["comm"] == HOSTILE_COMM

@@ -1,4 +1,4 @@
-"""Recordings (JSON lines) and their replay as a SnapshotSource."""
+"""Recordings (JSON lines) and their replay as a IntervalSource."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import pytest
 from perftop.formats.recording import (
     RecordingError,
     RecordingWriter,
-    decode_snapshot,
-    encode_snapshot,
+    decode_interval,
+    encode_interval,
     read_recording,
 )
-from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
-from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
+from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
+from perftop.profile.view import build_view
 from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
 from perftop.sampling.source import SourceError
 
@@ -28,15 +28,13 @@ SHARED = (Frame("main", "app", False), Frame("work", "app", False))
 STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
 
 
-def full_snapshot(number: int = 0) -> Snapshot:
+def full_snapshot(number: int = 0) -> Interval:
     """Every field set to something other than its default."""
-    return Snapshot(
+    return Interval(
         timestamp=1_700_000_000.5 + number,
         interval_s=1.002,
         event="cycles",
         frequency_hz=199,
-        samples=30 + number,
-        idle_samples=7,
         lost={"stack_errors": 2, "counts_full": 0},
         cpus=(CpuStat(0, 20, 3), CpuStat(1, 10 + number, 4)),
         stacks=(
@@ -46,11 +44,10 @@ def full_snapshot(number: int = 0) -> Snapshot:
             ),
             StackSample(20, 20, "idle\udcff", (), 0, 0),
         ),
-        processes=(
-            ProcessStat(10, "app", 30, 100.0, ProcessInfo(10, "bob", "app -x", 2, 9.5, 4096)),
-            ProcessStat(20, "gone", 0, 0.0, ProcessInfo(20, exited=True, kernel_thread=True)),
-        ),
-        functions=(FunctionStat("libfoo.so+0x1a2b", "libfoo.so", False, 20, 66.7, 20, 66.7),),
+        processes={
+            10: ProcessInfo(10, "bob", "app -x", 2, 9.5, 4096, name="app"),
+            20: ProcessInfo(20, exited=True, kernel_thread=True),
+        },
         stack_mode="user",
         pid_filter=(10, 20),
         headers="/usr/src/linux-headers-6.8.0",
@@ -59,7 +56,7 @@ def full_snapshot(number: int = 0) -> Snapshot:
     )
 
 
-def write(path: Path, *snapshots: Snapshot) -> Path:
+def write(path: Path, *snapshots: Interval) -> Path:
     with RecordingWriter(path) as writer:
         for snapshot in snapshots:
             writer.write(snapshot)
@@ -71,27 +68,27 @@ def write(path: Path, *snapshots: Snapshot) -> Path:
 
 def test_a_snapshot_survives_the_round_trip_through_json() -> None:
     snapshot = full_snapshot()
-    line = json.dumps(encode_snapshot(snapshot))
-    assert decode_snapshot(json.loads(line)) == snapshot
+    line = json.dumps(encode_interval(snapshot))
+    assert decode_interval(json.loads(line)) == snapshot
 
 
 def test_frames_are_stored_once_per_line() -> None:
-    encoded = encode_snapshot(full_snapshot())
+    encoded = encode_interval(full_snapshot())
     assert len(encoded["frames"]) == 4  # main, work, the stripped one, read
     assert encoded["stacks"][0][3] == [0, 1, 2]
 
 
 def test_an_empty_interval_round_trips() -> None:
-    empty = replace(full_snapshot(), stacks=(), processes=(), functions=(), cpus=(), lost={})
-    assert decode_snapshot(encode_snapshot(empty)) == empty
+    empty = replace(full_snapshot(), stacks=(), processes={}, cpus=(), lost={})
+    assert decode_interval(encode_interval(empty)) == empty
 
 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
         (lambda d: d.pop("event"), "missing field 'event'"),
-        (lambda d: d.update(samples="12"), "'samples' has the wrong type"),
-        (lambda d: d.update(samples=True), "'samples' should be a number"),
+        (lambda d: d.update(frequency_hz="12"), "'frequency_hz' has the wrong type"),
+        (lambda d: d.update(frequency_hz=True), "'frequency_hz' should be a number"),
         (lambda d: d.update(interval_s=None), "'interval_s' should be a finite number"),
         (lambda d: d["stacks"][0][3].append(99), "frame 99, which is not in 'frames'"),
         (lambda d: d["stacks"].append([1, 2]), "each entry of 'stacks' should be a list of 6"),
@@ -100,10 +97,10 @@ def test_an_empty_interval_round_trips() -> None:
     ],
 )
 def test_damage_is_reported_not_raised_as_a_crash(damage: object, message: str) -> None:
-    data = json.loads(json.dumps(encode_snapshot(full_snapshot())))
+    data = json.loads(json.dumps(encode_interval(full_snapshot())))
     damage(data)  # type: ignore[operator]
     with pytest.raises(RecordingError, match=message):
-        decode_snapshot(data)
+        decode_interval(data)
 
 
 # Files --------------------------------------------------------------------------------------
@@ -187,9 +184,9 @@ def recording(tmp_path: Path, count: int = 3) -> Path:
     return write(tmp_path / "s.jsonl", *snapshots)
 
 
-def drain(source: ReplaySource) -> list[Snapshot]:
+def drain(source: ReplaySource) -> list[Interval]:
     played = []
-    while (snapshot := source.next_snapshot()) is not None:
+    while (snapshot := source.next_interval()) is not None:
         played.append(snapshot)
     return played
 
@@ -200,12 +197,12 @@ def test_replay_plays_every_snapshot_then_ends(tmp_path: Path) -> None:
     assert not source.live
     assert (source.event, source.frequency_hz) == ("cycles", 199)
     assert drain(source) == read_recording(path)
-    assert source.next_snapshot() is None
+    assert source.next_interval() is None
 
 
 def test_replay_loops(tmp_path: Path) -> None:
     source = ReplaySource(recording(tmp_path, 2), interval_s=0, loop=True)
-    samples = [source.next_snapshot().samples for _ in range(5)]  # type: ignore[union-attr]
+    samples = [source.next_interval().samples for _ in range(5)]  # type: ignore[union-attr]
     assert samples == [30, 31, 30, 31, 30]
 
 
@@ -223,24 +220,27 @@ def test_replay_refuses_a_bad_file_before_anything_starts(tmp_path: Path) -> Non
 def test_replay_pid_filter_recomputes_processes_and_functions(tmp_path: Path) -> None:
     source = ReplaySource(recording(tmp_path), interval_s=0)
     source.set_pid_filter([20])
-    snapshot = source.next_snapshot()
+    snapshot = source.next_interval()
     assert snapshot is not None
     assert [s.pid for s in snapshot.stacks] == [20]
-    assert [p.pid for p in snapshot.processes] == [20]
-    assert snapshot.functions == ()
+    view = build_view(snapshot)
+    assert [p.pid for p in view.processes] == [20]
+    assert view.functions == ()
     assert snapshot.pid_filter == (20,)
     source.set_pid_filter([])
-    assert [p.pid for p in source.next_snapshot().processes] == [10, 20]  # type: ignore[union-attr]
+    unfiltered = source.next_interval()
+    assert unfiltered is not None
+    assert [p.pid for p in build_view(unfiltered).processes] == [10, 20]
 
 
-def test_replay_kernel_controls_answer_in_the_next_snapshot(tmp_path: Path) -> None:
+def test_replay_kernel_controls_answer_in_the_next_interval(tmp_path: Path) -> None:
     source = ReplaySource(recording(tmp_path), interval_s=0)
     source.set_event("instructions")
     source.set_frequency(499)
     source.set_stack_mode("kernel")
-    notices = source.next_snapshot().notices  # type: ignore[union-attr]
+    notices = source.next_interval().notices  # type: ignore[union-attr]
     assert len(notices) == 3 and all(NOT_IN_REPLAY in notice for notice in notices)
-    assert source.next_snapshot().notices == ()  # type: ignore[union-attr]
+    assert source.next_interval().notices == ()  # type: ignore[union-attr]
 
 
 def test_replay_offers_only_the_recorded_event(tmp_path: Path) -> None:
@@ -252,9 +252,9 @@ def test_replay_offers_only_the_recorded_event(tmp_path: Path) -> None:
 def test_replay_keeps_the_recorded_pace_and_close_interrupts_it(tmp_path: Path) -> None:
     source = ReplaySource(recording(tmp_path), interval_s=30)
     started = time.monotonic()
-    assert source.next_snapshot() is not None  # the first one at once
+    assert source.next_interval() is not None  # the first one at once
     threading.Timer(0.2, source.close).start()
-    assert source.next_snapshot() is None  # woken by close, not after 30 s
+    assert source.next_interval() is None  # woken by close, not after 30 s
     assert time.monotonic() - started < 5
 
 
@@ -264,6 +264,6 @@ def test_recording_file_descriptor_is_not_inherited(tmp_path: Path) -> None:
 
 
 def test_recordings_made_before_drain_cpu_ms_still_read() -> None:
-    data = encode_snapshot(full_snapshot())
+    data = encode_interval(full_snapshot())
     del data["cost"]["drain_cpu_ms"]
-    assert decode_snapshot(data).cost.drain_cpu_ms == 0.0
+    assert decode_interval(data).cost.drain_cpu_ms == 0.0

@@ -1,4 +1,4 @@
-"""The view model: snapshot + choices -> rows, header pieces, call trees. No terminal needed."""
+"""The view model: interval + choices -> rows, header pieces, call trees. No terminal needed."""
 
 from __future__ import annotations
 
@@ -6,33 +6,30 @@ from dataclasses import replace
 
 import pytest
 
-from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import with_aggregates
+from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
+from perftop.model.stats import View, ViewFilter
+from perftop.profile.accumulate import DecayingAccumulation
 from perftop.viewmodel import (
     FUNCTION_COLUMNS,
     JIT_REMEDY,
     PROCESS_COLUMNS,
-    DecayingAccumulation,
     Piece,
     TableRow,
     ViewOptions,
+    build_view,
     cost_pieces,
     cpu_sparkline,
     cycle_sort,
     explain_unresolved,
     filter_pieces,
-    filtered_snapshot,
-    function_key_from_row,
-    function_row_key,
-    function_rows,
+    function_key_of,
     human_bytes,
     next_frequency,
     next_stack_mode,
     parse_pid_list,
-    process_rows,
     stack_tree,
     status_pieces,
+    tables,
     with_quiet_processes,
 )
 from tests.unit.factories import kernel, stack, user
@@ -42,21 +39,43 @@ HOSTILE = "[bold red]x[/]\x1b]0;owned\x07"
 
 def snapshot_of(
     *stacks: StackSample, infos: dict[int, ProcessInfo] | None = None, **fields: object
-) -> Snapshot:
-    bare = Snapshot(
+) -> Interval:
+    bare = Interval(
         timestamp=0.0,
         interval_s=1.0,
         event="cpu-clock",
         frequency_hz=99,
-        samples=sum(s.samples for s in stacks),
-        idle_samples=0,
         lost={},
         cpus=(),
         stacks=tuple(stacks),
-        processes=(),
-        functions=(),
+        processes=infos or {},
     )
-    return replace(with_aggregates(bare, infos or {}), **fields)  # type: ignore[arg-type]
+    return replace(bare, **fields)  # type: ignore[arg-type]
+
+
+def process_rows(
+    interval: Interval | View,
+    sort: str = tables.DEFAULT_PROCESS_SORT,
+    reverse: bool = False,
+    text_filter: str = "",
+    pids: tuple[int, ...] = (),
+    limit: int | None = None,
+) -> list[TableRow]:
+    """The rows of the view the filters make of `interval`."""
+    if isinstance(interval, Interval):
+        interval = build_view(interval, ViewFilter(pids=pids, text=text_filter))
+    return tables.process_rows(interval, sort, reverse, limit=limit)
+
+
+def function_rows(
+    interval: Interval,
+    sort: str = tables.DEFAULT_FUNCTION_SORT,
+    reverse: bool = False,
+    zoom_pid: int | None = None,
+    limit: int | None = None,
+) -> list[TableRow]:
+    view = build_view(interval, ViewFilter(zoom_pid=zoom_pid))
+    return tables.function_rows(view, sort, reverse, limit=limit)
 
 
 INFOS = {
@@ -75,7 +94,7 @@ WORKLOAD = snapshot_of(
 
 
 def pid_order(rows: list[TableRow]) -> list[str]:
-    return [row.key for row in rows]
+    return [str(row.key) for row in rows]
 
 
 # Sorting ------------------------------------------------------------------------------------
@@ -137,7 +156,7 @@ def test_functions_sort_by_self_then_total() -> None:
 
 def test_process_cells() -> None:
     row = process_rows(WORKLOAD)[0]
-    assert row.key == "20"
+    assert row.key == 20
     assert row.cells == ("20", "bob", "50", "50.0", "80.0", "2", "100M", "db", "db")
 
 
@@ -147,7 +166,7 @@ def test_kernel_threads_are_bracketed_and_exited_processes_marked_and_dimmed() -
         stack(user("main"), pid=6, comm="cc1"),
         infos={5: ProcessInfo(5, "root", kernel_thread=True), 6: ProcessInfo(6, exited=True)},
     )
-    rows = {row.key: row for row in process_rows(snapshot)}
+    rows = {str(row.key): row for row in process_rows(snapshot)}
     assert rows["5"].cells[7] == "[kworker/0:1]"
     assert rows["6"].cells[7] == "cc1 (exited)"
     assert rows["6"].cells[1] == "?" and rows["6"].cells[5] == "-" and rows["6"].cells[6] == "-"
@@ -170,8 +189,9 @@ def test_hostile_strings_come_out_printable_and_intact() -> None:
 
 def test_function_row_key_round_trips_whatever_the_symbol_holds() -> None:
     snapshot = snapshot_of(stack(user('a"b\\c\x1f', "m,o\0d"), pid=1))
-    function = snapshot.functions[0]
-    assert function_key_from_row(function_row_key(function)) == ('a"b\\c\x1f', "m,o\0d", False)
+    function = build_view(snapshot).functions[0]
+    assert function_key_of(function) == ('a"b\\c\x1f', "m,o\0d", False)
+    assert function_rows(snapshot)[0].key == ('a"b\\c\x1f', "m,o\0d", False)
 
 
 def test_kernel_and_user_marks_and_unresolved_functions_dimmed() -> None:
@@ -201,10 +221,10 @@ def test_text_filter_matches_command_or_any_symbol_case_blind() -> None:
 
 
 def test_filtered_shares_are_of_what_is_left() -> None:
-    view = filtered_snapshot(WORKLOAD, pids=(10, 30))
+    view = build_view(WORKLOAD, ViewFilter(pids=(10, 30)))
     assert [round(p.percent) for p in view.processes] == [60, 40]
     assert view.samples == 50
-    assert filtered_snapshot(WORKLOAD) is WORKLOAD  # nothing to filter: nothing recomputed
+    assert build_view(WORKLOAD).stacks is WORKLOAD.stacks  # nothing to filter: nothing copied
 
 
 def test_zoom_keeps_one_process_in_the_functions() -> None:
@@ -250,15 +270,15 @@ def test_accumulation_decays_and_resets() -> None:
     first = snapshot_of(stack(user("a"), pid=1, samples=100), infos={1: ProcessInfo(1, "u")})
     second = snapshot_of(stack(user("b"), pid=2, samples=10), infos={2: ProcessInfo(2, "v")})
     accumulation.add(first)
-    both = accumulation.add(second).snapshot()
+    both = build_view(accumulation.add(second))
     assert {p.pid: p.samples for p in both.processes} == {1: 50, 2: 10}
     assert {p.pid: p.info.user for p in both.processes} == {1: "u", 2: "v"}
     assert both.samples == 60
     for _ in range(8):
-        faded = accumulation.add(second).snapshot()
+        faded = build_view(accumulation.add(second))
     assert [p.pid for p in faded.processes] == [2]  # decayed to nothing, then dropped
     accumulation.reset()
-    assert accumulation.add(second).snapshot().samples == 10
+    assert accumulation.add(second).samples == 10
 
 
 def test_options_cleared_keeps_sort_and_modes() -> None:
@@ -276,10 +296,12 @@ def header_text(pieces: list[Piece]) -> str:
 
 
 def test_status_line() -> None:
-    snapshot = replace(WORKLOAD, idle_samples=100, interval_s=2.0, lost={"stack_errors": 3})
+    cpus = (CpuStat(0, 100, 100),)
+    snapshot = replace(WORKLOAD, cpus=cpus, interval_s=2.0, lost={"stack_errors": 3})
     text = header_text(status_pieces(snapshot))
     assert text.startswith("cpu-clock @ 99 Hz  2.00s  50 samples/s  idle 50%  lost 3")
-    assert status_pieces(snapshot)[-1].kind == "warn"
+    lost = next(piece for piece in status_pieces(snapshot) if piece.text.startswith("lost"))
+    assert lost.kind == "warn"
     assert "waiting" in header_text(status_pieces(None))
 
 
@@ -424,13 +446,14 @@ def test_explanations_for_resolved_and_unknown_reasons() -> None:
 
 
 def test_quiet_filtered_processes_keep_a_row() -> None:
-    view = filtered_snapshot(WORKLOAD, pids=(10, 99, 98))
+    view = build_view(WORKLOAD, ViewFilter(pids=(10, 99, 98)))
     shown = with_quiet_processes(view, (10, 99, 98), gone={99}, names={99: "cc1"})
-    rows = {row.key: row for row in process_rows(shown)}
+    rows = {str(row.key): row for row in process_rows(shown)}
     assert list(rows) == ["10", "99", "98"]
     assert rows["99"].cells[7] == "cc1 (exited)" and rows["99"].dim
     assert rows["98"].cells[7] == "?" and rows["98"].cells[2] == "0"
-    assert with_quiet_processes(WORKLOAD, ()) is WORKLOAD
+    everything = build_view(WORKLOAD)
+    assert with_quiet_processes(everything, ()) is everything
 
 
 def test_rows_can_be_limited_after_sorting() -> None:

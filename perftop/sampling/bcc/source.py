@@ -24,7 +24,6 @@ import struct
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,9 +31,7 @@ import psutil
 
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.model.events import EVENTS, Event, unavailable_message
-from perftop.model.samples import CpuStat, Frame, SamplerCost, StackSample
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import with_aggregates
+from perftop.model.samples import CpuStat, Frame, Interval, SamplerCost, StackSample
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.sanitize import decode
 from perftop.symbols.memo import Generations
@@ -359,7 +356,7 @@ class BccSource:
         self._maps.settings[ct.c_int(0)] = ct.c_uint32(1 if wanted else 0)
         self._pids = tuple(sorted(wanted))
 
-    # -- the SnapshotSource protocol -------------------------------------------------------------
+    # -- the IntervalSource protocol -------------------------------------------------------------
 
     @property
     def event(self) -> str:
@@ -414,7 +411,7 @@ class BccSource:
             else:
                 self._event, self._frequency = event, hz
 
-    def next_snapshot(self) -> Snapshot | None:
+    def next_interval(self) -> Interval | None:
         interval = self._config.interval_s
         if self._first_interval and self._config.first_interval_s is not None:
             interval = min(interval, self._config.first_interval_s)
@@ -445,7 +442,7 @@ class BccSource:
 
     # -- one interval ----------------------------------------------------------------------------
 
-    def drain(self) -> Snapshot:
+    def drain(self) -> Interval:
         """Read and reset everything the kernel counted since the last drain."""
         now = time.monotonic()
         interval = now - self._last_drain
@@ -473,31 +470,26 @@ class BccSource:
         self._kernel_chains.age()  # keeps what this interval and the last one used
         cpus = self._cpu_delta()
         notices, self._notices = tuple(self._notices), []
-        snapshot = Snapshot(
-            timestamp=time.time(),
-            interval_s=interval,
-            event=event.name,
-            frequency_hz=frequency,
-            samples=sum(stack.samples for stack in stacks),
-            idle_samples=sum(cpu.idle_samples for cpu in cpus),
-            lost=lost,
-            cpus=cpus,
-            stacks=stacks,
-            processes=(),
-            functions=(),
-            stack_mode=stack_mode,
-            pid_filter=pids,
-            headers=self.headers.description if self.headers else "",
-            notices=notices,
-        )
-        snapshot = with_aggregates(snapshot, infos)
         if now - self._last_trim >= TRIM_EVERY_S:
             # Medium blocks (dict tables, /proc reads) fragment the heap a little each interval;
             # freed pages inside it go back (the soak's RSS crept 173 KiB/min without this).
             self._last_trim = now
             release_free_memory()
-        cost = self._cost(interval, len(entries), len(self._stack_cache), started)
-        return replace(snapshot, cost=cost)
+        return Interval(
+            timestamp=time.time(),
+            interval_s=interval,
+            event=event.name,
+            frequency_hz=frequency,
+            lost=lost,
+            cpus=cpus,
+            stacks=stacks,
+            processes=infos,
+            stack_mode=stack_mode,
+            pid_filter=pids,
+            headers=self.headers.description if self.headers else "",
+            notices=notices,
+            cost=self._cost(interval, len(entries), len(self._stack_cache), started),
+        )
 
     def _drain_counts(self) -> list[CountEntry]:
         if self._drain_mode == "batch":

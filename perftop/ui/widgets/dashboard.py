@@ -1,7 +1,8 @@
 """The main screen's content: header, processes, functions, call stacks and the cost bar.
 
-It draws what it is given (a snapshot pair and the user's options) and keeps the call-stack pane
-on the selection of the table last in use; the app owns the options and the source.
+It draws what it is given (the latest interval, the view of it and the user's options) and
+keeps the call-stack pane on the selection of the table last in use; the app owns the options
+and the source.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
 
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import FunctionKey, filter_stacks
+from perftop.model.samples import FunctionKey, Interval
+from perftop.model.stats import View
 from perftop.sanitize import printable
 from perftop.ui.widgets.cost_bar import CostBar
 from perftop.ui.widgets.function_table import FunctionTable
@@ -30,7 +31,6 @@ from perftop.viewmodel import (
     StackNode,
     TableRow,
     ViewOptions,
-    filtered_snapshot,
     function_rows,
     process_rows,
     stack_tree,
@@ -68,15 +68,15 @@ class Dashboard(Vertical):
         self.stack_tree = StackTree()
         self.cost_bar = CostBar(id="cost")
         self.active_table = "processes"  # the table the sort keys and the stack pane follow
-        self._view: Snapshot | None = None
+        self._view: View | None = None
         self._subject: Subject = None
         self._zoom_pid: int | None = None
-        self._stacks_shown_for: tuple[Snapshot | None, Subject, int | None] | None = None
+        self._stacks_shown_for: tuple[View | None, Subject, int | None] | None = None
         # The newest tree to build beside the event loop, taken by the worker that builds it.
-        self._stack_request: tuple[Snapshot, Subject, int | None] | None = None
+        self._stack_request: tuple[View, Subject, int | None] | None = None
         self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
-        self._rows_for: dict[str, tuple[Snapshot, tuple[object, ...], list[TableRow]]] = {}
+        self._rows_for: dict[str, tuple[View, tuple[object, ...], list[TableRow]]] = {}
 
     def compose(self) -> ComposeResult:
         yield self.header_bar
@@ -88,23 +88,22 @@ class Dashboard(Vertical):
         yield self.cost_bar
 
     def show(
-        self, shown: tuple[Snapshot, Snapshot] | None, options: ViewOptions, *, ended: bool
+        self, latest: Interval | None, view: View | None, options: ViewOptions, *, ended: bool
     ) -> None:
-        """Draw `shown` (the interval and the accumulation) as `options` say."""
-        latest = shown[0] if shown is not None else None
-        if shown is not None:
-            base = shown[1] if options.accumulated else shown[0]
-            self._view = filtered_snapshot(base, options.pids, options.text_filter)
-            self._show_tables(self._view, options)
+        """Draw `view` (of the interval or of the accumulation) as `options` say; `latest`, the
+        interval as sampled, feeds the header and the cost bar."""
+        if view is not None:
+            self._view = view
+            self._show_tables(view, options)
         self.header_bar.show(
             latest, options, live=self.live, ended=ended, zoom_comm=self._comm_of(options.zoom_pid)
         )
         self.cost_bar.show(latest)
-        if shown is not None:
+        if view is not None:
             self._subject = self._selected_subject()
             self._show_stacks(options.zoom_pid)
 
-    def _show_tables(self, view: Snapshot, options: ViewOptions) -> None:
+    def _show_tables(self, view: View, options: ViewOptions) -> None:
         processes, functions = self.process_table, self.function_table
         processes.show_sort(options.process_sort, options.process_reverse)
         watched = self._with_watched_processes(view, options.pids)
@@ -118,13 +117,13 @@ class Dashboard(Vertical):
             )
         )
         functions.show_sort(options.function_sort, options.function_reverse)
-        sort, reverse, zoom = options.function_sort, options.function_reverse, options.zoom_pid
+        sort, reverse = options.function_sort, options.function_reverse
         functions.show_rows(
             self._rows(
                 "functions",
                 view,
-                (sort, reverse, zoom),
-                lambda: function_rows(view, sort, reverse, zoom_pid=zoom, limit=MAX_FUNCTION_ROWS),
+                (sort, reverse),
+                lambda: function_rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
             )
         )
         processes.border_title = f"Processes ({processes.row_count})"
@@ -140,7 +139,7 @@ class Dashboard(Vertical):
     def _rows(
         self,
         table: str,
-        view: Snapshot,
+        view: View,
         choices: tuple[object, ...],
         build: Callable[[], list[TableRow]],
     ) -> list[TableRow]:
@@ -153,7 +152,7 @@ class Dashboard(Vertical):
         self._rows_for[table] = (view, choices, rows)
         return rows
 
-    def _with_watched_processes(self, view: Snapshot, pids: tuple[int, ...]) -> Snapshot:
+    def _with_watched_processes(self, view: View, pids: tuple[int, ...]) -> View:
         """Keep every PID of the filter on screen, marked exited once it is gone."""
         if not pids:
             return view
@@ -193,7 +192,7 @@ class Dashboard(Vertical):
             return
         self._apply_stack_model(self._stack_model(view, subject, zoom_pid), subject)
 
-    def _stacks_wanted(self, view: Snapshot | None, subject: Subject, zoom: int | None) -> bool:
+    def _stacks_wanted(self, view: View | None, subject: Subject, zoom: int | None) -> bool:
         """True when the pane shows, or is being built for, exactly this."""
         shown_for = self._stacks_shown_for
         return (
@@ -229,21 +228,17 @@ class Dashboard(Vertical):
         self.stack_tree.show_stacks(model, subject)
 
     @staticmethod
-    def _stack_model(
-        view: Snapshot | None, subject: Subject, zoom_pid: int | None
-    ) -> StackNode | None:
+    def _stack_model(view: View | None, subject: Subject, zoom_pid: int | None) -> StackNode | None:
         if view is None or subject is None:
             return None
         if isinstance(subject, ProcessSubject):
             comm = next((p.comm for p in view.processes if p.pid == subject.pid), "")
             title = f"PID {subject.pid} {printable(comm, 24)}"
-            return stack_tree(view.stacks, title, pid=subject.pid)
-        stacks = view.stacks
-        if zoom_pid is not None:
-            stacks = filter_stacks(stacks, pids=(zoom_pid,))
+            return stack_tree(view.unzoomed_stacks, title, pid=subject.pid)
+        # The view's stacks are the zoomed process's already when zoomed.
         symbol, module, kernel = subject.key
         title = f"{'[k]' if kernel else '[.]'} {printable(symbol, 60)}  {printable(module, 24)}"
-        return stack_tree(stacks, title, function=subject.key)
+        return stack_tree(view.stacks, title, function=subject.key)
 
     @on(KeyedTable.SelectionChanged)
     def _selection_changed(self, message: KeyedTable.SelectionChanged) -> None:

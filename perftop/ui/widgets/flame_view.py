@@ -26,9 +26,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
-from perftop.model.samples import Frame, StackSample
-from perftop.model.stats import Snapshot
-from perftop.profile.aggregate import CallNode, FunctionKey
+from perftop.model.samples import Frame, FunctionKey, Interval, StackSample
+from perftop.model.stats import View
+from perftop.profile.aggregate import CallNode
 from perftop.profile.flame import FlameBox, label, layout, zoom
 from perftop.sanitize import printable
 from perftop.ui.widgets.header import HeaderBar
@@ -425,7 +425,7 @@ class FlameScreen(Screen[None]):
         self.graph = FlameGraph()
         self.detail = Static(id="flame-detail", markup=False)
         self._subject = ""
-        self._header: tuple[Snapshot | None, ViewOptions, bool, bool, str] | None = None
+        self._header: tuple[Interval | None, ViewOptions, bool, bool, str] | None = None
         self._tree: CallNode | None = None
 
     def compose(self) -> ComposeResult:
@@ -440,8 +440,8 @@ class FlameScreen(Screen[None]):
 
     def show(
         self,
-        view: Snapshot | None,
-        latest: Snapshot | None,
+        view: View | None,
+        latest: Interval | None,
         options: ViewOptions,
         *,
         live: bool,

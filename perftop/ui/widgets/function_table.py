@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from perftop.profile.aggregate import FunctionKey
+from perftop.model.samples import FunctionKey
 from perftop.ui.widgets.keyed_table import KeyedTable
-from perftop.viewmodel import FUNCTION_COLUMNS, function_key_from_row
+from perftop.viewmodel import FUNCTION_COLUMNS
 
 
 class FunctionTable(KeyedTable):
@@ -28,7 +28,7 @@ class FunctionTable(KeyedTable):
     @property
     def selected_function(self) -> FunctionKey | None:
         key = self.selected_key
-        return None if key is None else function_key_from_row(key)
+        return cast(FunctionKey, key) if isinstance(key, tuple) else None
 
     @on(KeyedTable.RowSelected)
     def _show_stacks(self, event: KeyedTable.RowSelected) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from textual.content import Content
 from textual.widgets import Static
 
-from perftop.model.stats import Snapshot
+from perftop.model.samples import Interval
 from perftop.viewmodel import Piece, ViewOptions, filter_pieces, status_pieces
 
 # Theme variables, so the header follows the theme; 16-colour terminals get the nearest colour.
@@ -32,7 +32,7 @@ def pieces_content(pieces: Sequence[Piece]) -> Content:
 class HeaderBar(Static):
     def show(
         self,
-        latest: Snapshot | None,
+        latest: Interval | None,
         options: ViewOptions,
         *,
         live: bool,

@@ -9,7 +9,7 @@ it is on screen (Textual's Line API).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -99,14 +99,14 @@ class KeyedTable(ScrollView, can_focus=True):
     class SelectionChanged(TableMessage):
         """The highlighted row is now another one (moved, or another row slid under the cursor)."""
 
-        def __init__(self, table: KeyedTable, row_key: str | None) -> None:
+        def __init__(self, table: KeyedTable, row_key: Hashable | None) -> None:
             super().__init__(table)
             self.row_key = row_key
 
     class RowSelected(TableMessage):
         """Enter on a row, or a click on the highlighted row."""
 
-        def __init__(self, table: KeyedTable, row_key: str) -> None:
+        def __init__(self, table: KeyedTable, row_key: Hashable) -> None:
             super().__init__(table)
             self.row_key = row_key
 
@@ -122,7 +122,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self.table_columns = tuple(columns)
         self._rows: tuple[TableRow, ...] = ()
         self._given: Sequence[TableRow] | None = None
-        self._index: dict[str, int] = {}
+        self._index: dict[Hashable, int] = {}
         self._cursor = 0
         # Set by the first move the user makes: the rows shown at start-up (psutil's, the
         # sampler not ready) must not pick the process that the screen then follows.
@@ -130,7 +130,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._sort: tuple[str, bool] | None = None  # (column id, descending)
         self._widths = self._fixed_widths()
         self._lines: dict[TableRow, str] = {}  # the text of rows drawn at the current widths
-        self._announced: str | None = None
+        self._announced: Hashable | None = None
 
     # The rows
 
@@ -143,7 +143,7 @@ class KeyedTable(ScrollView, can_focus=True):
         return self._cursor
 
     @property
-    def selected_key(self) -> str | None:
+    def selected_key(self) -> Hashable | None:
         return self._rows[self._cursor].key if self._rows else None
 
     def show_sort(self, sort_column: str, reverse: bool) -> None:

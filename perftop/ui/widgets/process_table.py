@@ -31,9 +31,10 @@ class ProcessTable(KeyedTable):
     @property
     def selected_pid(self) -> int | None:
         key = self.selected_key
-        return None if key is None else int(key)
+        return key if isinstance(key, int) else None
 
     @on(KeyedTable.RowSelected)
     def _zoom(self, event: KeyedTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.ZoomRequested(int(event.row_key)))
+        if isinstance(event.row_key, int):
+            self.post_message(self.ZoomRequested(event.row_key))

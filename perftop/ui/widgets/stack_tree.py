@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from perftop.profile.aggregate import FunctionKey
+from perftop.model.samples import FunctionKey
 from perftop.viewmodel import StackNode
 
 Path = tuple[FunctionKey, ...]

@@ -1,0 +1,76 @@
+"""The accumulated view: intervals added up, older samples fading, as `perf top` settles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from perftop.model.samples import Interval, ProcessInfo, StackSample
+from perftop.profile.aggregate import StackKey
+
+DEFAULT_DECAY_KEEP = 0.8
+
+
+class DecayingStacks:
+    """An exponentially decaying accumulation of stacks: each interval the old weights are
+    multiplied by `keep` and the new interval's samples added. Weights are kept as floats and
+    shown rounded; a chain whose weight falls below one sample is dropped, so what is held is
+    bounded by what is still hot. (Rounding the weights themselves each interval kept them
+    forever: round(1 * 0.8) == 1, round(2 * 0.8) == 2.)"""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self._weights: dict[StackKey, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def clear(self) -> None:
+        self._weights = {}
+
+    def add(self, latest: Iterable[StackSample]) -> tuple[StackSample, ...]:
+        keep, weights = self.keep, self._weights
+        faded = []
+        for key, entry in weights.items():
+            entry[0] *= keep
+            entry[1] *= keep
+            if entry[0] < 1.0:
+                faded.append(key)
+        for key in faded:
+            del weights[key]
+        for stack in latest:
+            key = (stack.pid, stack.tid, stack.comm, stack.frames)
+            held = weights.get(key)
+            if held is None:
+                weights[key] = [float(stack.samples), float(stack.period)]
+            else:
+                held[0] += stack.samples
+                held[1] += stack.period
+        return tuple(
+            StackSample(pid, tid, comm, frames, round(samples), round(period))
+            for (pid, tid, comm, frames), (samples, period) in weights.items()
+        )
+
+
+class DecayingAccumulation:
+    """Each interval adds its samples and older ones fade by `keep`, so the view settles like
+    `perf top` but still follows a workload that changes. The result is an Interval like any
+    other (the latest one's counters, the accumulated stacks), aggregated only when a view of
+    it is built."""
+
+    def __init__(self, keep: float = DEFAULT_DECAY_KEEP) -> None:
+        self.keep = keep
+        self._decaying = DecayingStacks(keep)
+        self._infos: dict[int, ProcessInfo] = {}
+
+    def reset(self) -> None:
+        self._decaying.clear()
+        self._infos = {}
+
+    def add(self, interval: Interval) -> Interval:
+        stacks = self._decaying.add(interval.stacks)
+        live_pids = {stack.pid for stack in stacks}
+        self._infos.update(interval.processes)
+        # What psutil last said about a process that faded out of view is no longer needed.
+        self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
+        return replace(interval, stacks=stacks, processes=dict(self._infos))
