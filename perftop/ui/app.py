@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -22,10 +22,8 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingWriter
 from perftop.model.samples import Interval
@@ -33,7 +31,7 @@ from perftop.model.stats import View
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
-from perftop.ui.keys import APP_KEYS, app_bindings
+from perftop.ui.keys import app_bindings, palette_commands
 from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import TerminalDiff
 from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
@@ -42,20 +40,19 @@ from perftop.ui.widgets.event_picker import EventPicker
 from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
 from perftop.ui.widgets.flame_view import FlameScreen
+from perftop.ui.widgets.footer import KeysFooter
 from perftop.ui.widgets.help_screen import HelpScreen
 from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.ui.widgets.process_table import ProcessTable
 from perftop.viewmodel import (
     DEFAULT_DECAY_KEEP,
-    FUNCTION_COLUMNS,
-    PROCESS_COLUMNS,
     ViewOptions,
     build_view,
-    cycle_sort,
     next_frequency,
     next_stack_mode,
     parse_pid_list,
 )
+from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
 
 NOT_IN_REPLAY = "not available in a replay"
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
@@ -64,30 +61,6 @@ TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
 
 Shown = tuple[Interval, Interval]  # (the interval, the accumulation that includes it)
-
-
-class KeysFooter(Footer):
-    """Textual's footer, with its keys in the first frame: Footer composes nothing until the
-    screen's bindings are published after a refresh, so the first complete screen (the one
-    with the keys) came two frames and ~0.15 s after the first. Recomposed as Footer is when
-    the bindings change (focus moves)."""
-
-    def __init__(self, *, compact: bool, show_command_palette: bool) -> None:
-        super().__init__(compact=compact, show_command_palette=show_command_palette)
-        self.set_reactive(Footer._bindings_ready, True)
-
-
-def zoomed_comm(view: View | None, options: ViewOptions) -> str:
-    if view is None or options.zoom_pid is None:
-        return ""
-    return next((p.comm for p in view.processes if p.pid == options.zoom_pid), "")
-
-
-def view_subject(view: View | None, options: ViewOptions) -> str:
-    """What the view is of, in a few words: `all processes` or `PID 42 nginx`."""
-    if options.zoom_pid is None:
-        return "all processes"
-    return f"PID {options.zoom_pid} {printable(zoomed_comm(view, options), 24)}".rstrip()
 
 
 class PerftopApp(App[None]):
@@ -304,15 +277,7 @@ class PerftopApp(App[None]):
 
     @on(KeyedTable.HeaderSelected)
     def _header_clicked(self, event: KeyedTable.HeaderSelected) -> None:
-        column = event.column_id
-        if event.table.id == "processes":
-            same = column == self.options.process_sort
-            reverse = not self.options.process_reverse if same else False
-            self.options = replace(self.options, process_sort=column, process_reverse=reverse)
-        else:
-            same = column == self.options.function_sort
-            reverse = not self.options.function_reverse if same else False
-            self.options = replace(self.options, function_sort=column, function_reverse=reverse)
+        self.options = self.options.sorted_by(event.table.id == "processes", event.column_id)
         self._render_view()
 
     # Actions --------------------------------------------------------------------------------
@@ -360,25 +325,19 @@ class PerftopApp(App[None]):
             return
         view = self.current_view()
         assert view is not None
-        subject = view_subject(view, self.options)
-        what = "accumulated (decaying)" if self.options.accumulated else "last interval"
-        meta = ProfileMeta(
-            event=view.event,
-            frequency_hz=view.frequency_hz,
-            duration_s=view.interval_s,
-            start_time=view.timestamp - view.interval_s,
-        )
-        name = f"perftop {printable(view.event, 24)}: {subject}, {what}"
+        request = export_request(view, self.options)
 
         def write(export_format: str, path: Path, overwrite: bool) -> int:
             return write_export(
-                path, export_format, view.stacks, meta, overwrite=overwrite, name=name
+                path,
+                export_format,
+                view.stacks,
+                request.meta,
+                overwrite=overwrite,
+                name=request.name,
             )
 
-        summary = f"{subject}, {what}: {view.samples:,} samples in {len(view.stacks):,} stacks"
-        if self.options.pids or self.options.text_filter:
-            summary += " (filtered)"
-        self.push_screen(ExportDialog(summary, write))
+        self.push_screen(ExportDialog(request.summary, write))
 
     def action_sort_next(self) -> None:
         self._cycle_sort(1)
@@ -387,21 +346,12 @@ class PerftopApp(App[None]):
         self._cycle_sort(-1)
 
     def _cycle_sort(self, step: int) -> None:
-        options = self.options
-        if self.dashboard.active_table == "processes":
-            column = cycle_sort(PROCESS_COLUMNS, options.process_sort, step)
-            self.options = replace(options, process_sort=column, process_reverse=False)
-        else:
-            column = cycle_sort(FUNCTION_COLUMNS, options.function_sort, step)
-            self.options = replace(options, function_sort=column, function_reverse=False)
+        processes = self.dashboard.active_table == "processes"
+        self.options = self.options.sort_cycled(processes, step)
         self._render_view()
 
     def action_reverse_sort(self) -> None:
-        options = self.options
-        if self.dashboard.active_table == "processes":
-            self.options = replace(options, process_reverse=not options.process_reverse)
-        else:
-            self.options = replace(options, function_reverse=not options.function_reverse)
+        self.options = self.options.sort_reversed(self.dashboard.active_table == "processes")
         self._render_view()
 
     def action_pid_filter(self) -> None:
@@ -517,19 +467,7 @@ class PerftopApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        seen = {"quit"}  # Textual's palette already has Quit
-        for key in APP_KEYS:
-            if key.action not in seen:
-                seen.add(key.action)
-                yield SystemCommand(
-                    key.label, f"{key.help} ({key.display})", self._command(key.action)
-                )
-
-    def _command(self, action: str) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            await self.run_action(action)
-
-        return run
+        yield from palette_commands(self.run_action)
 
     # Leaving --------------------------------------------------------------------------------
 

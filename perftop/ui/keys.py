@@ -3,8 +3,10 @@ palette are all made from it, so they cannot disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 
 
@@ -99,3 +101,23 @@ def app_bindings() -> list[BindingType]:
         Binding(key.keys, key.action, key.label, show=key.footer, key_display=key.short)
         for key in APP_KEYS
     ]
+
+
+def palette_commands(run_action: Callable[[str], Awaitable[object]]) -> Iterator[SystemCommand]:
+    """Every key's action in the command palette (ctrl+p), but Quit: Textual's palette has it."""
+    seen = {"quit"}
+    for key in APP_KEYS:
+        if key.action not in seen:
+            seen.add(key.action)
+            yield SystemCommand(
+                key.label, f"{key.help} ({key.display})", _runner(run_action, key.action)
+            )
+
+
+def _runner(
+    run_action: Callable[[str], Awaitable[object]], action: str
+) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await run_action(action)
+
+    return run

@@ -6,7 +6,13 @@ from dataclasses import dataclass, replace
 
 from perftop.model.stats import ViewFilter
 from perftop.sanitize import printable
-from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
+from perftop.viewmodel.tables import (
+    DEFAULT_FUNCTION_SORT,
+    DEFAULT_PROCESS_SORT,
+    FUNCTION_COLUMNS,
+    PROCESS_COLUMNS,
+    cycle_sort,
+)
 
 FREQUENCY_STEPS = (49, 99, 199, 499, 999)
 STACK_MODES = ("both", "kernel", "user")
@@ -35,6 +41,27 @@ class ViewOptions:
     def view_filter(self) -> ViewFilter:
         """The part of an interval the view shows (build_view's argument)."""
         return ViewFilter(pids=self.pids, text=self.text_filter, zoom_pid=self.zoom_pid)
+
+    def sorted_by(self, processes: bool, column: str) -> ViewOptions:
+        """A click on a column title: sort by it, or reverse when it already sorts."""
+        if processes:
+            reverse = not self.process_reverse if column == self.process_sort else False
+            return replace(self, process_sort=column, process_reverse=reverse)
+        reverse = not self.function_reverse if column == self.function_sort else False
+        return replace(self, function_sort=column, function_reverse=reverse)
+
+    def sort_cycled(self, processes: bool, step: int) -> ViewOptions:
+        """`>` and `<`: the next or previous column, hottest first."""
+        if processes:
+            column = cycle_sort(PROCESS_COLUMNS, self.process_sort, step)
+            return replace(self, process_sort=column, process_reverse=False)
+        column = cycle_sort(FUNCTION_COLUMNS, self.function_sort, step)
+        return replace(self, function_sort=column, function_reverse=False)
+
+    def sort_reversed(self, processes: bool) -> ViewOptions:
+        if processes:
+            return replace(self, process_reverse=not self.process_reverse)
+        return replace(self, function_reverse=not self.function_reverse)
 
     def cleared(self) -> ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None)

@@ -13,7 +13,9 @@ import pytest
 
 from perftop.config import SamplerConfig
 from perftop.model.samples import Interval
+from perftop.model.stats import View
 from perftop.profile.aggregate import call_tree
+from perftop.profile.view import build_view
 from tests.bpf.conftest import CHAIN_COMM
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -30,12 +32,13 @@ def source() -> Iterator[object]:
     sampler.close()
 
 
-def snapshots(source: object, count: int) -> list[Interval]:
+def snapshots(source: object, count: int) -> list[View]:
+    """The next `count` intervals, each as the whole view batch mode prints."""
     result = []
     for _ in range(count):
         snapshot = source.next_interval()  # type: ignore[attr-defined]
         assert snapshot is not None
-        result.append(snapshot)
+        result.append(build_view(snapshot))
     return result
 
 

@@ -128,7 +128,7 @@ def assert_ran(run: Run, *pids: int) -> None:
     assert run.result.returncode == 0, run.result.stderr
     assert "Traceback" not in run.result.stderr
     assert len(run.result.stdout.splitlines()) == 4
-    seen = {process.pid for snapshot in run.snapshots for process in snapshot.processes}
+    seen = {pid for snapshot in run.snapshots for pid in snapshot.processes}
     assert set(pids) <= seen, (pids, seen)
 
 

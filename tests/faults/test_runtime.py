@@ -20,6 +20,8 @@ import pytest
 
 from perftop.config import SamplerConfig
 from perftop.model.samples import Interval
+from perftop.model.stats import View
+from perftop.profile.view import build_view
 from tests.faults.conftest import C_SOURCES, Programs, Spawn, boost
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -44,12 +46,13 @@ def filtered(source: Any) -> Iterator[Any]:
     snapshots(source, 1)
 
 
-def snapshots(source: Any, count: int) -> list[Interval]:
+def snapshots(source: Any, count: int) -> list[View]:
+    """The next `count` intervals, each as the whole view batch mode prints."""
     taken = []
     for _ in range(count):
         snapshot = source.next_interval()
         assert snapshot is not None
-        taken.append(snapshot)
+        taken.append(build_view(snapshot))
     return taken
 
 

@@ -1,0 +1,46 @@
+"""What `x` writes: the view's stacks, named for what they are of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perftop.formats.exports import ProfileMeta
+from perftop.model.stats import View
+from perftop.sanitize import printable
+from perftop.viewmodel.controls import ViewOptions
+
+
+def zoomed_comm(view: View | None, options: ViewOptions) -> str:
+    if view is None or options.zoom_pid is None:
+        return ""
+    return next((p.comm for p in view.processes if p.pid == options.zoom_pid), "")
+
+
+def view_subject(view: View | None, options: ViewOptions) -> str:
+    """What the view is of, in a few words: `all processes` or `PID 42 nginx`."""
+    if options.zoom_pid is None:
+        return "all processes"
+    return f"PID {options.zoom_pid} {printable(zoomed_comm(view, options), 24)}".rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    meta: ProfileMeta
+    name: str  # the profile's name inside the file
+    summary: str  # one line for the dialog: what will be written
+
+
+def export_request(view: View, options: ViewOptions) -> ExportRequest:
+    subject = view_subject(view, options)
+    what = "accumulated (decaying)" if options.accumulated else "last interval"
+    meta = ProfileMeta(
+        event=view.event,
+        frequency_hz=view.frequency_hz,
+        duration_s=view.interval_s,
+        start_time=view.timestamp - view.interval_s,
+    )
+    summary = f"{subject}, {what}: {view.samples:,} samples in {len(view.stacks):,} stacks"
+    if options.pids or options.text_filter:
+        summary += " (filtered)"
+    name = f"perftop {printable(view.event, 24)}: {subject}, {what}"
+    return ExportRequest(meta, name, summary)
