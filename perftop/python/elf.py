@@ -134,7 +134,7 @@ def _parse(data: mmap.mmap, size: int, wanted: tuple[str, ...]) -> ElfImage:
 def _lookup(
     data: mmap.mmap, size: int, table: Section, strings: Section, names: list[str]
 ) -> Iterable[tuple[str, int]]:
-    """Defined symbols among `names`: find each name's string offsets first, then scan the
+    """Defined symbols among `names`: find where each name's string occurs first, then scan the
     table's fixed-size entries for those offsets (no per-symbol string decoding)."""
     if table.entry_size != _SYMBOL.size:
         return
@@ -145,8 +145,9 @@ def _lookup(
         needle = name.encode() + b"\0"
         position = data.find(needle, string_start, string_end)
         while position != -1:
-            if position == string_start or data[position - 1] == 0:
-                wanted_offsets[position - string_start] = name
+            # Any occurrence counts: linkers share tails, so `malloc` may be the end of
+            # `__libc_malloc` (libc.so.6 does this).
+            wanted_offsets[position - string_start] = name
             position = data.find(needle, position + 1, string_end)
     if not wanted_offsets:
         return
