@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from perftop.python.linetable import line_for_offset
+from perftop.python.linetable import LineIndex
 from perftop.python.memory import MemoryReader, MemoryReadError, unpack_i32, unpack_pointer
 from perftop.python.objects import ObjectReadError, read_bytes, read_string
 from perftop.python.runtime import PythonRuntime
 
-# Location tables are ~1 byte per instruction: the largest in the 3.11 standard library
-# (typing, argparse, asyncio) is under 8 KiB; more than this is a fake or a generated monster.
+# Location tables are ~1 byte per instruction: typing.py's module code, a big one, has 5.7 KiB;
+# more than this is a fake or a generated monster, and its frames go without lines.
 MAX_LINETABLE_BYTES = 32 * 1024
 
 # Code objects remembered per process. A big application runs a few thousand functions; past
@@ -57,13 +57,13 @@ class CodeInfo:
     identity: CodeIdentity
     qualname: str
     filename: str
-    linetable: bytes | None
+    lines: LineIndex | None
     """None when the table could not be read: frames then have no line."""
 
     def frame_at(self, byte_offset: int | None) -> PythonFrame:
         line = None
-        if byte_offset is not None and self.linetable is not None:
-            line = line_for_offset(self.linetable, self.identity.first_line, byte_offset)
+        if byte_offset is not None and self.lines is not None:
+            line = self.lines.line_at(byte_offset)
         return PythonFrame(self.qualname, self.filename, self.identity.first_line, line)
 
 
@@ -155,9 +155,10 @@ def read_code(memory: MemoryReader, runtime: PythonRuntime, identity: CodeIdenti
     except (MemoryReadError, ObjectReadError) as error:
         raise CodeReadError(str(error)) from error
     try:
-        linetable: bytes | None = read_bytes(
+        linetable = read_bytes(
             memory, identity.linetable, offsets, MAX_LINETABLE_BYTES, runtime.bytes_type
         )
+        lines: LineIndex | None = LineIndex.from_table(linetable, identity.first_line)
     except (MemoryReadError, ObjectReadError):
-        linetable = None
-    return CodeInfo(identity, qualname, filename, linetable)
+        lines = None
+    return CodeInfo(identity, qualname, filename, lines)
