@@ -213,13 +213,15 @@ def parse_debug_offsets(raw: bytes) -> PythonOffsets:
         raise OffsetsError("no _Py_DebugOffsets cookie")
     major, minor = version >> 24, (version >> 16) & 0xFF
     if (major, minor) != (3, 13):
-        raise OffsetsError(f"CPython {major}.{minor}: _Py_DebugOffsets layout not known")
+        raise OffsetsError(f"_Py_DebugOffsets of {major}.{minor} has an unknown layout")
     if len(raw) < DEBUG_OFFSETS_3_13_SIZE:
         raise OffsetsError("_Py_DebugOffsets truncated")
     words = struct.unpack_from(f"<{DEBUG_OFFSETS_3_13_SIZE // 8 - 1}Q", raw, 8)
     field = {name: words[index - 1] for name, index in _DEBUG_WORDS_3_13.items()}
+    if field["free_threaded"] == 1:
+        raise OffsetsError("free-threaded build: interpreter frames not supported")
     if field["free_threaded"] != 0:
-        raise OffsetsError("CPython 3.13 free-threaded build: interpreter frames not supported")
+        raise OffsetsError(f"_Py_DebugOffsets.free_threaded={field['free_threaded']} invalid")
     for name, bound in _BOUNDED_BY.items():
         if not 0 < field[bound] <= _MAX_STRUCT_SIZE or field[name] >= field[bound]:
             raise OffsetsError(f"_Py_DebugOffsets.{name}={field[name]} outside its struct")
