@@ -99,10 +99,9 @@ def detect_python(pid: int) -> Detection:
         executable = os.readlink(f"/proc/{pid}/exe")
     except OSError as error:
         return NotPython(pid, f"cannot read /proc/{pid}: {error.strerror}")
-    for path, open_path in _candidate_binaries(pid, executable, mappings):
-        try:
-            image = read_elf(open_path, _WANTED_SYMBOLS)
-        except ElfError:
+    for path, open_paths in _candidate_binaries(pid, executable, mappings):
+        image = _first_readable(open_paths)
+        if image is None:
             continue
         located = _locate_runtime(image)
         if located is None:
@@ -148,19 +147,28 @@ def load_bias(image: ElfImage, path: str, mappings: tuple[Mapping, ...]) -> int 
 
 def _candidate_binaries(
     pid: int, executable: str, mappings: tuple[Mapping, ...]
-) -> list[tuple[str, str]]:
-    """(path as mapped, path to open) for the executable and each mapped libpython. Opening
-    through /proc reaches the very file the process mapped, even across mount namespaces."""
-    candidates = [(executable, f"/proc/{pid}/exe")]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(path as mapped, paths to try opening) for the executable and each mapped libpython.
+    Opening through /proc reaches the very file the process mapped, even across mount
+    namespaces; `map_files` needs CAP_SYS_ADMIN, so the process's root is the fallback."""
+    candidates: list[tuple[str, tuple[str, ...]]] = [(executable, (f"/proc/{pid}/exe",))]
     seen = {executable}
     for mapping in mappings:
         name = os.path.basename(mapping.path)
         if mapping.path not in seen and _LIBPYTHON.match(name):
             seen.add(mapping.path)
-            candidates.append(
-                (mapping.path, f"/proc/{pid}/map_files/{mapping.start:x}-{mapping.end:x}")
-            )
+            map_file = f"/proc/{pid}/map_files/{mapping.start:x}-{mapping.end:x}"
+            candidates.append((mapping.path, (map_file, f"/proc/{pid}/root{mapping.path}")))
     return candidates
+
+
+def _first_readable(paths: tuple[str, ...]) -> ElfImage | None:
+    for path in paths:
+        try:
+            return read_elf(path, _WANTED_SYMBOLS)
+        except ElfError:
+            continue
+    return None
 
 
 def _locate_runtime(image: ElfImage) -> tuple[int, str] | None:
