@@ -1,7 +1,8 @@
 """CPython frames for any Python process: detection, offsets, bounded reads, naming, walking.
 
 The BPF walker (a later step) hands user space (pid, code address, instruction address) pairs;
-`detect_python` says whether and how a pid can be walked, `CodeReader.frame` names one pair, and
+`PythonProcesses.frame(pid, code, instruction)` names one pair (detection, open memory and the
+code cache per pid behind it), `detect_python` says whether and how a pid can be walked, and
 `walk_process` does the whole walk from user space for tests and `perftop doctor`.
 Nothing here imports the rest of perftop.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from perftop.python.code import CodeReader, CodeReadError, PythonFrame
 from perftop.python.memory import MemoryReader, MemoryReadError, ProcessMemory
 from perftop.python.offsets import PythonOffsets
+from perftop.python.processes import PythonProcesses
 from perftop.python.runtime import (
     Detection,
     NotPython,
@@ -39,6 +41,7 @@ __all__ = [
     "ProcessMemory",
     "PythonFrame",
     "PythonOffsets",
+    "PythonProcesses",
     "PythonRuntime",
     "PythonStack",
     "RawFrame",
