@@ -24,6 +24,8 @@ MAX_LINETABLE_BYTES = 32 * 1024
 # Code objects remembered per process. A big application runs a few thousand functions; past
 # this the least recently used entries go, so memory stays bounded whatever the target does.
 MAX_CACHED_CODES_PER_PID = 8192
+# Processes with cached code; callers forget pids on exit, this only bounds a caller that does not.
+MAX_CACHED_PIDS = 1024
 
 
 class CodeReadError(Exception):
@@ -100,7 +102,11 @@ class CodeReader:
 
     def code(self, memory: MemoryReader, runtime: PythonRuntime, code_address: int) -> CodeInfo:
         identity = read_identity(memory, runtime, code_address)
-        cached_for_pid = self._by_pid.setdefault(runtime.pid, OrderedDict())
+        cached_for_pid = self._by_pid.get(runtime.pid)
+        if cached_for_pid is None:
+            cached_for_pid = self._by_pid[runtime.pid] = OrderedDict()
+            if len(self._by_pid) > MAX_CACHED_PIDS:
+                del self._by_pid[next(iter(self._by_pid))]  # the longest-known pid
         cached = cached_for_pid.get(code_address)
         if cached is not None:
             if cached.identity == identity:

@@ -20,6 +20,8 @@ from perftop.python.runtime import Detection, NotPython, PythonRuntime, detect_p
 RECHECK_SECONDS = 5.0
 # Each remembered Python process holds one open /proc/PID/mem descriptor.
 MAX_OPEN_PROCESSES = 256
+# Detections remembered; as with the code cache, only a bound for callers that never forget.
+MAX_DETECTIONS = 4096
 
 
 class PythonProcesses:
@@ -45,6 +47,8 @@ class PythonProcesses:
                 return detection
         detection = self._detect(pid)
         self._detections[pid] = (detection, now)
+        if len(self._detections) > MAX_DETECTIONS:
+            self.forget(next(iter(self._detections)))
         return detection
 
     def frame(

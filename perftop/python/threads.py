@@ -18,6 +18,7 @@ from perftop.python.memory import (
     MemoryReadError,
     ProcessMemory,
     read_pointer,
+    read_u64,
     unpack_pointer,
 )
 from perftop.python.runtime import PythonRuntime
@@ -70,7 +71,7 @@ def thread_states(memory: MemoryReader, runtime: PythonRuntime) -> tuple[ThreadS
         seen: set[int] = set()
         while thread and thread not in seen and len(found) < MAX_THREADS:
             seen.add(thread)
-            native_id = read_pointer(memory, thread + offsets.thread_native_thread_id)
+            native_id = read_u64(memory, thread + offsets.thread_native_thread_id)
             found.append(ThreadState(thread, native_id))
             thread = read_pointer(memory, thread + offsets.thread_next)
     except MemoryReadError:

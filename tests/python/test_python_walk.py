@@ -231,3 +231,25 @@ def test_an_older_python_is_unsupported_with_the_reason(tmp_path: Path) -> None:
         result = detect_python(child.pid)
     assert isinstance(result, UnsupportedPython), result
     assert result.reason == "CPython 3.10: interpreter frames not supported"
+
+
+CALLED_FROM_C_PROGRAM = """\
+import threading
+def key_spin(value):
+    print(threading.get_native_id(), flush=True)
+    while True:
+        pass
+def caller():
+    return sorted([3, 1, 2], key=key_spin)
+caller()
+"""
+
+
+def test_python_called_from_c_shows_no_shim_frame(interpreter: Path, tmp_path: Path) -> None:
+    """3.12 and 3.13 push an entry frame (owner FRAME_OWNED_BY_CSTACK) when C calls Python;
+    read as a frame it is '<interpreter trampoline>' in 3.12 and not a code object in 3.13."""
+    with run_child(interpreter, CALLED_FROM_C_PROGRAM, tmp_path) as child:
+        tid = int(child.read_line())
+        stack = walk(child, detect(child), tid, CodeReader())
+    assert stack.error is None
+    assert [f.qualname for f in stack.frames] == ["key_spin", "caller", "<module>"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+import perftop.python.code as code_module
 from perftop.python.code import CodeReader, CodeReadError
 from perftop.python.offsets import PYTHON_3_12
 from perftop.python.runtime import PythonRuntime
@@ -136,3 +139,13 @@ def test_what_is_not_a_code_object_raises_code_read_error(problem: str) -> None:
         )
     with pytest.raises(CodeReadError):
         CodeReader().frame(memory, RUNTIME, CODE, None)
+
+
+def test_the_number_of_cached_pids_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(code_module, "MAX_CACHED_PIDS", 2)
+    memory = FakeMemory()
+    place_code(memory, 0x7F00_0020_0000, "f", 1)
+    reader = CodeReader()
+    for pid in (1, 2, 3):
+        reader.frame(memory, replace(RUNTIME, pid=pid), CODE, None)
+    assert [reader.cached_count(pid) for pid in (1, 2, 3)] == [0, 1, 1]
