@@ -93,10 +93,11 @@ class CodeReader:
         instruction_address: int | None,
     ) -> PythonFrame:
         """The frame for `code_address` executing at `instruction_address` (the frame's
-        `prev_instr`/`instr_ptr`; None when unknown). CodeReadError if it is not a code object."""
+        `prev_instr`/`instr_ptr`; None or 0 when unknown). CodeReadError if it is not a code
+        object."""
         info = self.code(memory, runtime, code_address)
         offset = None
-        if instruction_address is not None:
+        if instruction_address:  # 0 (NULL) is as unknown as None
             offset = instruction_address - (code_address + runtime.offsets.code_code_adaptive)
         return info.frame_at(offset)
 

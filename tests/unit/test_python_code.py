@@ -149,3 +149,9 @@ def test_the_number_of_cached_pids_is_bounded(monkeypatch: pytest.MonkeyPatch) -
     for pid in (1, 2, 3):
         reader.frame(memory, replace(RUNTIME, pid=pid), CODE, None)
     assert [reader.cached_count(pid) for pid in (1, 2, 3)] == [0, 1, 1]
+
+
+def test_a_null_instruction_pointer_means_no_line_not_the_first_line() -> None:
+    memory = FakeMemory()
+    place_code(memory, 0x7F00_0020_0000, "f", 10)
+    assert CodeReader().frame(memory, RUNTIME, CODE, 0).line is None
