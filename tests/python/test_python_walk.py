@@ -253,3 +253,42 @@ def test_python_called_from_c_shows_no_shim_frame(interpreter: Path, tmp_path: P
         stack = walk(child, detect(child), tid, CodeReader())
     assert stack.error is None
     assert [f.qualname for f in stack.frames] == ["key_spin", "caller", "<module>"]
+
+
+CHURN_PROGRAM = """\
+import threading
+def recurse(n):
+    if n == 0:
+        return 0
+    return recurse(n - 1) + 1
+print(threading.get_native_id(), flush=True)
+while True:
+    for depth in (5, 50, 200, 10):
+        recurse(depth)
+"""
+
+
+def test_walking_a_stack_that_changes_under_the_reader_stays_sane(
+    interpreter: Path, tmp_path: Path
+) -> None:
+    """300 walks while the target recurses up and down (200 deep: past the frame limit). Seen
+    here: 233-267 complete, 33-64 truncated, 0-3 failed after retries (3.11 frees the memory of
+    a popped data-stack chunk while we read it)."""
+    outcomes = {"complete": 0, "truncated": 0, "error": 0}
+    names: set[str] = set()
+    reader = CodeReader()
+    with run_child(interpreter, CHURN_PROGRAM, tmp_path) as child:
+        tid = int(child.read_line())
+        runtime = detect(child)
+        with ProcessMemory(child.pid) as memory:
+            thread = find_thread(memory, runtime, tid)
+            assert thread is not None
+            for _ in range(300):
+                stack = walk_thread(memory, runtime, thread, reader)
+                names.update(frame.qualname for frame in stack.frames)
+                kind = "error" if stack.error else "truncated" if stack.truncated else "complete"
+                outcomes[kind] += 1
+        assert tracer_pid(child.pid) == 0
+    assert names <= {"recurse", "<module>"}
+    assert outcomes["complete"] > 0 and outcomes["truncated"] > 0, outcomes
+    assert outcomes["error"] <= 30, outcomes
