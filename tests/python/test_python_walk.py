@@ -7,6 +7,8 @@ or blocks on stdin; the test reads it through /proc/PID/mem only and checks it w
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,8 @@ from perftop.python import (
 )
 from perftop.python.threads import current_frame
 from tests.python.conftest import Child, pyenv_python, run_child, tracer_pid
+
+SETTLE_SECONDS = 2.0
 
 CHAIN_PROGRAM = """\
 import sys, threading
@@ -52,6 +56,23 @@ def walk(child: Child, runtime: PythonRuntime, tid: int, reader: CodeReader) -> 
         thread = find_thread(memory, runtime, tid)
         assert thread is not None, f"no thread state with native id {tid}"
         return walk_thread(memory, runtime, thread, reader)
+
+
+def walk_until(
+    child: Child,
+    runtime: PythonRuntime,
+    tid: int,
+    reader: CodeReader,
+    settled: Callable[[list[str]], bool],
+) -> PythonStack:
+    """Walk until the thread has reached where the test wants it: a thread that printed may
+    still be inside print() or the lock around it for a moment."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        stack = walk(child, runtime, tid, reader)
+        if settled([frame.qualname for frame in stack.frames]) or time.monotonic() > deadline:
+            return stack
+        time.sleep(0.01)
 
 
 def line_of(source: str, text: str) -> int:
@@ -122,12 +143,22 @@ for t in threads:
 """
 
 
+def settled_in(label: str) -> Callable[[list[str]], bool]:
+    """Main has settled once it waits in join; a worker once it left say() for its loop."""
+    if label == "main":
+        return lambda names: "Thread.join" in names
+    return lambda names: "say" not in names
+
+
 def test_each_thread_is_found_by_its_own_tid(interpreter: Path, tmp_path: Path) -> None:
     with run_child(interpreter, TWO_THREADS_PROGRAM, tmp_path) as child:
         tids = dict(child.read_line().split() for _ in range(3))
         runtime = detect(child)
         reader = CodeReader()
-        stacks = {label: walk(child, runtime, int(tid), reader) for label, tid in tids.items()}
+        stacks = {
+            label: walk_until(child, runtime, int(tid), reader, settled_in(label))
+            for label, tid in tids.items()
+        }
         assert tracer_pid(child.pid) == 0
 
     assert len(set(tids.values())) == 3
