@@ -15,6 +15,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 from perftop.sampling.source import SourceError
@@ -30,7 +31,8 @@ class RecordingError(SourceError):
 
 
 def _encode_frame(frame: Frame) -> list[Any]:
-    return [frame.symbol, frame.module, frame.kernel, frame.unresolved_reason]
+    reason = frame.unresolved_reason
+    return [frame.symbol, frame.module, frame.kernel, None if reason is None else reason.name]
 
 
 def _encode_info(info: ProcessInfo) -> dict[str, Any]:
@@ -150,13 +152,21 @@ def _row(value: Any, length: int, what: str) -> list[Any]:
     return value
 
 
+def _decode_reason(value: Any) -> Unresolved | None:
+    if value is None:
+        return None
+    text = _check(value, str, "frame reason")
+    # A member's name; recordings made before the reasons were an enum hold the member's text.
+    return Unresolved.from_name(text) or Unresolved.from_text(text)
+
+
 def _decode_frame(value: Any) -> Frame:
     symbol, module, kernel, reason = _row(value, 4, "frames")
     return Frame(
         symbol=_check(symbol, str, "frame symbol"),
         module=_check(module, str, "frame module"),
         kernel=_check(kernel, bool, "frame kernel"),
-        unresolved_reason=None if reason is None else _check(reason, str, "frame reason"),
+        unresolved_reason=_decode_reason(reason),
     )
 
 

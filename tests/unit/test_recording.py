@@ -19,13 +19,14 @@ from perftop.formats.recording import (
     encode_snapshot,
     read_recording,
 )
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
 from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
 from perftop.sampling.source import SourceError
 
 SHARED = (Frame("main", "app", False), Frame("work", "app", False))
-STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
 
 
 def full_snapshot(number: int = 0) -> Snapshot:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import with_aggregates
@@ -175,7 +176,7 @@ def test_function_row_key_round_trips_whatever_the_symbol_holds() -> None:
 
 
 def test_kernel_and_user_marks_and_unresolved_functions_dimmed() -> None:
-    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
     snapshot = snapshot_of(stack(user("main"), stripped, kernel("do_syscall_64"), pid=1))
     rows = {row.cells[-1]: row for row in function_rows(snapshot)}
     assert rows["do_syscall_64"].cells[4] == "[k]"
@@ -388,7 +389,7 @@ def test_stack_tree_converts_only_the_branches_asked_for(monkeypatch: pytest.Mon
 
 
 def test_unresolved_frames_say_why_in_the_tree() -> None:
-    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
     tree = stack_tree([stack(user("main"), stripped)], "t")
     frame = tree.children[0].children[0]
     assert frame.explanation is not None
@@ -398,19 +399,21 @@ def test_unresolved_frames_say_why_in_the_tree() -> None:
 @pytest.mark.parametrize(
     ("reason", "remedy_part"),
     [
-        ("stripped binary", "install debug symbols for libx.so"),
-        ("JIT without a perf map", "python -X perf"),
-        ("JIT without a perf map", "--perf-basic-prof"),
-        ("process gone", "exited before its symbols were read"),
-        ("no frame pointers", "-fno-omit-frame-pointer"),
-        # The symbolizer's wording today (perftop.symbols.user REASON_*).
-        ("address not mapped (unwound without frame pointers?)", "-fno-omit-frame-pointer"),
-        ("binary unreadable (deleted, or in a gone namespace)", "restart the process"),
-        ("kernel addresses hidden by kernel.kptr_restrict", "kptr_restrict=0"),
-        ("not in kallsyms", "bpf_jit_kallsyms=1"),
+        (Unresolved.STRIPPED, "install debug symbols for libx.so"),
+        (Unresolved.NO_COVERING_SYMBOL, "install debug symbols for libx.so"),
+        (Unresolved.JIT, "python -X perf"),
+        (Unresolved.JIT, "--perf-basic-prof"),
+        (Unresolved.PERF_MAP_FOREIGN_OWNER, "python -X perf"),
+        (Unresolved.GONE, "exited before its symbols were read"),
+        (Unresolved.NOT_MAPPED, "-fno-omit-frame-pointer"),
+        (Unresolved.UNREADABLE, "restart the process"),
+        (Unresolved.UNREADABLE_ELF, "restart the process"),
+        (Unresolved.MAPS_DENIED, "run perftop as root"),
+        (Unresolved.KPTR, "kptr_restrict=0"),
+        (Unresolved.NO_KERNEL_SYMBOL, "bpf_jit_kallsyms=1"),
     ],
 )
-def test_explanations_give_a_remedy(reason: str, remedy_part: str) -> None:
+def test_explanations_give_a_remedy(reason: Unresolved, remedy_part: str) -> None:
     explanation = explain_unresolved(Frame("libx.so+0x10", "libx.so", False, reason))
     assert explanation is not None
     assert remedy_part in (explanation.remedy or "")
@@ -418,8 +421,8 @@ def test_explanations_give_a_remedy(reason: str, remedy_part: str) -> None:
 
 def test_explanations_for_resolved_and_unknown_reasons() -> None:
     assert explain_unresolved(Frame("main", "app", False)) is None
-    odd = explain_unresolved(Frame("x", "y", False, "cosmic rays\x1b"))
-    assert odd is not None and odd.remedy is None and odd.reason == "cosmic rays\\x1b"
+    odd = explain_unresolved(Frame("x", "y", False, Unresolved.UNKNOWN))
+    assert odd is not None and odd.remedy is None and odd.reason == Unresolved.UNKNOWN.text
     assert "python -X perf" in JIT_REMEDY
 
 
