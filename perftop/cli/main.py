@@ -13,10 +13,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
-from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
+from perftop.config import FORMATS, PROFILE_FORMATS, Config, SamplerConfig
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
 from perftop.model.events import EVENTS
+from perftop.model.modes import StackMode
 from perftop.model.samples import StackSample
 from perftop.model.stats import Snapshot
 from perftop.sampling.source import SnapshotSource, SourceError
@@ -152,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--stacks",
-        choices=STACK_MODES,
-        default="both",
+        choices=[mode.value for mode in StackMode],
+        default=StackMode.BOTH.value,
         help="which stacks to collect (default both)",
     )
     parser.add_argument(
@@ -195,7 +196,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         frequency_hz=args.freq,
         interval_s=args.delay if args.delay is not None else 1.0,
         pids=pids,
-        stack_mode=args.stacks,
+        stack_mode=StackMode(args.stacks),
         debuginfod=args.debuginfod,
     )
     return Config(

@@ -29,6 +29,7 @@ from textual.worker import get_current_worker
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingError, RecordingWriter
+from perftop.model.modes import StackMode
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import filter_stacks
 from perftop.sampling.source import SnapshotSource, SourceError
@@ -55,7 +56,6 @@ from perftop.viewmodel import (
     cycle_sort,
     filtered_snapshot,
     next_frequency,
-    next_stack_mode,
     parse_pid_list,
 )
 
@@ -299,7 +299,7 @@ class PerftopApp(App[None]):
             self.options = replace(
                 self.options,
                 pids=message.latest.pid_filter,
-                stack_mode=message.latest.stack_mode,
+                stack_mode=StackMode(message.latest.stack_mode),
             )
         self._latest = (message.latest, message.accumulated)
         if not self.options.paused:
@@ -531,7 +531,7 @@ class PerftopApp(App[None]):
             self.notify(f"switching to {printable(event, 24)} at the next interval", markup=False)
 
     def action_cycle_stack_mode(self) -> None:
-        mode = next_stack_mode(self.options.stack_mode)
+        mode = self.options.stack_mode.next()
         if self._refuse_in_replay(f"{mode} stacks"):
             return
         self.source.set_stack_mode(mode)

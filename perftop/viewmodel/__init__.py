@@ -7,15 +7,20 @@ Every string that came from another process leaves here through `printable`; the
 from perftop.viewmodel.controls import (
     DEFAULT_DECAY_KEEP,
     FREQUENCY_STEPS,
-    STACK_MODES,
     Accumulated,
     DecayingAccumulation,
     ViewOptions,
     next_frequency,
-    next_stack_mode,
     parse_pid_list,
 )
-from perftop.viewmodel.header import Piece, cost_pieces, cpu_sparkline, filter_pieces, status_pieces
+from perftop.viewmodel.header import (
+    Piece,
+    PieceKind,
+    cost_pieces,
+    cpu_sparkline,
+    filter_pieces,
+    status_pieces,
+)
 from perftop.viewmodel.stacks import (
     JIT_REMEDY,
     Explanation,
@@ -51,12 +56,12 @@ __all__ = [
     "FUNCTION_COLUMNS",
     "JIT_REMEDY",
     "PROCESS_COLUMNS",
-    "STACK_MODES",
     "Accumulated",
     "Column",
     "DecayingAccumulation",
     "Explanation",
     "Piece",
+    "PieceKind",
     "StackNode",
     "TableRow",
     "ViewOptions",
@@ -72,7 +77,6 @@ __all__ = [
     "function_rows",
     "human_bytes",
     "next_frequency",
-    "next_stack_mode",
     "parse_pid_list",
     "process_row_key",
     "process_rows",

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from perftop.model.modes import StackMode
 from perftop.model.samples import ProcessInfo, StackSample
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import DecayingStacks, function_stats, process_stats
@@ -13,7 +14,6 @@ from perftop.sanitize import printable
 from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
 
 FREQUENCY_STEPS = (49, 99, 199, 499, 999)
-STACK_MODES = ("both", "kernel", "user")
 DEFAULT_DECAY_KEEP = 0.8
 
 
@@ -30,7 +30,7 @@ class ViewOptions:
     zoom_pid: int | None = None
     accumulated: bool = False
     paused: bool = False
-    stack_mode: str = "both"
+    stack_mode: StackMode = StackMode.BOTH
 
     @property
     def filtered(self) -> bool:
@@ -58,11 +58,6 @@ def next_frequency(current: int, step: int) -> int | None:
         return higher[0] if higher else None
     lower = [hz for hz in FREQUENCY_STEPS if hz < current]
     return lower[-1] if lower else None
-
-
-def next_stack_mode(current: str) -> str:
-    index = STACK_MODES.index(current) if current in STACK_MODES else 0
-    return STACK_MODES[(index + 1) % len(STACK_MODES)]
 
 
 # Accumulated view ---------------------------------------------------------------------------

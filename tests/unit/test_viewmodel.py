@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from perftop.model.modes import StackMode
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import Snapshot
@@ -16,6 +17,7 @@ from perftop.viewmodel import (
     PROCESS_COLUMNS,
     DecayingAccumulation,
     Piece,
+    PieceKind,
     TableRow,
     ViewOptions,
     cost_pieces,
@@ -29,7 +31,6 @@ from perftop.viewmodel import (
     function_rows,
     human_bytes,
     next_frequency,
-    next_stack_mode,
     parse_pid_list,
     process_rows,
     stack_tree,
@@ -243,7 +244,7 @@ def test_frequency_steps_stop_at_both_ends() -> None:
 
 
 def test_stack_modes_cycle() -> None:
-    assert [next_stack_mode(m) for m in ("both", "kernel", "user")] == ["kernel", "user", "both"]
+    assert [StackMode(m).next() for m in ("both", "kernel", "user")] == ["kernel", "user", "both"]
 
 
 def test_accumulation_decays_and_resets() -> None:
@@ -280,7 +281,7 @@ def test_status_line() -> None:
     snapshot = replace(WORKLOAD, idle_samples=100, interval_s=2.0, lost={"stack_errors": 3})
     text = header_text(status_pieces(snapshot))
     assert text.startswith("cpu-clock @ 99 Hz  2.00s  50 samples/s  idle 50%  lost 3")
-    assert status_pieces(snapshot)[-1].kind == "warn"
+    assert status_pieces(snapshot)[-1].kind is PieceKind.WARN
     assert "waiting" in header_text(status_pieces(None))
 
 
