@@ -18,6 +18,7 @@ from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
 from perftop.model.events import EVENTS
 from perftop.model.modes import StackMode
+from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import StackSample
 from perftop.model.stats import Snapshot
 from perftop.sampling.source import SnapshotSource, SourceError
@@ -31,8 +32,6 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 MAX_FREQUENCY = 100_000
 MAX_INTERVAL_S = 3600.0
-MAX_PIDS = 64
-MAX_PID = 4_194_304  # PID_MAX_LIMIT: no kernel hands out a larger PID
 # The screen's first profile comes a quarter second after the program is attached: what the
 # user has waited for is the compile, not another whole interval.
 FIRST_INTERVAL_S = 0.25
@@ -77,26 +76,20 @@ def _iterations(text: str) -> int:
     return value
 
 
-def parse_pids(text: str) -> tuple[int, ...]:
-    """`1,2,3` -> (1, 2, 3); each must be a live process."""
+def parse_pid_option(text: str) -> tuple[int, ...]:
+    """`-p 1,2,3` -> (1, 2, 3); each must be a live process. The screen's `p` prompt says the
+    same things in the same words (perftop.model.pids)."""
     import psutil
 
-    pids = []
-    if not text.strip():
-        # `-p "$PID"` with $PID unset must not quietly profile the whole machine.
-        raise UsageError("-p needs at least one PID (it was given an empty list)")
-    for part in text.split(","):
-        part = part.strip()
-        # isascii: '²' and other Unicode digits pass isdigit() but are no PID.
-        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < 2**31:
-            raise UsageError(f"'{part}' is not a PID (a positive whole number)")
-        pid = int(part)
-        if pid > MAX_PID or not psutil.pid_exists(pid):
-            raise UsageError(f"no process with PID {pid}")
-        pids.append(pid)
-    if len(pids) > MAX_PIDS:
-        raise UsageError(f"at most {MAX_PIDS} PIDs can be filtered at once")
-    return tuple(dict.fromkeys(pids))
+    try:
+        pids = parse_pids(text)
+        if not pids:
+            # `-p "$PID"` with $PID unset must not quietly profile the whole machine.
+            raise ValueError("-p needs at least one PID (it was given an empty list)")
+        check_exist(pids, psutil.pid_exists)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return pids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +183,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         _check_output_path(args.record, force=False)
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"no recording at {args.replay}")
-    pids = parse_pids(args.pid) if args.pid is not None else ()
+    pids = parse_pid_option(args.pid) if args.pid is not None else ()
     sampler = SamplerConfig(
         event=args.event,
         frequency_hz=args.freq,

@@ -30,6 +30,7 @@ from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingError, RecordingWriter
 from perftop.model.modes import StackMode
+from perftop.model.pids import check_exist, parse_pids
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import filter_stacks
 from perftop.sampling.source import SnapshotSource, SourceError
@@ -56,7 +57,6 @@ from perftop.viewmodel import (
     cycle_sort,
     filtered_snapshot,
     next_frequency,
-    parse_pid_list,
 )
 
 EXIT_OK = 0
@@ -461,20 +461,19 @@ class PerftopApp(App[None]):
         self.push_screen(prompt, self._apply_pids)
 
     def _check_pids(self, text: str) -> str | None:
+        """The command line's -p words (perftop.model.pids); existence only matters live."""
         try:
-            pids = parse_pid_list(text)
+            pids = parse_pids(text)
+            if self.source.live:
+                check_exist(pids, psutil.pid_exists)
         except ValueError as error:
-            return str(error)
-        if self.source.live:
-            missing = [pid for pid in pids if not psutil.pid_exists(pid)]
-            if missing:
-                return f"no process with PID {', '.join(str(pid) for pid in missing)}"
+            return printable(str(error))
         return None
 
     def _apply_pids(self, text: str | None) -> None:
         if text is None:
             return
-        pids = parse_pid_list(text)
+        pids = parse_pids(text)
         self.source.set_pid_filter(pids)
         self.options = replace(self.options, pids=pids)
         self._render_view()

@@ -11,7 +11,6 @@ from perftop.viewmodel.controls import (
     DecayingAccumulation,
     ViewOptions,
     next_frequency,
-    parse_pid_list,
 )
 from perftop.viewmodel.header import (
     Piece,
@@ -77,7 +76,6 @@ __all__ = [
     "function_rows",
     "human_bytes",
     "next_frequency",
-    "parse_pid_list",
     "process_row_key",
     "process_rows",
     "sorted_items",

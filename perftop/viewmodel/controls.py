@@ -10,7 +10,6 @@ from perftop.model.modes import StackMode
 from perftop.model.samples import ProcessInfo, StackSample
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import DecayingStacks, function_stats, process_stats
-from perftop.sanitize import printable
 from perftop.viewmodel.tables import DEFAULT_FUNCTION_SORT, DEFAULT_PROCESS_SORT
 
 FREQUENCY_STEPS = (49, 99, 199, 499, 999)
@@ -38,17 +37,6 @@ class ViewOptions:
 
     def cleared(self) -> ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None)
-
-
-def parse_pid_list(text: str) -> tuple[int, ...]:
-    """PIDs from "12, 34 56"; ValueError names the first entry that is not a PID."""
-    pids: list[int] = []
-    for part in text.replace(",", " ").split():
-        if not part.isdigit() or int(part) <= 0:
-            raise ValueError(f"'{printable(part, 20)}' is not a PID")
-        if int(part) not in pids:
-            pids.append(int(part))
-    return tuple(pids)
 
 
 def next_frequency(current: int, step: int) -> int | None:

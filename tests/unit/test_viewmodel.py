@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from perftop.model.modes import StackMode
+from perftop.model.pids import parse_pids as parse_pid_list
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import Snapshot
@@ -31,7 +32,6 @@ from perftop.viewmodel import (
     function_rows,
     human_bytes,
     next_frequency,
-    parse_pid_list,
     process_rows,
     stack_tree,
     status_pieces,
