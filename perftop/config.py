@@ -10,9 +10,6 @@ from perftop.model.modes import StackMode
 
 # sampling/bcc/source.py still checks modes against this tuple; StackMode is the type.
 STACK_MODES = tuple(mode.value for mode in StackMode)
-FORMATS = ("text", "json", "folded", "speedscope", "pprof")
-# Formats that are one profile of the whole run, written to -o FILE at exit.
-PROFILE_FORMATS = ("speedscope", "pprof")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
-from perftop.config import FORMATS, PROFILE_FORMATS, Config, SamplerConfig
+from perftop.config import Config, SamplerConfig
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
+from perftop.formats.registry import FORMATS, OutputKind
 from perftop.model.events import EVENTS
 from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
@@ -35,6 +36,10 @@ MAX_INTERVAL_S = 3600.0
 # The screen's first profile comes a quarter second after the program is attached: what the
 # user has waited for is the compile, not another whole interval.
 FIRST_INTERVAL_S = 0.25
+
+
+_WHOLE_RUN = [name for name, found in FORMATS.items() if found.kind is not OutputKind.PER_INTERVAL]
+_AT_EXIT = f"{', '.join(_WHOLE_RUN[:-1])} and {_WHOLE_RUN[-1]}"
 
 
 class UsageError(Exception):
@@ -116,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=list(FORMATS),
         default="text",
-        help="batch output format; folded, speedscope and pprof are written at exit",
+        help=f"batch output format; {_AT_EXIT} are written at exit",
     )
     parser.add_argument(
         "-o",
@@ -175,7 +180,7 @@ def parse_config(argv: Sequence[str]) -> Config:
     args = build_parser().parse_args(argv)
     if args.event not in EVENTS:
         raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
-    if args.format in PROFILE_FORMATS and args.output is None:
+    if FORMATS[args.format].needs_output_file and args.output is None:
         raise UsageError(f"--format {args.format} writes a file: name it with -o FILE")
     if args.output is not None:
         _check_output_path(args.output, args.force)
@@ -386,7 +391,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
         elif boost is not None:
             boost.end()  # not the screen after all
         source = open_source(config)
-        if config.output_path is not None and config.output_format in PROFILE_FORMATS:
+        if config.output_path is not None and FORMATS[config.output_format].needs_output_file:
             profile = open_export(config.output_path, overwrite=config.output_force)
         elif config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)

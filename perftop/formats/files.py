@@ -9,20 +9,17 @@ existing file happens only when the user asked for it, and even then never throu
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_bytes
-from perftop.formats.output import FoldedAccumulator
+from perftop.formats.exports import ProfileMeta
+from perftop.formats.registry import EXPORT_FORMATS as EXPORT_FORMATS  # callers' old import
+from perftop.formats.registry import EXTENSIONS as EXTENSIONS
+from perftop.formats.registry import FORMATS
 from perftop.model.samples import StackSample
-
-EXPORT_FORMATS = ("folded", "speedscope", "pprof")
-# What each format's file name ends with; the readers do not care, people do.
-EXTENSIONS = {"folded": ".folded", "speedscope": ".speedscope.json", "pprof": ".pb.gz"}
 
 
 class ExportError(Exception):
@@ -36,19 +33,11 @@ class ExportExists(ExportError):
 def encode(
     export_format: str, stacks: Sequence[StackSample], meta: ProfileMeta, name: str = "perftop"
 ) -> bytes:
-    """The file's content. Folded names are made printable (the format is text for terminals
-    and scripts); speedscope and pprof carry the exact strings, escaped by their encodings."""
-    if export_format == "folded":
-        folded = FoldedAccumulator()
-        folded.add(stacks)
-        text = io.StringIO()
-        folded.write(text)
-        return text.getvalue().encode("utf-8", "replace")
-    if export_format == "speedscope":
-        return speedscope_bytes(stacks, meta, name)
-    if export_format == "pprof":
-        return pprof_bytes(stacks, meta)
-    raise ValueError(f"unknown export format {export_format!r}")
+    """The file's content, by the format's entry in the registry."""
+    found = FORMATS.get(export_format)
+    if found is None or not found.exportable:
+        raise ValueError(f"unknown export format {export_format!r}")
+    return found.encode_profile(stacks, meta, name)
 
 
 def _refusal(path: Path, error: OSError) -> ExportError:
