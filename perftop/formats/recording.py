@@ -15,16 +15,17 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
+from perftop.model.errors import SourceError
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
-from perftop.sampling.source import SourceError
 
 FORMAT = "perftop-recording/1"
 
 
 class RecordingError(SourceError):
-    """A recording that cannot be written or read, said in one line."""
+    """A recording that cannot be written or read, said in one line. A SourceError, since a
+    replay's source raises it (perftop.sampling.source.SourceError is the same class)."""
 
 
 # Encoding -----------------------------------------------------------------------------------
