@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 from perftop.model.samples import ProcessInfo
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
+from perftop.model.units import human_bytes as human_bytes  # re-exported
 from perftop.profile.aggregate import FunctionKey, filter_stacks, function_key, with_aggregates
 from perftop.sanitize import printable
 
@@ -34,17 +35,6 @@ class TableRow:
     key: str
     cells: tuple[str, ...]
     dim: bool = False  # exited process, unresolved function
-
-
-def human_bytes(count: int) -> str:
-    if count <= 0:
-        return "-"
-    size = float(count)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.0f}{unit}" if unit in ("B", "K") or size >= 100 else f"{size:.1f}{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _command(process: ProcessStat) -> str:
