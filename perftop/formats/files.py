@@ -1,4 +1,4 @@
-"""Writing a profile to a file the user named: folded stacks, speedscope JSON or gzipped pprof.
+"""Writing a file the user named: a profile (folded, speedscope, pprof), -o output, a recording.
 
 perftop often runs as root in a directory others can write to (/tmp, a shared checkout). A file
 name there may already be a symlink planted by another user, pointing at something root must
@@ -66,8 +66,9 @@ def _refusal(path: Path, error: OSError) -> ExportError:
     return ExportError(f"cannot write {path}: {error.strerror or error}")
 
 
-def open_export(path: Path, *, overwrite: bool = False) -> BinaryIO:
-    """Open `path` for writing without following a symlink in its last component.
+def open_export(path: Path, *, overwrite: bool = False, permissions: int = 0o644) -> BinaryIO:
+    """Open `path` for writing without following a symlink in its last component: the one
+    safe open behind every file perftop writes (exports, -o, recordings).
 
     Without `overwrite` the file must not exist (O_EXCL). With it, an existing regular file is
     emptied, but only after fstat has shown that what was opened is one: O_TRUNC would act
@@ -78,7 +79,7 @@ def open_export(path: Path, *, overwrite: bool = False) -> BinaryIO:
     if not overwrite:
         flags |= os.O_EXCL
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, permissions)
     except OSError as error:
         raise _refusal(path, error) from None
     try:

@@ -8,13 +8,14 @@ keeps a recording cut short by a crash readable up to its last complete line.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
+from perftop.formats.files import ExportError, ExportExists, open_export
 from perftop.model.errors import SourceError
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
@@ -287,15 +288,14 @@ class RecordingWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             # 0o600: command lines of every process end up in here, and some carry secrets.
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
+            handle = open_export(path, permissions=0o600)
+        except ExportExists:
             raise RecordingError(f"{path}: already exists; perftop does not overwrite") from None
-        except OSError as error:
-            raise RecordingError(f"{path}: cannot create the recording: {error.strerror}") from None
-        self._file: IO[str] = os.fdopen(fd, "w", encoding="ascii", newline="\n")
+        except ExportError as error:
+            raise RecordingError(f"cannot create the recording: {error}") from None
+        self._file: IO[str] = io.TextIOWrapper(handle, encoding="ascii", newline="\n")
 
     def write(self, snapshot: Snapshot) -> None:
         try:

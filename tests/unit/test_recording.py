@@ -268,3 +268,11 @@ def test_recordings_made_before_drain_cpu_ms_still_read() -> None:
     data = encode_snapshot(full_snapshot())
     del data["cost"]["drain_cpu_ms"]
     assert decode_snapshot(data).cost.drain_cpu_ms == 0.0
+
+
+def test_writer_refuses_a_planted_fifo_without_blocking(tmp_path: Path) -> None:
+    # The recording shares the exports' safe open: O_NONBLOCK, then a regular-file check.
+    fifo = tmp_path / "s.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(RecordingError, match="not a regular file"):
+        RecordingWriter(fifo)
