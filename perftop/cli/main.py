@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     profile: BinaryIO | None = None
     try:
         if not config.batch:
-            from perftop.system.terminal_fds import terminal_for_screen_only
+            from perftop.system.stdio import terminal_for_screen_only
 
             with terminal_for_screen_only():
                 # The compile starts with the sampler, after the first screen is painted: its

@@ -33,6 +33,7 @@ from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
 from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import filter_stacks
+from perftop.sampling.replay import NOT_IN_REPLAY
 from perftop.sampling.source import SnapshotSource, SourceError
 from perftop.sanitize import printable
 from perftop.ui.keys import APP_KEYS, app_bindings
@@ -70,7 +71,6 @@ EXIT_DEADLINE_S = 10.0
 # and perftop must be gone within 2 s: the hang-up is seen at once (HangupWatcher), then at most
 # this.
 HANGUP_DEADLINE_S = 1.2
-NOT_IN_REPLAY = "not available in a replay"
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
 WIDE_COLUMNS = 120
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
