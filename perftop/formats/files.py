@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from perftop.formats.exports import ProfileMeta
-from perftop.formats.registry import EXPORT_FORMATS as EXPORT_FORMATS  # callers' old import
-from perftop.formats.registry import EXTENSIONS as EXTENSIONS
 from perftop.formats.registry import FORMATS
 from perftop.model.errors import PerftopError
 from perftop.model.samples import StackSample

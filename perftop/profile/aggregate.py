@@ -94,15 +94,29 @@ class CallNode:
         )
 
 
+# The boxes of the flame graph's top row are processes, not functions; this module marks them.
+PROCESS_MODULE = "[process]"
+
+
+def process_frame(pid: int, comm: str) -> Frame:
+    return Frame(f"{comm} [{pid}]", PROCESS_MODULE, False)
+
+
 def call_tree(
     stacks: Iterable[StackSample],
     pid: int | None = None,
     function: FunctionKey | None = None,
+    process_names: Mapping[int, str] | None = None,
 ) -> CallNode:
     """The stacks behind a process (`pid`) or a function, merged into a tree rooted at the
     outermost frame. For a function, only the stacks that pass through it count; they are kept
-    whole, so both its callers and its callees show."""
+    whole, so both its callers and its callees show.
+
+    With `process_names` (the flame graph) every stack hangs under a frame of its process,
+    named from it by PID (else by the stack's comm), so the `main` of two programs never
+    merges into one node."""
     root = CallNode(frame=None)
+    process_nodes: dict[int, CallNode] = {}
     for stack in stacks:
         if pid is not None and stack.pid != pid:
             continue
@@ -111,6 +125,11 @@ def call_tree(
         samples = stack.samples
         root.samples += samples
         node = root
+        if process_names is not None:
+            node = process_nodes.get(stack.pid) or _process_node(
+                root, process_nodes, stack, process_names
+            )
+            node.samples += samples
         for frame in stack.frames:  # the hot loop of the call-stack pane: keys inlined
             children = node.children
             key = frame[:3]
@@ -121,6 +140,20 @@ def call_tree(
             node = child
         node.self_samples += samples
     return root
+
+
+def _process_node(
+    root: CallNode,
+    process_nodes: dict[int, CallNode],
+    stack: StackSample,
+    process_names: Mapping[int, str],
+) -> CallNode:
+    top = process_frame(stack.pid, process_names.get(stack.pid, stack.comm))
+    node = root.children.get(top[:3])
+    if node is None:
+        node = root.children[top[:3]] = CallNode(frame=top)
+    process_nodes[stack.pid] = node
+    return node
 
 
 def folded_lines(stacks: Iterable[StackSample]) -> list[str]:
