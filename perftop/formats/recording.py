@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from perftop.formats.files import ExportError, ExportExists, open_export
 from perftop.model.errors import SourceError
+from perftop.model.modes import StackMode
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
@@ -162,6 +163,15 @@ def _decode_reason(value: Any) -> Unresolved | None:
     return Unresolved.from_name(text) or Unresolved.from_text(text)
 
 
+def _decode_stack_mode(text: str) -> StackMode:
+    try:
+        return StackMode(text)
+    except ValueError:
+        raise RecordingError(
+            f"'stack_mode' is not one of {', '.join(StackMode)}: {text!r:.40}"
+        ) from None
+
+
 def _decode_frame(value: Any) -> Frame:
     symbol, module, kernel, reason = _row(value, 4, "frames")
     return Frame(
@@ -271,7 +281,7 @@ def decode_snapshot(data: Any) -> Snapshot:
         stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
         processes=tuple(_decode_process(p) for p in _field(data, "processes", list)),
         functions=tuple(_decode_function(f) for f in _field(data, "functions", list)),
-        stack_mode=_field(data, "stack_mode", str),
+        stack_mode=_decode_stack_mode(_field(data, "stack_mode", str)),
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),

@@ -276,3 +276,12 @@ def test_writer_refuses_a_planted_fifo_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(RecordingError, match="not a regular file"):
         RecordingWriter(fifo)
+
+
+def test_an_unknown_stack_mode_is_damage_said_in_one_line() -> None:
+    encoded = encode_snapshot(
+        read_recording(Path(__file__).parents[1] / "data" / "synthetic.jsonl")[0]
+    )
+    encoded["stack_mode"] = "sideways"
+    with pytest.raises(RecordingError, match="'stack_mode' is not one of both, kernel, user"):
+        decode_snapshot(encoded)
