@@ -13,14 +13,19 @@ _LARGEST_PID_TEXT = 2**31  # beyond a pid_t: not a PID at all, rather than a mis
 
 
 def parse_pids(text: str) -> tuple[int, ...]:
-    """`"12, 34 56"` -> (12, 34, 56): separated by commas and/or spaces, repeats dropped, an
-    empty text is no PID. ValueError with the one line to show, naming the first bad entry."""
+    """`"12, 34 56"` -> (12, 34, 56): separated by commas and/or spaces, repeats dropped; an
+    empty (or blank) text is no PID. ValueError with the one line to show, naming the first
+    bad entry. An empty entry between commas is one: `-p "$A,$B"` with B unset should say
+    so, not quietly watch fewer processes."""
     pids: dict[int, None] = {}
-    for part in text.replace(",", " ").split():
-        # isascii: '²' and other Unicode digits pass isdigit() but int() refuses them.
-        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < _LARGEST_PID_TEXT:
-            raise ValueError(f"'{part[:20]}' is not a PID (a positive whole number)")
-        pids[int(part)] = None
+    if not text.strip():
+        return ()
+    for entry in text.split(","):
+        for part in entry.split() or [""]:
+            # isascii: '²' and other Unicode digits pass isdigit() but int() refuses them.
+            if not (part.isascii() and part.isdigit()) or not 0 < int(part) < _LARGEST_PID_TEXT:
+                raise ValueError(f"'{part[:20]}' is not a PID (a positive whole number)")
+            pids[int(part)] = None
     if len(pids) > MAX_PIDS:
         raise ValueError(f"at most {MAX_PIDS} PIDs can be filtered at once")
     return tuple(pids)

@@ -220,13 +220,15 @@ def test_pid_filter_of_a_process_that_is_gone_shows_nothing_and_does_not_fail() 
 
 
 @pytest.mark.parametrize(
-    ("text", "pids"), [("", ()), ("12", (12,)), ("12, 34 56,,", (12, 34, 56)), ("7,7", (7,))]
+    ("text", "pids"), [("", ()), ("12", (12,)), ("12, 34 56", (12, 34, 56)), ("7,7", (7,))]
 )
 def test_parse_pid_list(text: str, pids: tuple[int, ...]) -> None:
     assert parse_pid_list(text) == pids
 
 
-@pytest.mark.parametrize(("text", "bad"), [("abc", "abc"), ("12,-3", "-3"), ("0", "0")])
+@pytest.mark.parametrize(
+    ("text", "bad"), [("abc", "abc"), ("12,-3", "-3"), ("0", "0"), ("12, 34 56,,", "")]
+)
 def test_parse_pid_list_names_the_bad_entry(text: str, bad: str) -> None:
     with pytest.raises(ValueError, match=f"'{bad}' is not a PID"):
         parse_pid_list(text)
