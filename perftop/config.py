@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perftop.model.events import DEFAULT_EVENT
+from perftop.model.modes import StackMode
 
-STACK_MODES = ("both", "kernel", "user")
-FORMATS = ("text", "json", "folded", "speedscope", "pprof")
-# Formats that are one profile of the whole run, written to -o FILE at exit.
-PROFILE_FORMATS = ("speedscope", "pprof")
+# sampling/bcc/source.py still checks modes against this tuple; StackMode is the type.
+STACK_MODES = tuple(mode.value for mode in StackMode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +18,7 @@ class SamplerConfig:
     frequency_hz: int = 99
     interval_s: float = 1.0
     pids: tuple[int, ...] = ()
-    stack_mode: str = "both"
+    stack_mode: StackMode = StackMode.BOTH
     counts_entries: int = 40960
     stack_entries: int = 16384
     debuginfod: bool = False  # network symbol lookups are opt-in

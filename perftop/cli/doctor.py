@@ -167,7 +167,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
 
 def run_doctor(stream: TextIO) -> int:
     """Print every check; exit 0 when perftop can sample here, 1 when something essential fails."""
-    from perftop.system.capture import captured_fds
+    from perftop.system.stdio import captured_fds
 
     failed = False
     try:

@@ -13,10 +13,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
-from perftop.config import FORMATS, PROFILE_FORMATS, STACK_MODES, Config, SamplerConfig
+from perftop.config import Config, SamplerConfig
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import ExportError, encode, open_export
+from perftop.formats.registry import FORMATS, OutputKind
 from perftop.model.events import EVENTS
+from perftop.model.modes import StackMode
+from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval, StackSample
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
@@ -29,11 +32,13 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 MAX_FREQUENCY = 100_000
 MAX_INTERVAL_S = 3600.0
-MAX_PIDS = 64
-MAX_PID = 4_194_304  # PID_MAX_LIMIT: no kernel hands out a larger PID
 # The screen's first profile comes a quarter second after the program is attached: what the
 # user has waited for is the compile, not another whole interval.
 FIRST_INTERVAL_S = 0.25
+
+
+_WHOLE_RUN = [name for name, found in FORMATS.items() if found.kind is not OutputKind.PER_INTERVAL]
+_AT_EXIT = f"{', '.join(_WHOLE_RUN[:-1])} and {_WHOLE_RUN[-1]}"
 
 
 class UsageError(Exception):
@@ -75,26 +80,20 @@ def _iterations(text: str) -> int:
     return value
 
 
-def parse_pids(text: str) -> tuple[int, ...]:
-    """`1,2,3` -> (1, 2, 3); each must be a live process."""
+def parse_pid_option(text: str) -> tuple[int, ...]:
+    """`-p 1,2,3` -> (1, 2, 3); each must be a live process. The screen's `p` prompt says the
+    same things in the same words (perftop.model.pids)."""
     import psutil
 
-    pids = []
-    if not text.strip():
-        # `-p "$PID"` with $PID unset must not quietly profile the whole machine.
-        raise UsageError("-p needs at least one PID (it was given an empty list)")
-    for part in text.split(","):
-        part = part.strip()
-        # isascii: '²' and other Unicode digits pass isdigit() but are no PID.
-        if not (part.isascii() and part.isdigit()) or not 0 < int(part) < 2**31:
-            raise UsageError(f"'{part}' is not a PID (a positive whole number)")
-        pid = int(part)
-        if pid > MAX_PID or not psutil.pid_exists(pid):
-            raise UsageError(f"no process with PID {pid}")
-        pids.append(pid)
-    if len(pids) > MAX_PIDS:
-        raise UsageError(f"at most {MAX_PIDS} PIDs can be filtered at once")
-    return tuple(dict.fromkeys(pids))
+    try:
+        pids = parse_pids(text)
+        if not pids:
+            # `-p "$PID"` with $PID unset must not quietly profile the whole machine.
+            raise ValueError("-p needs at least one PID (it was given an empty list)")
+        check_exist(pids, psutil.pid_exists)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return pids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=list(FORMATS),
         default="text",
-        help="batch output format; folded, speedscope and pprof are written at exit",
+        help=f"batch output format; {_AT_EXIT} are written at exit",
     )
     parser.add_argument(
         "-o",
@@ -151,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--stacks",
-        choices=STACK_MODES,
-        default="both",
+        choices=[mode.value for mode in StackMode],
+        default=StackMode.BOTH.value,
         help="which stacks to collect (default both)",
     )
     parser.add_argument(
@@ -178,7 +177,7 @@ def parse_config(argv: Sequence[str]) -> Config:
     args = build_parser().parse_args(argv)
     if args.event not in EVENTS:
         raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
-    if args.format in PROFILE_FORMATS and args.output is None:
+    if FORMATS[args.format].needs_output_file and args.output is None:
         raise UsageError(f"--format {args.format} writes a file: name it with -o FILE")
     if args.output is not None:
         _check_output_path(args.output, args.force)
@@ -186,13 +185,13 @@ def parse_config(argv: Sequence[str]) -> Config:
         _check_output_path(args.record, force=False)
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"no recording at {args.replay}")
-    pids = parse_pids(args.pid) if args.pid is not None else ()
+    pids = parse_pid_option(args.pid) if args.pid is not None else ()
     sampler = SamplerConfig(
         event=args.event,
         frequency_hz=args.freq,
         interval_s=args.delay if args.delay is not None else 1.0,
         pids=pids,
-        stack_mode=args.stacks,
+        stack_mode=StackMode(args.stacks),
         debuginfod=args.debuginfod,
     )
     return Config(
@@ -271,7 +270,7 @@ def run_batch(
     """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
     before sampling starts rather than after it)."""
-    from perftop.formats.output import FoldedAccumulator, format_json, format_text
+    from perftop.formats.output import FoldedAccumulator
     from perftop.formats.recording import RecordingError
     from perftop.profile.view import build_view
     from perftop.sampling.session import SamplingSession
@@ -291,11 +290,10 @@ def run_batch(
                 raise RecordingError(update.recording_error)
             interval = update.latest
             done += 1
-            if config.output_format == "json":
-                stream.write(format_json(build_view(interval)))
-            elif config.output_format == "text":
-                stream.write(format_text(build_view(interval), config.top) + "\n")
-            elif config.output_format == "folded":
+            output = FORMATS[config.output_format]
+            if output.kind is OutputKind.PER_INTERVAL:
+                stream.write(output.write_interval(build_view(interval), config.top))
+            elif output.kind is OutputKind.FOLDED:
                 folded.add(interval.stacks)
             else:
                 whole_run.add(interval)
@@ -372,7 +370,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     profile: BinaryIO | None = None
     try:
         if not config.batch:
-            from perftop.system.terminal_fds import terminal_for_screen_only
+            from perftop.system.stdio import terminal_for_screen_only
 
             with terminal_for_screen_only():
                 # The compile starts with the sampler, after the first screen is painted: its
@@ -393,7 +391,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
         elif boost is not None:
             boost.end()  # not the screen after all
         source = open_source(config)
-        if config.output_path is not None and config.output_format in PROFILE_FORMATS:
+        if config.output_path is not None and FORMATS[config.output_format].needs_output_file:
             profile = open_export(config.output_path, overwrite=config.output_force)
         elif config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)

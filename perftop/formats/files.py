@@ -1,4 +1,4 @@
-"""Writing a profile to a file the user named: folded stacks, speedscope JSON or gzipped pprof.
+"""Writing a file the user named: a profile (folded, speedscope, pprof), -o output, a recording.
 
 perftop often runs as root in a directory others can write to (/tmp, a shared checkout). A file
 name there may already be a symlink planted by another user, pointing at something root must
@@ -9,23 +9,19 @@ existing file happens only when the user asked for it, and even then never throu
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_bytes
-from perftop.formats.output import FoldedAccumulator
+from perftop.formats.exports import ProfileMeta
+from perftop.formats.registry import FORMATS
+from perftop.model.errors import PerftopError
 from perftop.model.samples import StackSample
 
-EXPORT_FORMATS = ("folded", "speedscope", "pprof")
-# What each format's file name ends with; the readers do not care, people do.
-EXTENSIONS = {"folded": ".folded", "speedscope": ".speedscope.json", "pprof": ".pb.gz"}
 
-
-class ExportError(Exception):
+class ExportError(PerftopError):
     """The file cannot be written; one line for the user."""
 
 
@@ -36,19 +32,11 @@ class ExportExists(ExportError):
 def encode(
     export_format: str, stacks: Sequence[StackSample], meta: ProfileMeta, name: str = "perftop"
 ) -> bytes:
-    """The file's content. Folded names are made printable (the format is text for terminals
-    and scripts); speedscope and pprof carry the exact strings, escaped by their encodings."""
-    if export_format == "folded":
-        folded = FoldedAccumulator()
-        folded.add(stacks)
-        text = io.StringIO()
-        folded.write(text)
-        return text.getvalue().encode("utf-8", "replace")
-    if export_format == "speedscope":
-        return speedscope_bytes(stacks, meta, name)
-    if export_format == "pprof":
-        return pprof_bytes(stacks, meta)
-    raise ValueError(f"unknown export format {export_format!r}")
+    """The file's content, by the format's entry in the registry."""
+    found = FORMATS.get(export_format)
+    if found is None or not found.exportable:
+        raise ValueError(f"unknown export format {export_format!r}")
+    return found.encode_profile(stacks, meta, name)
 
 
 def _refusal(path: Path, error: OSError) -> ExportError:
@@ -76,8 +64,9 @@ def _refusal(path: Path, error: OSError) -> ExportError:
     return ExportError(f"cannot write {path}: {error.strerror or error}")
 
 
-def open_export(path: Path, *, overwrite: bool = False) -> BinaryIO:
-    """Open `path` for writing without following a symlink in its last component.
+def open_export(path: Path, *, overwrite: bool = False, permissions: int = 0o644) -> BinaryIO:
+    """Open `path` for writing without following a symlink in its last component: the one
+    safe open behind every file perftop writes (exports, -o, recordings).
 
     Without `overwrite` the file must not exist (O_EXCL). With it, an existing regular file is
     emptied, but only after fstat has shown that what was opened is one: O_TRUNC would act
@@ -88,7 +77,7 @@ def open_export(path: Path, *, overwrite: bool = False) -> BinaryIO:
     if not overwrite:
         flags |= os.O_EXCL
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, permissions)
     except OSError as error:
         raise _refusal(path, error) from None
     try:

@@ -15,16 +15,8 @@ from typing import Any, TextIO
 
 from perftop.model.samples import StackSample
 from perftop.model.stats import View
+from perftop.model.units import human_bytes
 from perftop.sanitize import printable
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}T"
 
 
 def header_line(view: View) -> str:

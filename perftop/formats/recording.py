@@ -8,15 +8,18 @@ keeps a recording cut short by a crash readable up to its last complete line.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
+from perftop.formats.files import ExportError, ExportExists, open_export
+from perftop.model.errors import SourceError
+from perftop.model.modes import StackMode
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
-from perftop.sampling.source import SourceError
 
 FORMAT = "perftop-recording/2"
 # Version 1 also held the aggregated tables (processes with their shares, functions); they are
@@ -25,14 +28,16 @@ FORMATS_READ = ("perftop-recording/1", FORMAT)
 
 
 class RecordingError(SourceError):
-    """A recording that cannot be written or read, said in one line."""
+    """A recording that cannot be written or read, said in one line. A SourceError, since a
+    replay's source raises it (perftop.sampling.source.SourceError is the same class)."""
 
 
 # Encoding -----------------------------------------------------------------------------------
 
 
 def _encode_frame(frame: Frame) -> list[Any]:
-    return [frame.symbol, frame.module, frame.kernel, frame.unresolved_reason]
+    reason = frame.unresolved_reason
+    return [frame.symbol, frame.module, frame.kernel, None if reason is None else reason.name]
 
 
 def _encode_info(info: ProcessInfo) -> dict[str, Any]:
@@ -133,13 +138,30 @@ def _row(value: Any, length: int, what: str) -> list[Any]:
     return value
 
 
+def _decode_reason(value: Any) -> Unresolved | None:
+    if value is None:
+        return None
+    text = _check(value, str, "frame reason")
+    # A member's name; recordings made before the reasons were an enum hold the member's text.
+    return Unresolved.from_name(text) or Unresolved.from_text(text)
+
+
+def _decode_stack_mode(text: str) -> StackMode:
+    try:
+        return StackMode(text)
+    except ValueError:
+        raise RecordingError(
+            f"'stack_mode' is not one of {', '.join(StackMode)}: {text!r:.40}"
+        ) from None
+
+
 def _decode_frame(value: Any) -> Frame:
     symbol, module, kernel, reason = _row(value, 4, "frames")
     return Frame(
         symbol=_check(symbol, str, "frame symbol"),
         module=_check(module, str, "frame module"),
         kernel=_check(kernel, bool, "frame kernel"),
-        unresolved_reason=None if reason is None else _check(reason, str, "frame reason"),
+        unresolved_reason=_decode_reason(reason),
     )
 
 
@@ -220,7 +242,7 @@ def decode_interval(data: Any) -> Interval:
         cpus=cpus,
         stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
         processes={info.pid: info for info in infos},
-        stack_mode=_field(data, "stack_mode", str),
+        stack_mode=_decode_stack_mode(_field(data, "stack_mode", str)),
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),
@@ -238,15 +260,14 @@ class RecordingWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             # 0o600: command lines of every process end up in here, and some carry secrets.
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
+            handle = open_export(path, permissions=0o600)
+        except ExportExists:
             raise RecordingError(f"{path}: already exists; perftop does not overwrite") from None
-        except OSError as error:
-            raise RecordingError(f"{path}: cannot create the recording: {error.strerror}") from None
-        self._file: IO[str] = os.fdopen(fd, "w", encoding="ascii", newline="\n")
+        except ExportError as error:
+            raise RecordingError(f"cannot create the recording: {error}") from None
+        self._file: IO[str] = io.TextIOWrapper(handle, encoding="ascii", newline="\n")
 
     def write(self, interval: Interval) -> None:
         try:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from perftop.model.reasons import Unresolved
+
 KERNEL_MODULE = "[kernel]"
 INFORMATIONAL_LOST = frozenset({"user_stack_missing"})
 
@@ -22,8 +24,8 @@ class Frame(NamedTuple):
     symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
     module: str  # basename of the binary or library, "[kernel]" for the kernel
     kernel: bool
-    # Why there is no symbol, when there is none: "stripped binary", "JIT without a perf map", ...
-    unresolved_reason: str | None = None
+    # Why there is no symbol, when there is none (Unresolved.STRIPPED, Unresolved.JIT, ...).
+    unresolved_reason: Unresolved | None = None
 
     @property
     def resolved(self) -> bool:

@@ -8,10 +8,9 @@ read the same View.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from perftop.model.samples import (
-    INFORMATIONAL_LOST,
     CpuStat,
     Interval,
     ProcessInfo,
@@ -130,37 +129,3 @@ class View:
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.interval_s if self.interval_s > 0 else 0.0
-
-
-# The pre-Interval type, removed once every consumer reads a View.
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One interval (or an accumulation of several) of samples and what was made of them."""
-
-    timestamp: float  # wall clock at the end of the interval
-    interval_s: float  # measured, not nominal
-    event: str
-    frequency_hz: int
-    samples: int  # non-idle
-    idle_samples: int
-    lost: Mapping[str, int]  # counter name -> count in this interval
-    cpus: tuple[CpuStat, ...]
-    stacks: tuple[StackSample, ...]
-    processes: tuple[ProcessStat, ...]  # hottest first
-    functions: tuple[FunctionStat, ...]  # hottest self first
-    stack_mode: str = "both"  # "kernel", "user" or "both"
-    pid_filter: tuple[int, ...] = ()
-    headers: str = ""  # which kernel headers the BPF program was compiled with
-    cost: SamplerCost = field(default_factory=SamplerCost)
-    notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.interval_s if self.interval_s > 0 else 0.0
-
-    @property
-    def lost_total(self) -> int:
-        """Samples not counted, or counted without a stack they should have had. A user stack
-        missing outright (paged out, or a thread in a state the unwinder cannot read) is
-        reported in `lost` too, but it is not a loss of perftop's making."""
-        return sum(count for name, count in self.lost.items() if name not in INFORMATIONAL_LOST)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from perftop.model.samples import Frame, FunctionKey, Interval, ProcessInfo, StackSample
-from perftop.model.stats import FunctionStat, ProcessStat, Snapshot
+from perftop.model.samples import Frame, FunctionKey, ProcessInfo, StackSample
+from perftop.model.stats import FunctionStat, ProcessStat
 
 
 def function_key(frame: Frame) -> FunctionKey:
@@ -92,15 +92,29 @@ class CallNode:
         )
 
 
+# The boxes of the flame graph's top row are processes, not functions; this module marks them.
+PROCESS_MODULE = "[process]"
+
+
+def process_frame(pid: int, comm: str) -> Frame:
+    return Frame(f"{comm} [{pid}]", PROCESS_MODULE, False)
+
+
 def call_tree(
     stacks: Iterable[StackSample],
     pid: int | None = None,
     function: FunctionKey | None = None,
+    process_names: Mapping[int, str] | None = None,
 ) -> CallNode:
     """The stacks behind a process (`pid`) or a function, merged into a tree rooted at the
     outermost frame. For a function, only the stacks that pass through it count; they are kept
-    whole, so both its callers and its callees show."""
+    whole, so both its callers and its callees show.
+
+    With `process_names` (the flame graph) every stack hangs under a frame of its process,
+    named from it by PID (else by the stack's comm), so the `main` of two programs never
+    merges into one node."""
     root = CallNode(frame=None)
+    process_nodes: dict[int, CallNode] = {}
     for stack in stacks:
         if pid is not None and stack.pid != pid:
             continue
@@ -109,6 +123,11 @@ def call_tree(
         samples = stack.samples
         root.samples += samples
         node = root
+        if process_names is not None:
+            node = process_nodes.get(stack.pid) or _process_node(
+                root, process_nodes, stack, process_names
+            )
+            node.samples += samples
         for frame in stack.frames:  # the hot loop of the call-stack pane: keys inlined
             children = node.children
             key = frame[:3]
@@ -119,6 +138,20 @@ def call_tree(
             node = child
         node.self_samples += samples
     return root
+
+
+def _process_node(
+    root: CallNode,
+    process_nodes: dict[int, CallNode],
+    stack: StackSample,
+    process_names: Mapping[int, str],
+) -> CallNode:
+    top = process_frame(stack.pid, process_names.get(stack.pid, stack.comm))
+    node = root.children.get(top[:3])
+    if node is None:
+        node = root.children[top[:3]] = CallNode(frame=top)
+    process_nodes[stack.pid] = node
+    return node
 
 
 def folded_lines(stacks: Iterable[StackSample]) -> list[str]:
@@ -148,37 +181,6 @@ def merge_stacks(stacks: Iterable[StackSample]) -> tuple[StackSample, ...]:
     return tuple(
         StackSample(pid, tid, comm, frames, samples, period)
         for (pid, tid, comm, frames), (samples, period) in merged.items()
-    )
-
-
-def legacy_snapshot(interval: Interval) -> Snapshot:
-    """The pre-Interval Snapshot of `interval`, aggregated; removed once consumers read a View."""
-    return Snapshot(
-        timestamp=interval.timestamp,
-        interval_s=interval.interval_s,
-        event=interval.event,
-        frequency_hz=interval.frequency_hz,
-        samples=interval.samples,
-        idle_samples=interval.idle_samples,
-        lost=interval.lost,
-        cpus=interval.cpus,
-        stacks=interval.stacks,
-        processes=process_stats(interval.stacks, interval.processes),
-        functions=function_stats(interval.stacks),
-        stack_mode=interval.stack_mode,
-        pid_filter=interval.pid_filter,
-        headers=interval.headers,
-        cost=interval.cost,
-        notices=interval.notices,
-    )
-
-
-def with_aggregates(snapshot: Snapshot, infos: Mapping[int, ProcessInfo]) -> Snapshot:
-    """Fill processes and functions from the snapshot's stacks."""
-    return replace(
-        snapshot,
-        processes=process_stats(snapshot.stacks, infos),
-        functions=function_stats(snapshot.stacks),
     )
 
 

@@ -7,10 +7,11 @@ the rows never overflow the width and the drawing is stable between refreshes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from perftop.model.samples import Frame, FunctionKey
-from perftop.profile.aggregate import CallNode, function_key
+from perftop.model.samples import Frame, FunctionKey, StackSample
+from perftop.profile.aggregate import CallNode, call_tree, function_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,23 @@ class FlameBox:
     samples: int
     share: float  # of the root's samples, in percent
     path: tuple[FunctionKey, ...]  # from the root: identifies the box across refreshes
+
+
+def flame_root(stacks: Iterable[StackSample], names: Mapping[int, str]) -> CallNode:
+    """The call tree of `stacks` under one box per process (named from `names`, by PID): the
+    call-stack pane's tree (aggregate.call_tree), with a process frame on top."""
+    return call_tree(stacks, process_names=names)
+
+
+def subtree(root: CallNode, path: tuple[FunctionKey, ...]) -> CallNode | None:
+    """The node at `path` from `root`, None when the path has left the tree."""
+    node = root
+    for key in path:
+        child = node.children.get(key)
+        if child is None:
+            return None
+        node = child
+    return node
 
 
 def layout(root: CallNode, width: int, max_depth: int | None = None) -> list[FlameBox]:

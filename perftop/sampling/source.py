@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from perftop.model.errors import SourceError as SourceError  # defined below formats/
 from perftop.model.samples import Interval
-
-
-class SourceError(Exception):
-    """A failure to tell the user in one line (no traceback)."""
 
 
 class EventUnavailable(SourceError):

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
+from perftop.model.reasons import Unresolved
 from perftop.symbols.ranges import PackedSymbols
 
 STT_FUNC = 2
@@ -37,7 +38,7 @@ class SymbolTable:
     symbols: PackedSymbols = field(default_factory=PackedSymbols)
     # (p_offset, p_filesz, p_vaddr) of each PT_LOAD segment
     segments: list[tuple[int, int, int]] = field(default_factory=list)
-    error: str | None = None  # why the file could not be read
+    error: Unresolved | None = None  # why the file could not be read
 
     @property
     def has_symbols(self) -> bool:
@@ -157,8 +158,8 @@ def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> Symbo
                 if debug_symbols:
                     symbols = debug_symbols
                     break
-    except Exception as error:  # hostile or truncated ELF: pyelftools raises many kinds
-        table.error = f"unreadable ELF ({type(error).__name__})"
+    except Exception:  # hostile or truncated ELF: pyelftools raises many kinds
+        table.error = Unresolved.UNREADABLE_ELF
         return table
     symbols.sort()
 

@@ -15,9 +15,11 @@ import stat
 import time
 from dataclasses import dataclass, field
 
+from perftop.model.reasons import Unresolved
 from perftop.symbols.ranges import PackedSymbols
+from perftop.system.procfs import process_ids
 
-MAX_MAP_BYTES = 64 << 20
+MAX_MAP_BYTES = 64 << 20  # Unresolved.PERF_MAP_TOO_LARGE says 64 MiB (a test holds them together)
 MAX_ENTRIES = 1_000_000
 RECHECK_S = 1.0  # JITs append as they compile: look for a newer file at most this often
 
@@ -57,38 +59,23 @@ def parse_perf_map(data: bytes, max_entries: int = MAX_ENTRIES) -> PerfMap:
     return PerfMap(PackedSymbols(entries))
 
 
-def process_ids(pid: int) -> tuple[int, int | None]:
-    """(pid inside its own pid namespace, effective uid), from /proc/PID/status."""
-    nspid, uid = pid, None
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"NSpid:"):
-                    nspid = int(line.split()[-1])
-                elif line.startswith(b"Uid:"):
-                    uid = int(line.split()[2])
-    except (OSError, ValueError, IndexError):
-        pass
-    return nspid, uid
-
-
-def open_checked(path: str, owner_uid: int | None) -> tuple[bytes | None, str | None]:
+def open_checked(path: str, owner_uid: int | None) -> tuple[bytes | None, Unresolved | None]:
     """(contents, None) when the file passes every check, else (None, why it was refused);
     (None, None) when there is no such file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            return None, "perf map is a symlink (refused)"
+            return None, Unresolved.PERF_MAP_SYMLINK
         return None, None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None, "perf map is not a regular file (refused)"
+            return None, Unresolved.PERF_MAP_NOT_REGULAR
         if info.st_uid not in (0, owner_uid):
-            return None, f"perf map owned by uid {info.st_uid}, not the process's user (refused)"
+            return None, Unresolved.PERF_MAP_FOREIGN_OWNER
         if info.st_size > MAX_MAP_BYTES:
-            return None, f"perf map larger than {MAX_MAP_BYTES >> 20} MiB (refused)"
+            return None, Unresolved.PERF_MAP_TOO_LARGE
         chunks = []
         remaining = MAX_MAP_BYTES
         while remaining > 0:
@@ -110,7 +97,7 @@ class PerfMapReader:
         self._checked_at = float("-inf")
         self._identity: tuple[int, int, int, int] | None = None
         self.map: PerfMap | None = None
-        self.problem: str | None = None  # why a present map was refused
+        self.problem: Unresolved | None = None  # why a present map was refused
 
     def _paths(self) -> list[str]:
         nspid, _ = process_ids(self._pid)

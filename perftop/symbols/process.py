@@ -17,68 +17,22 @@ import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
+from perftop.model.reasons import Unresolved
 from perftop.symbols.elf import ElfCache, SymbolTable, read_symbol_table
 from perftop.symbols.perfmap import PerfMapReader
-from perftop.symbols.user import (
-    REASON_GONE,
-    REASON_JIT,
-    REASON_MAP_FILES_DENIED,
-    REASON_MAPS_DENIED,
-    REASON_NOT_MAPPED,
-    REASON_ROOT_DENIED,
-    REASON_STRIPPED,
-    REASON_UNREADABLE,
-    Resolution,
-)
+from perftop.symbols.user import Resolution
+from perftop.system.procfs import Mapping, read_maps
 
 MAPS_RELOAD_S = 1.0  # a process that dlopen()s a library is re-read at most this often
-DELETED = " (deleted)"
-# Shared anonymous memory and memfds have a path but no ELF behind it: JIT code lives there too.
-ANONYMOUS_FILES = ("/dev/zero", "/memfd:", "/SYSV")
-
-
-@dataclass(frozen=True, slots=True)
-class Mapping:
-    start: int
-    end: int
-    offset: int
-    path: str  # "" for anonymous memory, "[vdso]", "[heap]", or a file path
-
-
-def read_maps(pid: int | str) -> list[Mapping] | None:
-    """The executable mappings of a process, by start address; None when it is gone.
-    Raises PermissionError when it is there but perftop may not read its maps."""
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as maps:
-            data = maps.read()
-    except PermissionError:
-        raise
-    except OSError:
-        return None
-    mappings = []
-    for line in data.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 5 or b"x" not in parts[1]:
-            continue
-        try:
-            start, end = (int(value, 16) for value in parts[0].split(b"-"))
-            offset = int(parts[2], 16)
-        except ValueError:
-            continue
-        path = parts[5].decode("utf-8", errors="surrogateescape") if len(parts) > 5 else ""
-        mappings.append(Mapping(start, end, offset, path))
-    mappings.sort(key=lambda mapping: mapping.start)
-    return mappings
 
 
 @lru_cache(maxsize=1)
 def vdso_table() -> SymbolTable | None:
     """The vDSO is the same in every process of this kernel: read perftop's own copy."""
     for mapping in read_maps("self") or []:
-        if mapping.path == "[vdso]":
+        if mapping.is_vdso:
             try:
                 with open("/proc/self/mem", "rb") as memory:
                     memory.seek(mapping.start)
@@ -100,7 +54,9 @@ class NativeResolver:
         self._starts: list[int] = []
         self._loaded_at = float("-inf")
         self._tables: dict[Mapping, SymbolTable | None] = {}
-        self._unreachable: dict[Mapping, str] = {}  # why a mapping's file could not be opened
+        self._unreachable: dict[
+            Mapping, Unresolved
+        ] = {}  # why a mapping's file could not be opened
         self._maps_denied = False
         self._load_maps()
 
@@ -134,18 +90,18 @@ class NativeResolver:
         if mapping in self._tables:
             return self._tables[mapping]
         exact = f"/proc/{self._pid}/map_files/{mapping.start:x}-{mapping.end:x}"
-        path = mapping.path.removesuffix(DELETED)
+        path = mapping.file_path
         table = self._elf_cache.table(exact, path)
         if table is None:
             inside = f"/proc/{self._pid}/root{path}"
             # A deleted mapping's path names another file now (an upgrade renamed a new binary
             # over it): its symbols would be wrong ones, so only map_files may be used.
-            if not mapping.path.endswith(DELETED):
+            if not mapping.is_deleted:
                 table = self._elf_cache.table(inside, path)
             if table is None and _permission_denied(exact):
-                elsewhere = mapping.path.endswith(DELETED) or not _permission_denied(inside)
+                elsewhere = mapping.is_deleted or not _permission_denied(inside)
                 self._unreachable[mapping] = (
-                    REASON_MAP_FILES_DENIED if elsewhere else REASON_ROOT_DENIED
+                    Unresolved.MAP_FILES_DENIED if elsewhere else Unresolved.ROOT_DENIED
                 )
         self._tables[mapping] = table
         return table
@@ -154,35 +110,27 @@ class NativeResolver:
         mapping = self._mapping(address)
         if mapping is None:
             if self._maps is None:
-                gone = REASON_MAPS_DENIED if self._maps_denied else REASON_GONE
+                gone = Unresolved.MAPS_DENIED if self._maps_denied else Unresolved.GONE
                 return Resolution(None, address, None, gone)
-            return Resolution(None, address, None, REASON_NOT_MAPPED)
-        if (
-            mapping.path.startswith("/") and not mapping.path.startswith(ANONYMOUS_FILES)
-        ) or mapping.path == "[vdso]":
-            vdso = mapping.path == "[vdso]"
-            table = vdso_table() if vdso else self._table(mapping)
-            module = mapping.path.removesuffix(DELETED)
+            return Resolution(None, address, None, Unresolved.NOT_MAPPED)
+        if mapping.is_file_backed or mapping.is_vdso:
+            table = vdso_table() if mapping.is_vdso else self._table(mapping)
+            module = mapping.file_path
             file_offset = address - mapping.start + mapping.offset
             if table is None:
-                unreachable = self._unreachable.get(mapping, REASON_UNREADABLE)
+                unreachable = self._unreachable.get(mapping, Unresolved.UNREADABLE)
                 return Resolution(None, file_offset, module, unreachable)
             vaddr = table.vaddr_of(file_offset)
             found = table.lookup(vaddr) if vaddr is not None else None
             if found is not None:
                 return Resolution(found[0], found[1], module, None)
-            reason = table.error or (REASON_STRIPPED if not table.has_symbols else None)
-            return Resolution(
-                None,
-                file_offset,
-                module,
-                reason or "no symbol covers this address",
-            )
+            reason = table.error or (Unresolved.STRIPPED if not table.has_symbols else None)
+            return Resolution(None, file_offset, module, reason or Unresolved.NO_COVERING_SYMBOL)
         found = self._perf_map.lookup(address)
         if found is not None:
             return Resolution(found[0], found[1], f"perf-{self._pid}.map", None)
         module = mapping.path or "[anon]"
-        return Resolution(None, address, module, self._perf_map.problem or REASON_JIT)
+        return Resolution(None, address, module, self._perf_map.problem or Unresolved.JIT)
 
     def close(self) -> None:
         self._maps = None

@@ -1,5 +1,5 @@
-"""Turn instruction addresses into frames: kernel ones from kallsyms, user ones through a
-per-process resolver (libbcc's symbol cache, injected so this module stays testable).
+"""Turn user instruction addresses into frames through a per-process resolver (injected, so
+this module stays testable); kernel ones are `perftop.symbols.kernel`'s.
 
 Caches are perftop's own and bounded: one resolver per live process (keyed by pid *and* start
 time, so a reused pid never sees the old process's symbols), evicted when the process exits or
@@ -8,37 +8,23 @@ when too many are open; resolved frames are memoized per process with a cap.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from perftop.model.samples import KERNEL_MODULE, Frame
-from perftop.sanitize import decode
+from perftop.model.reasons import Unresolved
+from perftop.model.samples import Frame
+from perftop.symbols.kernel import KernelSymbols as KernelSymbols  # bcc/source.py's import
 from perftop.symbols.memo import Generations
+from perftop.system.procfs import process_start_time
 
-REASON_STRIPPED = "stripped binary"
-REASON_JIT = "JIT without a perf map"
-REASON_GONE = "process gone"
-REASON_NOT_MAPPED = "address not mapped (unwound without frame pointers?)"
-REASON_UNREADABLE = "binary unreadable (deleted, or in a gone namespace)"
-# Least privilege (CAP_BPF + CAP_PERFMON, not root): the process is there, perftop may not look.
-# Worded without the words perftop.viewmodel's remedies give another meaning ("deleted", ...).
-REASON_MAPS_DENIED = "memory maps not readable: permission denied"
-REASON_ROOT_DENIED = "binary not reachable: permission denied (needs root or CAP_SYS_PTRACE)"
-REASON_MAP_FILES_DENIED = (
-    "binary replaced or in another namespace; /proc/PID/map_files needs CAP_CHECKPOINT_RESTORE "
-    "(+ CAP_DAC_READ_SEARCH for another user's process)"
-)
-REASON_KPTR = "kernel addresses hidden by kernel.kptr_restrict"
-REASON_NO_KERNEL_SYMBOL = "not in kallsyms"
+# bcc/source.py words a notice with this text (until it names Unresolved.KPTR itself).
+REASON_KPTR = Unresolved.KPTR.text
 
-
-BROKEN_UNWIND = Frame("[broken unwind]", "[unknown]", False, REASON_NOT_MAPPED)
+BROKEN_UNWIND = Frame("[broken unwind]", "[unknown]", False, Unresolved.NOT_MAPPED)
 
 
 class Resolution(NamedTuple):
@@ -48,7 +34,7 @@ class Resolution(NamedTuple):
     symbol: str | None
     offset: int
     module: str | None  # path of the binary or library, or a pseudo name like "[anon]"
-    reason: str | None  # why there is no symbol
+    reason: Unresolved | None  # why there is no symbol
 
 
 class UserResolver(Protocol):
@@ -60,70 +46,6 @@ class UserResolver(Protocol):
 
 
 ResolverFactory = Callable[[int], UserResolver]
-
-
-class KernelSymbols:
-    """/proc/kallsyms, loaded once, searched by bisection."""
-
-    def __init__(self, path: Path = Path("/proc/kallsyms")) -> None:
-        self.addresses: list[int] = []
-        self.names: list[str] = []
-        self.modules: list[str] = []
-        self.hidden = False
-        self._interned: dict[int, Frame] = {}  # symbol index -> its Frame
-        self._load(path)
-
-    def _load(self, path: Path) -> None:
-        entries: list[tuple[int, str, str]] = []
-        try:
-            with path.open("rb") as kallsyms:
-                for line in kallsyms:
-                    parts = line.split()
-                    if len(parts) < 3 or parts[1] not in (b"t", b"T", b"w", b"W"):
-                        continue
-                    module = decode(parts[3].strip(b"[]")) if len(parts) > 3 else ""
-                    entries.append((int(parts[0], 16), decode(parts[2]), module))
-        except OSError:
-            entries = []
-        # kptr_restrict (or no privilege) shows every address as zero: nothing can be resolved,
-        # and saying so beats printing the nearest wrong symbol.
-        if not entries or all(address == 0 for address, _, _ in entries[:100]):
-            self.hidden = True
-            return
-        entries.sort()
-        self.addresses = [address for address, _, _ in entries]
-        self.names = [name for _, name, _ in entries]
-        self.modules = [f"[{module}]" if module else KERNEL_MODULE for _, _, module in entries]
-
-    def frame(self, address: int) -> Frame:
-        if self.hidden:
-            return Frame(f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_KPTR)
-        index = bisect.bisect_right(self.addresses, address) - 1
-        if index < 0:
-            return Frame(
-                f"{KERNEL_MODULE}+0x{address:x}", KERNEL_MODULE, True, REASON_NO_KERNEL_SYMBOL
-            )
-        # One Frame per kernel function, shared by every chain through it: a long session under
-        # fork churn holds tens of thousands of distinct kernel chains.
-        frame = self._interned.get(index)
-        if frame is None:
-            frame = self._interned[index] = Frame(self.names[index], self.modules[index], True)
-        return frame
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time in clock ticks (field 22 of /proc/PID/stat), None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat_file:
-            stat = stat_file.read()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: the fields start after the last ')'.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 @dataclass(slots=True)
@@ -209,7 +131,7 @@ class UserSymbols:
             leaf = self._frame(entry, addresses[0]) if addresses else None
             if leaf is None:
                 frames = ()
-            elif leaf.unresolved_reason == REASON_NOT_MAPPED:
+            elif leaf.unresolved_reason is Unresolved.NOT_MAPPED:
                 frames = (BROKEN_UNWIND,)
             else:
                 # A chain depends on its addresses alone, so callers share the cache's keys.
@@ -227,7 +149,7 @@ class UserSymbols:
         inner_first = []
         for address in addresses:
             frame = self._frame(entry, address)
-            if frame.unresolved_reason == REASON_NOT_MAPPED:
+            if frame.unresolved_reason is Unresolved.NOT_MAPPED:
                 # The unwinder walked off the real stack (code without frame pointers):
                 # everything from here outward is noise. One frame says so.
                 inner_first.append(BROKEN_UNWIND)
@@ -249,9 +171,9 @@ class UserSymbols:
         if resolution.symbol:
             return Frame(resolution.symbol, module or "[unknown]", False)
         label = module or "[unknown]"
-        reason = resolution.reason or REASON_STRIPPED
+        reason = resolution.reason or Unresolved.STRIPPED
         if entry.start_time is None:
-            reason = REASON_GONE
+            reason = Unresolved.GONE
         return Frame(f"{label}+0x{resolution.offset:x}", label, False, reason)
 
     def evict_exited(self) -> int:

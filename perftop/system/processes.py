@@ -12,8 +12,8 @@ from collections.abc import Iterable
 import psutil
 
 from perftop.model.samples import ProcessInfo
-
-KTHREADD_PID = 2
+from perftop.system.procfs import is_kernel_thread as is_kernel_thread  # bcc/source.py's import
+from perftop.system.procfs import is_kernel_thread_ids
 
 
 class ProcessDetails:
@@ -53,7 +53,7 @@ class ProcessDetails:
             return ProcessInfo(pid=pid, exited=True)
         try:
             with process.oneshot():
-                kernel_thread = pid == KTHREADD_PID or process.ppid() == KTHREADD_PID
+                kernel_thread = is_kernel_thread_ids(pid, process.ppid())
                 try:
                     cmdline = " ".join(process.cmdline())
                 except psutil.AccessDenied:
@@ -72,13 +72,3 @@ class ProcessDetails:
             return ProcessInfo(pid=pid, exited=True)
         except psutil.Error:
             return ProcessInfo(pid=pid)
-
-
-def is_kernel_thread(pid: int) -> bool:
-    """Kernel threads have no user stack; missing user stacks there are expected."""
-    if pid == KTHREADD_PID:
-        return True
-    try:
-        return psutil.Process(pid).ppid() == KTHREADD_PID
-    except psutil.Error:
-        return False

@@ -26,8 +26,11 @@ from textual.worker import get_current_worker
 
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingWriter
+from perftop.model.modes import StackMode
+from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval
 from perftop.model.stats import View
+from perftop.sampling.replay import NOT_IN_REPLAY
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
@@ -49,12 +52,9 @@ from perftop.viewmodel import (
     ViewOptions,
     build_view,
     next_frequency,
-    next_stack_mode,
-    parse_pid_list,
 )
 from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
 
-NOT_IN_REPLAY = "not available in a replay"
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
 WIDE_COLUMNS = 120
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
@@ -210,7 +210,7 @@ class PerftopApp(App[None]):
             self.options = replace(
                 self.options,
                 pids=message.latest.pid_filter,
-                stack_mode=message.latest.stack_mode,
+                stack_mode=StackMode(message.latest.stack_mode),
             )
         self._latest = (message.latest, message.accumulated)
         self._view = message.view
@@ -364,20 +364,19 @@ class PerftopApp(App[None]):
         self.push_screen(prompt, self._apply_pids)
 
     def _check_pids(self, text: str) -> str | None:
+        """The command line's -p words (perftop.model.pids); existence only matters live."""
         try:
-            pids = parse_pid_list(text)
+            pids = parse_pids(text)
+            if self.source.live:
+                check_exist(pids, psutil.pid_exists)
         except ValueError as error:
-            return str(error)
-        if self.source.live:
-            missing = [pid for pid in pids if not psutil.pid_exists(pid)]
-            if missing:
-                return f"no process with PID {', '.join(str(pid) for pid in missing)}"
+            return printable(str(error))
         return None
 
     def _apply_pids(self, text: str | None) -> None:
         if text is None:
             return
-        pids = parse_pid_list(text)
+        pids = parse_pids(text)
         self.source.set_pid_filter(pids)
         self.options = replace(self.options, pids=pids)
         self._render_view()
@@ -434,7 +433,7 @@ class PerftopApp(App[None]):
             self.notify(f"switching to {printable(event, 24)} at the next interval", markup=False)
 
     def action_cycle_stack_mode(self) -> None:
-        mode = next_stack_mode(self.options.stack_mode)
+        mode = self.options.stack_mode.next()
         if self._refuse_in_replay(f"{mode} stacks"):
             return
         self.source.set_stack_mode(mode)

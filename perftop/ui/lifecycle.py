@@ -30,7 +30,7 @@ def run_app(
     """Show `source` until the user quits, a signal or a hang-up ends it; the exit status.
 
     The caller closes the source afterwards: this returns only once the sampler thread has left
-    `next_snapshot` (or after a bounded wait). Raises RecordingError (a SourceError) when the
+    `next_interval` (or after a bounded wait). Raises RecordingError (a SourceError) when the
     recording cannot be created, before the screen starts.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

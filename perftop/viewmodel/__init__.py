@@ -8,13 +8,17 @@ from perftop.profile.accumulate import DEFAULT_DECAY_KEEP
 from perftop.profile.view import build_view
 from perftop.viewmodel.controls import (
     FREQUENCY_STEPS,
-    STACK_MODES,
     ViewOptions,
     next_frequency,
-    next_stack_mode,
-    parse_pid_list,
 )
-from perftop.viewmodel.header import Piece, cost_pieces, cpu_sparkline, filter_pieces, status_pieces
+from perftop.viewmodel.header import (
+    Piece,
+    PieceKind,
+    cost_pieces,
+    cpu_sparkline,
+    filter_pieces,
+    status_pieces,
+)
 from perftop.viewmodel.stacks import (
     JIT_REMEDY,
     Explanation,
@@ -47,10 +51,10 @@ __all__ = [
     "FUNCTION_COLUMNS",
     "JIT_REMEDY",
     "PROCESS_COLUMNS",
-    "STACK_MODES",
     "Column",
     "Explanation",
     "Piece",
+    "PieceKind",
     "StackNode",
     "TableRow",
     "ViewOptions",
@@ -65,8 +69,6 @@ __all__ = [
     "function_rows",
     "human_bytes",
     "next_frequency",
-    "next_stack_mode",
-    "parse_pid_list",
     "process_rows",
     "sorted_items",
     "stack_tree",

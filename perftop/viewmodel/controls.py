@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from perftop.model.modes import StackMode
 from perftop.model.stats import ViewFilter
-from perftop.sanitize import printable
 from perftop.viewmodel.tables import (
     DEFAULT_FUNCTION_SORT,
     DEFAULT_PROCESS_SORT,
@@ -15,7 +15,6 @@ from perftop.viewmodel.tables import (
 )
 
 FREQUENCY_STEPS = (49, 99, 199, 499, 999)
-STACK_MODES = ("both", "kernel", "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +30,7 @@ class ViewOptions:
     zoom_pid: int | None = None
     accumulated: bool = False
     paused: bool = False
-    stack_mode: str = "both"
+    stack_mode: StackMode = StackMode.BOTH
 
     @property
     def filtered(self) -> bool:
@@ -67,17 +66,6 @@ class ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None)
 
 
-def parse_pid_list(text: str) -> tuple[int, ...]:
-    """PIDs from "12, 34 56"; ValueError names the first entry that is not a PID."""
-    pids: list[int] = []
-    for part in text.replace(",", " ").split():
-        if not part.isdigit() or int(part) <= 0:
-            raise ValueError(f"'{printable(part, 20)}' is not a PID")
-        if int(part) not in pids:
-            pids.append(int(part))
-    return tuple(pids)
-
-
 def next_frequency(current: int, step: int) -> int | None:
     """The next sampling frequency up (step 1) or down (step -1), None at either end."""
     if step > 0:
@@ -85,8 +73,3 @@ def next_frequency(current: int, step: int) -> int | None:
         return higher[0] if higher else None
     lower = [hz for hz in FREQUENCY_STEPS if hz < current]
     return lower[-1] if lower else None
-
-
-def next_stack_mode(current: str) -> str:
-    index = STACK_MODES.index(current) if current in STACK_MODES else 0
-    return STACK_MODES[(index + 1) % len(STACK_MODES)]

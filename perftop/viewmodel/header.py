@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
+from perftop.model.modes import StackMode
 from perftop.model.samples import CpuStat, Interval
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
@@ -12,12 +14,21 @@ from perftop.viewmodel.controls import ViewOptions
 SPARK = "▁▂▃▄▅▆▇█"
 
 
+class PieceKind(Enum):
+    """What a run of header text is; the UI gives each kind its style."""
+
+    LABEL = "label"  # fixed words, dim
+    VALUE = "value"  # a measured number
+    ACTIVE = "active"  # a filter or mode in force
+    WARN = "warn"  # something the user should act on
+
+
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """A run of header text; `kind` picks its style: label, value, warn or active."""
+    """A run of header text, styled by its kind."""
 
     text: str
-    kind: str = "value"
+    kind: PieceKind = PieceKind.VALUE
 
 
 def cpu_sparkline(cpus: Sequence[CpuStat], width: int = 32) -> str:
@@ -50,19 +61,24 @@ def _fill(used: int, size: int) -> str:
 def status_pieces(snapshot: Interval | None, cpu_width: int = 32) -> list[Piece]:
     """Event, frequency, interval, sample rate, lost samples and per-CPU load."""
     if snapshot is None:
-        return [Piece("waiting for the first interval…", "label")]
+        return [Piece("waiting for the first interval…", PieceKind.LABEL)]
     idle = snapshot.samples + snapshot.idle_samples
     pieces = [
-        Piece(f"{printable(snapshot.event, 24)} @ {snapshot.frequency_hz} Hz", "active"),
-        Piece(f"{snapshot.interval_s:.2f}s", "value"),
-        Piece(f"{snapshot.samples_per_second:,.0f} samples/s", "value"),
+        Piece(f"{printable(snapshot.event, 24)} @ {snapshot.frequency_hz} Hz", PieceKind.ACTIVE),
+        Piece(f"{snapshot.interval_s:.2f}s", PieceKind.VALUE),
+        Piece(f"{snapshot.samples_per_second:,.0f} samples/s", PieceKind.VALUE),
     ]
     if idle:
-        pieces.append(Piece(f"idle {100.0 * snapshot.idle_samples / idle:.0f}%", "label"))
-    pieces.append(Piece(f"lost {snapshot.lost_total}", "warn" if snapshot.lost_total else "label"))
+        pieces.append(Piece(f"idle {100.0 * snapshot.idle_samples / idle:.0f}%", PieceKind.LABEL))
+    pieces.append(
+        Piece(
+            f"lost {snapshot.lost_total}",
+            PieceKind.WARN if snapshot.lost_total else PieceKind.LABEL,
+        )
+    )
     sparkline = cpu_sparkline(snapshot.cpus, cpu_width)
     if sparkline:
-        pieces.append(Piece(f"cpu {sparkline}", "value"))
+        pieces.append(Piece(f"cpu {sparkline}", PieceKind.VALUE))
     return pieces
 
 
@@ -77,27 +93,31 @@ def filter_pieces(
     """Where the data comes from, the filters and modes in force; a hint when there are none."""
     pieces: list[Piece] = []
     if not live:
-        pieces.append(Piece("REPLAY ENDED" if ended else "REPLAY", "warn" if ended else "active"))
+        pieces.append(
+            Piece(
+                "REPLAY ENDED" if ended else "REPLAY", PieceKind.WARN if ended else PieceKind.ACTIVE
+            )
+        )
     elif ended:
-        pieces.append(Piece("SAMPLING STOPPED", "warn"))
+        pieces.append(Piece("SAMPLING STOPPED", PieceKind.WARN))
     if options.paused:
-        pieces.append(Piece("PAUSED", "warn"))
+        pieces.append(Piece("PAUSED", PieceKind.WARN))
     if options.pids:
-        pieces.append(Piece("pid " + ",".join(str(pid) for pid in options.pids), "active"))
+        pieces.append(Piece("pid " + ",".join(str(pid) for pid in options.pids), PieceKind.ACTIVE))
     if options.text_filter:
-        pieces.append(Piece(f'text "{printable(options.text_filter, 30)}"', "active"))
+        pieces.append(Piece(f'text "{printable(options.text_filter, 30)}"', PieceKind.ACTIVE))
     if options.zoom_pid is not None:
         name = f" {printable(zoom_comm, 16)}" if zoom_comm else ""
-        pieces.append(Piece(f"zoom {options.zoom_pid}{name}", "active"))
+        pieces.append(Piece(f"zoom {options.zoom_pid}{name}", PieceKind.ACTIVE))
     mode = snapshot.stack_mode if snapshot is not None else options.stack_mode
-    if mode != "both":
-        pieces.append(Piece(f"{mode} stacks only", "active"))
+    if mode != StackMode.BOTH:
+        pieces.append(Piece(f"{mode} stacks only", PieceKind.ACTIVE))
     if options.accumulated:
-        pieces.append(Piece("accumulated (decaying)", "active"))
+        pieces.append(Piece("accumulated (decaying)", PieceKind.ACTIVE))
     else:
-        pieces.append(Piece("last interval", "label"))
+        pieces.append(Piece("last interval", PieceKind.LABEL))
     if not (options.paused or options.filtered):
-        pieces.append(Piece("· p pid  / text  e event  ? help", "label"))
+        pieces.append(Piece("· p pid  / text  e event  ? help", PieceKind.LABEL))
     return pieces
 
 
@@ -111,23 +131,28 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
     """perftop's own footprint, always on screen: watching is not free and users should see it.
     `compact` drops the details for 80 columns."""
     if snapshot is None:
-        return [Piece("perftop", "label")]
+        return [Piece("perftop", PieceKind.LABEL)]
     cost = snapshot.cost
-    pieces = [Piece("perftop", "label"), Piece(f"{cost.cpu_percent:.1f}% cpu", "value")]
+    pieces = [
+        Piece("perftop", PieceKind.LABEL),
+        Piece(f"{cost.cpu_percent:.1f}% cpu", PieceKind.VALUE),
+    ]
     if cost.bpf_run_ns_per_s is None:
         pieces.append(
-            Piece("bpf ?" if compact else "bpf time off (kernel.bpf_stats_enabled=0)", "label")
+            Piece(
+                "bpf ?" if compact else "bpf time off (kernel.bpf_stats_enabled=0)", PieceKind.LABEL
+            )
         )
     else:
         per_sample = ""
         if cost.bpf_ns_per_sample is not None and not compact:
             per_sample = f" ({cost.bpf_ns_per_sample:.0f} ns/sample)"
-        pieces.append(Piece(f"bpf {_rate(cost.bpf_run_ns_per_s)}{per_sample}", "value"))
+        pieces.append(Piece(f"bpf {_rate(cost.bpf_run_ns_per_s)}{per_sample}", PieceKind.VALUE))
     lost = f"lost {snapshot.lost_total}"
     if snapshot.lost_total and not compact:
         causes = (f"{printable(name, 16)} {n}" for name, n in sorted(snapshot.lost.items()) if n)
         lost += f" ({', '.join(causes)})"
-    pieces.append(Piece(lost, "warn" if snapshot.lost_total else "value"))
+    pieces.append(Piece(lost, PieceKind.WARN if snapshot.lost_total else PieceKind.VALUE))
     counts_fill = _fill(cost.counts_map_used, cost.counts_map_size)
     stack_fill = _fill(cost.stack_map_used, cost.stack_map_size)
     full = max(
@@ -139,8 +164,8 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
         if compact
         else f"maps {counts_fill} counts, {stack_fill} stacks"
     )
-    pieces.append(Piece(fill, "warn" if full > 0.9 else "value"))
+    pieces.append(Piece(fill, PieceKind.WARN if full > 0.9 else PieceKind.VALUE))
     if snapshot.headers:
         headers = short_headers(snapshot.headers) if compact else snapshot.headers
-        pieces.append(Piece(f"headers {printable(headers, 60)}", "label"))
+        pieces.append(Piece(f"headers {printable(headers, 60)}", PieceKind.LABEL))
     return pieces

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from perftop.model.reasons import JIT_REMEDY as JIT_REMEDY  # re-exported by the package
 from perftop.model.samples import Frame, FunctionKey, StackSample
 from perftop.profile.aggregate import CallNode, call_tree, function_key
 from perftop.sanitize import printable
@@ -22,55 +23,12 @@ class Explanation:
         return f"{self.reason}: {self.remedy}" if self.remedy else self.reason
 
 
-JIT_REMEDY = (
-    "Python 3.12+: run it with `python -X perf`; Node.js: --perf-basic-prof; Java: perf-map-agent"
-)
-
-# Matched on the lower-cased reason, first match wins, so the more specific come first. The
-# reasons are perftop.symbols.user' REASON_* strings; words, not equality, so rewording one there
-# degrades to a vaguer remedy instead of none.
-_REMEDIES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("jit", "perf map", "perf-map", "anonymous"), JIT_REMEDY),
-    (
-        ("stripped", "no symbol", "debug"),
-        "install debug symbols for {module} (its -dbgsym or -debuginfo package)",
-    ),
-    (
-        ("unreadable", "deleted"),
-        "the binary was replaced or deleted since the process started (an upgrade?), or lives "
-        "in another mount namespace: restart the process",
-    ),
-    (
-        ("frame pointer", "frame-pointer"),
-        "rebuild with -fno-omit-frame-pointer; user stacks are walked by frame pointers",
-    ),
-    (
-        ("gone", "exited", "vanished"),
-        "the process exited before its symbols were read; profile it while it runs",
-    ),
-    (
-        ("kptr",),
-        "kernel addresses are hidden: run as root or set sysctl kernel.kptr_restrict=0",
-    ),
-    (
-        ("kallsyms",),
-        "a kernel module without symbols or BPF code (sysctl net.core.bpf_jit_kallsyms=1)",
-    ),
-    (("permission", "denied", "access"), "run perftop as root to read its memory maps"),
-)
-
-
 def explain_unresolved(frame: Frame) -> Explanation | None:
     """Why `frame` has no symbol and what the user can do about it."""
     reason = frame.unresolved_reason
     if reason is None:
         return None
-    module = printable(frame.module, 40)
-    lowered = reason.lower()
-    for words, remedy in _REMEDIES:
-        if any(word in lowered for word in words):
-            return Explanation(printable(reason, 60), remedy.format(module=module))
-    return Explanation(printable(reason, 60), None)
+    return Explanation(reason.text, reason.remedy(printable(frame.module, 40)))
 
 
 # The tree ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 from perftop.model.samples import FunctionKey, ProcessInfo
 from perftop.model.stats import FunctionStat, ProcessStat, View
+from perftop.model.units import human_bytes as human_bytes  # re-exported
 from perftop.sanitize import printable
 
 Item = TypeVar("Item")
@@ -32,17 +33,6 @@ class TableRow:
     key: Hashable  # what the row is of, stable across refreshes (a PID, a function's key)
     cells: tuple[str, ...]
     dim: bool = False  # exited process, unresolved function
-
-
-def human_bytes(count: int) -> str:
-    if count <= 0:
-        return "-"
-    size = float(count)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.0f}{unit}" if unit in ("B", "K") or size >= 100 else f"{size:.1f}{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _command(process: ProcessStat) -> str:

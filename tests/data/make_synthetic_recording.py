@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from perftop.formats.recording import RecordingWriter
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import (
     KERNEL_MODULE,
     CpuStat,
@@ -29,7 +30,7 @@ HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"
 HOSTILE_SYMBOL = "evil[/]\x1b[31m"
 
 
-def user(symbol: str, module: str, reason: str | None = None) -> Frame:
+def user(symbol: str, module: str, reason: Unresolved | None = None) -> Frame:
     return Frame(symbol, module, kernel=False, unresolved_reason=reason)
 
 
@@ -43,10 +44,10 @@ WRITE = (*SYSCALL, kernel("ksys_write"), kernel("vfs_write"), kernel("tcp_sendms
 
 PYTHON_MAIN = (user("_start", "python3.12"), user("Py_RunMain", "python3.12"))
 PYTHON_EVAL = (*PYTHON_MAIN, user("_PyEval_EvalFrameDefault", "python3.12"))
-PYTHON_JIT = user("[unknown]", "[anon:jit]", "JIT without a perf map")
+PYTHON_JIT = user("[unknown]", "[anon:jit]", Unresolved.JIT)
 POSTGRES = (user("main", "postgres"), user("PostmasterMain", "postgres"))
 APP = (user("main", "app"), user("run_jobs", "app"))
-STRIPPED = user("libfoo.so+0x1a2b", "libfoo.so", "stripped binary")
+STRIPPED = user("libfoo.so+0x1a2b", "libfoo.so", Unresolved.STRIPPED)
 KWORKER = (kernel("ret_from_fork"), kernel("kthread"), kernel("worker_thread"))
 
 INFOS = {

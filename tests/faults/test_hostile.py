@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, Interval
 from perftop.symbols.perfmap import MAX_MAP_BYTES
 from tests.faults.conftest import Programs, Spawn, boost
@@ -233,10 +234,10 @@ def test_hostile_perf_maps_are_refused_with_a_reason(world: World) -> None:
     assert world.json_result.returncode == 0
     assert world.elapsed < 60, "a perf map held perftop up (a FIFO opened blocking?)"
     expected = {
-        world.hostile: "perf map is a symlink (refused)",
-        world.jit["other-user"]: "perf map owned by uid 65534, not the process's user (refused)",
-        world.jit["fifo"]: "perf map is not a regular file (refused)",
-        world.jit["huge"]: f"perf map larger than {MAX_MAP_BYTES >> 20} MiB (refused)",
+        world.hostile: Unresolved.PERF_MAP_SYMLINK,
+        world.jit["other-user"]: Unresolved.PERF_MAP_FOREIGN_OWNER,
+        world.jit["fifo"]: Unresolved.PERF_MAP_NOT_REGULAR,
+        world.jit["huge"]: Unresolved.PERF_MAP_TOO_LARGE,
     }
     for pid, reason in expected.items():
         jit_frames = {f for f in world.frames(pid) if f.module.startswith("[anon")}

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, Interval
-from perftop.symbols.user import REASON_KPTR, REASON_MAP_FILES_DENIED, REASON_ROOT_DENIED
 from tests.faults.conftest import Programs, Spawn, boost
 from tests.faults.helpers import (
     doctor_lines,
@@ -139,12 +139,12 @@ def test_bpf_and_perfmon_are_enough_to_sample(world: World) -> None:
     assert_chain(run, world.own)
     # Root's: the samples and the process, but its binary is out of reach, and said so.
     frames = run.frames(world.other, kernel=False)
-    assert frames and all(frame.unresolved_reason == REASON_ROOT_DENIED for frame in frames)
+    assert frames and all(frame.unresolved_reason is Unresolved.ROOT_DENIED for frame in frames)
     assert all(frame.symbol.startswith(("perftop_chain+0x", "libc")) for frame in frames)
     if _kallsyms_hidden_without_syslog():
         kernel_frames = run.frames(world.kernel, kernel=True)
         assert kernel_frames
-        assert all(frame.unresolved_reason == REASON_KPTR for frame in kernel_frames)
+        assert all(frame.unresolved_reason is Unresolved.KPTR for frame in kernel_frames)
 
 
 def test_syslog_and_ptrace_add_kernel_and_other_users_symbols(world: World) -> None:
@@ -158,7 +158,7 @@ def test_syslog_and_ptrace_add_kernel_and_other_users_symbols(world: World) -> N
     replaced = run.frames(world.replaced, kernel=False)
     in_binary = {frame for frame in replaced if frame.module == "perftop_replaced"}
     assert in_binary
-    assert all(frame.unresolved_reason == REASON_MAP_FILES_DENIED for frame in in_binary)
+    assert all(frame.unresolved_reason is Unresolved.MAP_FILES_DENIED for frame in in_binary)
 
 
 def test_recommended_set_symbolizes_everything(world: World) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import read_recording
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import KERNEL_MODULE
-from perftop.symbols.user import REASON_KPTR
 from tests.faults.conftest import Spawn, boost
 from tests.faults.helpers import (
     assert_one_line_failure,
@@ -273,7 +273,7 @@ def test_kptr_restrict_kernel_frames_say_so(
         # The true address, never the nearest (wrong) name from an all-zero kallsyms.
         assert re.fullmatch(r"\[kernel\]\+0x[0-9a-f]{8,}", frame.symbol), frame
         assert frame.module == KERNEL_MODULE
-        assert frame.unresolved_reason == REASON_KPTR
+        assert frame.unresolved_reason is Unresolved.KPTR
     text_frames = [line for line in result.stdout.splitlines() if " [k] " in line]
     assert text_frames and all("[kernel]+0x" in line for line in text_frames)
     doctor = run_perftop("doctor", prefix=without_syslog())

@@ -13,18 +13,17 @@ from rich.style import Style
 from textual.pilot import Pilot
 
 from perftop.model.samples import Frame, Interval, StackSample
-from perftop.profile.flame import FlameBox
+from perftop.profile.aggregate import PROCESS_MODULE
+from perftop.profile.flame import FlameBox, flame_root
 from perftop.sampling.replay import ReplaySource
 from perftop.ui.app import PerftopApp
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.export_dialog import ConfirmOverwrite, ExportDialog, with_extension
 from perftop.ui.widgets.flame_view import (
     KERNEL_COLOURS,
-    PROCESS_MODULE,
     SELECTED_BACKGROUND,
     FlameScreen,
     box_colour,
-    flame_root,
     row_strip,
 )
 from perftop.ui.widgets.help_screen import HelpScreen

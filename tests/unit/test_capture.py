@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 
-from perftop.system.capture import captured_fds
+from perftop.system.stdio import captured_fds
 
 
 def test_writes_to_fds_1_and_2_are_captured(capfd) -> None:  # type: ignore[no-untyped-def]

@@ -12,13 +12,13 @@ import pytest
 
 from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import (
-    EXPORT_FORMATS,
     ExportError,
     ExportExists,
     encode,
     open_export,
     write_export,
 )
+from perftop.formats.registry import EXPORT_FORMATS
 from tests.unit.factories import kernel, stack, user
 
 STACKS = (

@@ -19,13 +19,14 @@ from perftop.formats.recording import (
     encode_interval,
     read_recording,
 )
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
 from perftop.profile.view import build_view
 from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
 from perftop.sampling.source import SourceError
 
 SHARED = (Frame("main", "app", False), Frame("work", "app", False))
-STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
 
 
 def full_snapshot(number: int = 0) -> Interval:
@@ -267,3 +268,20 @@ def test_recordings_made_before_drain_cpu_ms_still_read() -> None:
     data = encode_interval(full_snapshot())
     del data["cost"]["drain_cpu_ms"]
     assert decode_interval(data).cost.drain_cpu_ms == 0.0
+
+
+def test_writer_refuses_a_planted_fifo_without_blocking(tmp_path: Path) -> None:
+    # The recording shares the exports' safe open: O_NONBLOCK, then a regular-file check.
+    fifo = tmp_path / "s.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(RecordingError, match="not a regular file"):
+        RecordingWriter(fifo)
+
+
+def test_an_unknown_stack_mode_is_damage_said_in_one_line() -> None:
+    encoded = encode_interval(
+        read_recording(Path(__file__).parents[1] / "data" / "synthetic.jsonl")[0]
+    )
+    encoded["stack_mode"] = "sideways"
+    with pytest.raises(RecordingError, match="'stack_mode' is not one of both, kernel, user"):
+        decode_interval(encoded)

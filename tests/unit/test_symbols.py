@@ -3,18 +3,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from perftop.symbols.user import (
-    BROKEN_UNWIND,
-    REASON_GONE,
-    REASON_JIT,
-    REASON_KPTR,
-    REASON_NOT_MAPPED,
-    REASON_STRIPPED,
-    KernelSymbols,
-    Resolution,
-    UserSymbols,
-    process_start_time,
-)
+from perftop.model.reasons import Unresolved
+from perftop.symbols.kernel import KernelSymbols
+from perftop.symbols.user import BROKEN_UNWIND, Resolution, UserSymbols
+from perftop.system.procfs import process_start_time
+
+REASON_GONE = Unresolved.GONE
+REASON_JIT = Unresolved.JIT
+REASON_KPTR = Unresolved.KPTR
+REASON_NOT_MAPPED = Unresolved.NOT_MAPPED
+REASON_STRIPPED = Unresolved.STRIPPED
 
 
 def write_kallsyms(path: Path, lines: list[str]) -> Path:

@@ -7,7 +7,7 @@ import threading
 
 from textual.drivers._writer_thread import MAX_QUEUED_WRITES, WriterThread
 
-from perftop.system.terminal_fds import terminal_stream
+from perftop.system.stdio import terminal_stream
 
 
 def test_a_hung_up_terminal_does_not_stop_textuals_output_thread() -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from perftop.model.reasons import Unresolved
 from perftop.symbols.elf import ElfCache, demangle, read_symbol_table
 from perftop.symbols.perfmap import MAX_MAP_BYTES, PerfMapReader, open_checked, parse_perf_map
-from perftop.symbols.process import NativeResolver, read_maps
-from perftop.symbols.user import REASON_GONE, REASON_JIT
+from perftop.symbols.process import NativeResolver
+from perftop.system.procfs import read_maps
 
 CHAIN_SOURCE = Path(__file__).parents[1] / "bpf" / "chain.c"
 
@@ -43,14 +44,14 @@ def test_anonymous_memory_without_perf_map_says_jit() -> None:
         region = mmap.mmap(-1, 4096, flags=flags, prot=protection)
         address = ctypes.addressof(ctypes.c_char.from_buffer(region))
         resolution = NativeResolver(os.getpid(), ElfCache()).resolve(address)
-        assert resolution.symbol is None and resolution.reason == REASON_JIT
+        assert resolution.symbol is None and resolution.reason is Unresolved.JIT
 
 
 def test_a_gone_process() -> None:
     process = subprocess.Popen(["true"])
     process.wait()
     resolution = NativeResolver(process.pid, ElfCache()).resolve(0x401000)
-    assert resolution.reason == REASON_GONE
+    assert resolution.reason is Unresolved.GONE
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="/proc/PID/map_files needs root")
@@ -107,7 +108,7 @@ def test_perf_map_symlink_is_refused(tmp_path: Path) -> None:
     target.write_text("1000 10 secret\n")
     link = tmp_path / "perf-1.map"
     link.symlink_to(target)
-    assert open_checked(str(link), os.geteuid()) == (None, "perf map is a symlink (refused)")
+    assert open_checked(str(link), os.geteuid()) == (None, Unresolved.PERF_MAP_SYMLINK)
 
 
 def test_perf_map_of_another_user_is_refused(tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ def test_perf_map_of_another_user_is_refused(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         os.chown(path, 12345, 12345)
         data, problem = open_checked(str(path), 999)
-        assert data is None and problem and "uid 12345" in problem
+        assert data is None and problem is Unresolved.PERF_MAP_FOREIGN_OWNER
         assert open_checked(str(path), 12345)[0] == b"1000 10 f\n"
 
 
@@ -126,14 +127,14 @@ def test_perf_map_fifo_does_not_block_and_huge_is_refused(tmp_path: Path) -> Non
     started = time.monotonic()
     assert open_checked(str(fifo), os.geteuid()) == (
         None,
-        "perf map is not a regular file (refused)",
+        Unresolved.PERF_MAP_NOT_REGULAR,
     )
     assert time.monotonic() - started < 1
     huge = tmp_path / "huge.map"
     with huge.open("wb") as stream:
         stream.truncate(MAX_MAP_BYTES + 1)  # sparse: costs no disk
     data, problem = open_checked(str(huge), os.geteuid())
-    assert data is None and problem and "larger than" in problem
+    assert data is None and problem is Unresolved.PERF_MAP_TOO_LARGE
 
 
 def test_perf_map_reader_of_a_process(tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from perftop.model.modes import StackMode
+from perftop.model.pids import parse_pids as parse_pid_list
+from perftop.model.reasons import Unresolved
 from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
 from perftop.model.stats import View, ViewFilter
 from perftop.profile.accumulate import DecayingAccumulation
@@ -14,6 +17,7 @@ from perftop.viewmodel import (
     JIT_REMEDY,
     PROCESS_COLUMNS,
     Piece,
+    PieceKind,
     TableRow,
     ViewOptions,
     build_view,
@@ -25,8 +29,6 @@ from perftop.viewmodel import (
     function_key_of,
     human_bytes,
     next_frequency,
-    next_stack_mode,
-    parse_pid_list,
     stack_tree,
     status_pieces,
     tables,
@@ -195,7 +197,7 @@ def test_function_row_key_round_trips_whatever_the_symbol_holds() -> None:
 
 
 def test_kernel_and_user_marks_and_unresolved_functions_dimmed() -> None:
-    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
     snapshot = snapshot_of(stack(user("main"), stripped, kernel("do_syscall_64"), pid=1))
     rows = {row.cells[-1]: row for row in function_rows(snapshot)}
     assert rows["do_syscall_64"].cells[4] == "[k]"
@@ -238,13 +240,15 @@ def test_pid_filter_of_a_process_that_is_gone_shows_nothing_and_does_not_fail() 
 
 
 @pytest.mark.parametrize(
-    ("text", "pids"), [("", ()), ("12", (12,)), ("12, 34 56,,", (12, 34, 56)), ("7,7", (7,))]
+    ("text", "pids"), [("", ()), ("12", (12,)), ("12, 34 56", (12, 34, 56)), ("7,7", (7,))]
 )
 def test_parse_pid_list(text: str, pids: tuple[int, ...]) -> None:
     assert parse_pid_list(text) == pids
 
 
-@pytest.mark.parametrize(("text", "bad"), [("abc", "abc"), ("12,-3", "-3"), ("0", "0")])
+@pytest.mark.parametrize(
+    ("text", "bad"), [("abc", "abc"), ("12,-3", "-3"), ("0", "0"), ("12, 34 56,,", "")]
+)
 def test_parse_pid_list_names_the_bad_entry(text: str, bad: str) -> None:
     with pytest.raises(ValueError, match=f"'{bad}' is not a PID"):
         parse_pid_list(text)
@@ -262,7 +266,7 @@ def test_frequency_steps_stop_at_both_ends() -> None:
 
 
 def test_stack_modes_cycle() -> None:
-    assert [next_stack_mode(m) for m in ("both", "kernel", "user")] == ["kernel", "user", "both"]
+    assert [StackMode(m).next() for m in ("both", "kernel", "user")] == ["kernel", "user", "both"]
 
 
 def test_accumulation_decays_and_resets() -> None:
@@ -301,7 +305,7 @@ def test_status_line() -> None:
     text = header_text(status_pieces(snapshot))
     assert text.startswith("cpu-clock @ 99 Hz  2.00s  50 samples/s  idle 50%  lost 3")
     lost = next(piece for piece in status_pieces(snapshot) if piece.text.startswith("lost"))
-    assert lost.kind == "warn"
+    assert lost.kind is PieceKind.WARN
     assert "waiting" in header_text(status_pieces(None))
 
 
@@ -410,7 +414,7 @@ def test_stack_tree_converts_only_the_branches_asked_for(monkeypatch: pytest.Mon
 
 
 def test_unresolved_frames_say_why_in_the_tree() -> None:
-    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, "stripped binary")
+    stripped = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
     tree = stack_tree([stack(user("main"), stripped)], "t")
     frame = tree.children[0].children[0]
     assert frame.explanation is not None
@@ -420,19 +424,21 @@ def test_unresolved_frames_say_why_in_the_tree() -> None:
 @pytest.mark.parametrize(
     ("reason", "remedy_part"),
     [
-        ("stripped binary", "install debug symbols for libx.so"),
-        ("JIT without a perf map", "python -X perf"),
-        ("JIT without a perf map", "--perf-basic-prof"),
-        ("process gone", "exited before its symbols were read"),
-        ("no frame pointers", "-fno-omit-frame-pointer"),
-        # The symbolizer's wording today (perftop.symbols.user REASON_*).
-        ("address not mapped (unwound without frame pointers?)", "-fno-omit-frame-pointer"),
-        ("binary unreadable (deleted, or in a gone namespace)", "restart the process"),
-        ("kernel addresses hidden by kernel.kptr_restrict", "kptr_restrict=0"),
-        ("not in kallsyms", "bpf_jit_kallsyms=1"),
+        (Unresolved.STRIPPED, "install debug symbols for libx.so"),
+        (Unresolved.NO_COVERING_SYMBOL, "install debug symbols for libx.so"),
+        (Unresolved.JIT, "python -X perf"),
+        (Unresolved.JIT, "--perf-basic-prof"),
+        (Unresolved.PERF_MAP_FOREIGN_OWNER, "python -X perf"),
+        (Unresolved.GONE, "exited before its symbols were read"),
+        (Unresolved.NOT_MAPPED, "-fno-omit-frame-pointer"),
+        (Unresolved.UNREADABLE, "restart the process"),
+        (Unresolved.UNREADABLE_ELF, "restart the process"),
+        (Unresolved.MAPS_DENIED, "run perftop as root"),
+        (Unresolved.KPTR, "kptr_restrict=0"),
+        (Unresolved.NO_KERNEL_SYMBOL, "bpf_jit_kallsyms=1"),
     ],
 )
-def test_explanations_give_a_remedy(reason: str, remedy_part: str) -> None:
+def test_explanations_give_a_remedy(reason: Unresolved, remedy_part: str) -> None:
     explanation = explain_unresolved(Frame("libx.so+0x10", "libx.so", False, reason))
     assert explanation is not None
     assert remedy_part in (explanation.remedy or "")
@@ -440,8 +446,8 @@ def test_explanations_give_a_remedy(reason: str, remedy_part: str) -> None:
 
 def test_explanations_for_resolved_and_unknown_reasons() -> None:
     assert explain_unresolved(Frame("main", "app", False)) is None
-    odd = explain_unresolved(Frame("x", "y", False, "cosmic rays\x1b"))
-    assert odd is not None and odd.remedy is None and odd.reason == "cosmic rays\\x1b"
+    odd = explain_unresolved(Frame("x", "y", False, Unresolved.UNKNOWN))
+    assert odd is not None and odd.remedy is None and odd.reason == Unresolved.UNKNOWN.text
     assert "python -X perf" in JIT_REMEDY
 
 

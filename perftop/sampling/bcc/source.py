@@ -31,6 +31,7 @@ import psutil
 
 from perftop.config import STACK_MODES, SamplerConfig
 from perftop.model.events import EVENTS, Event, unavailable_message
+from perftop.model.modes import StackMode
 from perftop.model.samples import CpuStat, Frame, Interval, SamplerCost, StackSample
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.sanitize import decode
@@ -341,7 +342,7 @@ class BccSource:
         for fd in old:
             lib.bpf_close_perf_event_fd(fd)
 
-    def _apply_stack_mode(self, mode: str) -> None:
+    def _apply_stack_mode(self, mode: StackMode) -> None:
         self._maps.settings[ct.c_int(1)] = ct.c_uint32(STACK_BITS[mode])
         self._stack_mode = mode
 

@@ -203,7 +203,7 @@ class Dashboard(Vertical):
 
     # The request is not the worker's argument: a finished Worker stays in a reference cycle
     # with its Task until a full collection, and its arguments with it. Under 20 kHz that kept
-    # every interval's Snapshot (~37k StackSamples) alive for ~10 s and made each full
+    # every interval's Interval (~37k StackSamples) alive for ~10 s and made each full
     # collection walk and free ~150k objects with the GIL held: 280-720 ms. A description, or
     # Textual would repr() the worker's arguments for one.
     @work(thread=True, exclusive=True, group="stack-model", description="call-stack tree")

@@ -21,18 +21,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from perftop.formats.files import EXPORT_FORMATS, EXTENSIONS, ExportError, ExportExists
+from perftop.formats.files import ExportError, ExportExists
+from perftop.formats.registry import EXPORT_FORMATS, EXTENSIONS, FORMATS
 from perftop.sanitize import printable
 from perftop.viewmodel import human_bytes
 
 # (format, path, overwrite) -> bytes written; raises ExportExists or ExportError.
 WriteExport = Callable[[str, Path, bool], int]
-
-FORMAT_NOTES = {
-    "folded": "text, one stack a line: flamegraph.pl, inferno, speedscope",
-    "speedscope": "JSON for speedscope.app, one profile per process",
-    "pprof": "gzipped profile.proto: go tool pprof and its readers",
-}
 
 
 def default_name(export_format: str, now: time.struct_time | None = None) -> str:
@@ -51,7 +46,7 @@ def with_extension(name: str, export_format: str) -> str:
 def format_prompt(export_format: str) -> Text:
     prompt = Text(no_wrap=True, overflow="ellipsis")
     prompt.append(f"{export_format:<11}", style="bold")
-    prompt.append(FORMAT_NOTES[export_format], style="dim")
+    prompt.append(FORMATS[export_format].description, style="dim")
     return prompt
 
 

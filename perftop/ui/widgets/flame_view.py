@@ -8,7 +8,7 @@ layout is `perftop.profile.flame`'s; this module picks colours, draws rows and m
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,18 +26,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
-from perftop.model.samples import Frame, FunctionKey, Interval, StackSample
+from perftop.model.samples import Frame, FunctionKey, Interval
 from perftop.model.stats import View
-from perftop.profile.aggregate import CallNode
-from perftop.profile.flame import FlameBox, label, layout, zoom
+from perftop.profile.aggregate import PROCESS_MODULE, CallNode
+from perftop.profile.flame import FlameBox, flame_root, label, layout, subtree, zoom
 from perftop.sanitize import printable
 from perftop.ui.widgets.header import HeaderBar
 from perftop.viewmodel import ViewOptions, explain_unresolved
 
 Path = tuple[FunctionKey, ...]
 
-# The boxes of the top row are processes, not functions; this module name marks them.
-PROCESS_MODULE = "[process]"
 # Deeper rows are reached by scrolling; past this the boxes are one cell wide anyway.
 MAX_DEPTH = 256
 
@@ -77,51 +75,6 @@ def box_colour(frame: Frame) -> int:
     else:
         pair = USER_PALETTE[stable_hash(frame.module) % len(USER_PALETTE)]
     return pair[stable_hash(frame.symbol) & 1]
-
-
-def process_frame(pid: int, comm: str) -> Frame:
-    return Frame(f"{comm} [{pid}]", PROCESS_MODULE, False)
-
-
-def flame_root(stacks: Iterable[StackSample], names: Mapping[int, str]) -> CallNode:
-    """The call tree of `stacks` under one box per process (named from `names`, by PID), so
-    the `main` of two programs never merges into one box.
-
-    `aggregate.call_tree` with a process frame on top, built inline: this runs on the UI thread
-    at every interval, over thousands of stacks on a big machine, and the copies and calls
-    saved here are most of its time."""
-    root = CallNode(frame=None)
-    process_nodes: dict[int, CallNode] = {}
-    for stack in stacks:
-        samples = stack.samples
-        root.samples += samples
-        node = process_nodes.get(stack.pid)
-        if node is None:
-            top = process_frame(stack.pid, names.get(stack.pid, stack.comm))
-            node = root.children.get(top[:3])
-            if node is None:
-                node = root.children[top[:3]] = CallNode(frame=top)
-            process_nodes[stack.pid] = node
-        node.samples += samples
-        for frame in stack.frames:
-            key = frame[:3]
-            child = node.children.get(key)
-            if child is None:
-                child = node.children[key] = CallNode(frame=frame)
-            child.samples += samples
-            node = child
-        node.self_samples += samples
-    return root
-
-
-def subtree(root: CallNode, path: Path) -> CallNode | None:
-    node = root
-    for key in path:
-        child = node.children.get(key)
-        if child is None:
-            return None
-        node = child
-    return node
 
 
 def box_name(frame: Frame) -> str:

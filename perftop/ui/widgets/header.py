@@ -8,14 +8,14 @@ from textual.content import Content
 from textual.widgets import Static
 
 from perftop.model.samples import Interval
-from perftop.viewmodel import Piece, ViewOptions, filter_pieces, status_pieces
+from perftop.viewmodel import Piece, PieceKind, ViewOptions, filter_pieces, status_pieces
 
 # Theme variables, so the header follows the theme; 16-colour terminals get the nearest colour.
 PIECE_STYLES = {
-    "label": "dim",
-    "value": "",
-    "active": "$accent bold",
-    "warn": "$warning bold",
+    PieceKind.LABEL: "dim",
+    PieceKind.VALUE: "",
+    PieceKind.ACTIVE: "$accent bold",
+    PieceKind.WARN: "$warning bold",
 }
 
 
