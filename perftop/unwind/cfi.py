@@ -64,10 +64,10 @@ class CfiRow:
 UNCHANGED = RegisterRule(RuleKind.UNCHANGED)
 _UNDEFINED = RegisterRule(RuleKind.UNDEFINED)
 
-_State = tuple[CfaRule, dict[int, RegisterRule]]
+CieState = tuple[CfaRule, dict[int, RegisterRule]]  # a CIE's initial rules, evaluated once
 
 
-def evaluate_fde(fde: Fde, cie_states: dict[int, _State] | None = None) -> list[CfiRow]:
+def evaluate_fde(fde: Fde, cie_states: dict[int, CieState] | None = None) -> list[CfiRow]:
     """The FDE's rows, in address order, starting at `fde.start`. `cie_states` caches each
     CIE's initial state across calls (a binary has a handful of CIEs and thousands of FDEs)."""
     cie = fde.cie
