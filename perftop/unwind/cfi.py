@@ -67,18 +67,22 @@ _UNDEFINED = RegisterRule(RuleKind.UNDEFINED)
 CieState = tuple[CfaRule, dict[int, RegisterRule]]  # a CIE's initial rules, evaluated once
 
 
-def evaluate_fde(fde: Fde, cie_states: dict[int, CieState] | None = None) -> list[CfiRow]:
+def evaluate_fde(
+    fde: Fde, cie_states: dict[tuple[str, int], CieState] | None = None
+) -> list[CfiRow]:
     """The FDE's rows, in address order, starting at `fde.start`. `cie_states` caches each
-    CIE's initial state across calls (a binary has a handful of CIEs and thousands of FDEs)."""
+    CIE's initial state across calls (a binary has a handful of CIEs and thousands of FDEs),
+    keyed by section and offset: .eh_frame and .debug_frame both start with a CIE at 0."""
     cie = fde.cie
-    initial = cie_states.get(cie.offset) if cie_states is not None else None
+    cie_key = (fde.section_name, cie.offset)
+    initial = cie_states.get(cie_key) if cie_states is not None else None
     if initial is None:
         initial_cfa, initial_registers, _ = _run(
             fde, cie.initial_instructions, CfaRule(RSP, 8), {}, None, None
         )
         initial = (initial_cfa, initial_registers)
         if cie_states is not None:
-            cie_states[cie.offset] = initial
+            cie_states[cie_key] = initial
     rows: list[CfiRow] = []
     cfa, registers, address = _run(
         fde, fde.instructions, initial[0], dict(initial[1]), initial[1], rows

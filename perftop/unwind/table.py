@@ -135,7 +135,7 @@ def build_table(info: CallFrameInfo, is_code: Callable[[int], bool] | None = Non
     (the linker leaves them at address 0 after --gc-sections)."""
     errors = list(info.errors)
     builder = _RowPacker()
-    cie_states: dict[int, CieState] = {}
+    cie_states: dict[tuple[str, int], CieState] = {}
     # python3.11's 61,382 DWARF rows reduce to ~40 distinct rule sets: reducing each distinct
     # (CFA, rbp, RA) once instead of per row took the build from 0.63 s to 0.45 s.
     reduced: dict[tuple[CfaRule, RegisterRule, RegisterRule, bool], _Rules] = {}
