@@ -189,16 +189,19 @@ def rules_of(row: UnwindRow | None) -> tuple[int, int, int, int] | None:
 # --- perf record --call-graph dwarf, the oracle for walks ----------------------------------
 
 
-def perf_chains(pid: int, seconds: float = 1.0) -> list[list[tuple[str, int]]]:
+def perf_chains(pid: int, seconds: float = 0.5) -> list[list[tuple[str, int]]]:
     """Callchains of `pid` as perf's DWARF unwinder sees them: (dso basename, address as perf
     prints it, i.e. relative to the file), innermost first."""
     perf = shutil.which("perf")
     assert perf, "perf is needed for the unwinding oracle"
     data = Path(f"/tmp/perftop-unwind-{os.getpid()}-{pid}.data")
     try:
-        record = [perf, "record", "-q", "-o", str(data), "-e", "cpu-clock", "-F", "199"]
+        # --no-bpf-event and -B: perf 6.1 otherwise reads every loaded BPF program and every
+        # sampled file's build id, seconds on a busy machine.
+        record = [perf, "record", "-q", "--no-bpf-event", "-B", "-N", "-o", str(data)]
+        sampling = ["-e", "cpu-clock", "-F", "99", "--call-graph", "dwarf,8192"]
         subprocess.run(
-            [*record, "--call-graph", "dwarf,16384", "-p", str(pid), "--", "sleep", str(seconds)],
+            [*record, *sampling, "-p", str(pid), "--", "sleep", str(seconds)],
             check=True,
             capture_output=True,
         )
