@@ -2,7 +2,8 @@
 
 `<cache root>/unwind/<build id hex>.bin`, where the cache root is `/var/cache/perftop` for root
 and `$XDG_CACHE_HOME/perftop` (or `~/.cache/perftop`) for others. Building python3.11's table
-costs ~0.7 s of Python; reading it back ~0.1 s. The file:
+costs 0.46 s of CPU here, reading it back 0.032 s (libc: 0.19 and 0.021 s; bench/unwind_tables.py).
+The file:
 
     offset 0   8s  magic b"PTUNWIND"
     offset 8   u32 format version (1)

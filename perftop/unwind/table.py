@@ -102,6 +102,8 @@ class UnwindTable:
             raise ValueError("rows are not sorted by strictly increasing pc")
         if any(packed[index + 14] > CfaRuleKind.END for index in range(0, len(packed), 16)):
             raise ValueError("a row has an unknown CFA rule")
+        if any(packed[index + 15] > RbpRuleKind.UNDEFINED for index in range(0, len(packed), 16)):
+            raise ValueError("a row has an unknown rbp rule")
         return cls(packed, pcs)
 
     def __len__(self) -> int:
@@ -136,8 +138,8 @@ def build_table(info: CallFrameInfo, is_code: Callable[[int], bool] | None = Non
     errors = list(info.errors)
     builder = _RowPacker()
     cie_states: dict[tuple[str, int], CieState] = {}
-    # python3.11's 61,382 DWARF rows reduce to ~40 distinct rule sets: reducing each distinct
-    # (CFA, rbp, RA) once instead of per row took the build from 0.63 s to 0.45 s.
+    # python3.11's 61,382 DWARF rows hold 335 distinct (CFA, rbp, RA) rule sets: reducing each
+    # once instead of once per row took the whole build from 0.54 to 0.38 s of CPU.
     reduced: dict[tuple[CfaRule, RegisterRule, RegisterRule, bool], _Rules] = {}
     used = skipped = 0
     covered_until = 0
