@@ -12,15 +12,18 @@ address with no rule, at a zero return address, when the stack stops growing, or
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from perftop.unwind.elf import ElfError, ElfImage
-from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindTable
+from perftop.unwind.eh_frame import read_call_frame_info
+from perftop.unwind.elf import ElfError, ElfImage, parse_elf
+from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindTable, build_table
 
 MAX_FRAMES = 128
+VDSO = "[vdso]"
 _PAGE_SIZE = 4096
 _MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ \d+\s*(.*)$")
 
@@ -132,14 +135,17 @@ class ExecutableMapping:
 
 
 def executable_mappings(maps_text: str) -> list[ExecutableMapping]:
-    """File-backed executable mappings from the text of `/proc/PID/maps`."""
+    """File-backed executable mappings, and the vDSO, from the text of `/proc/PID/maps`."""
     mappings = []
     for line in maps_text.splitlines():
         match = _MAPS_LINE.match(line)
-        if match is None or "x" not in match.group(3) or not match.group(5).startswith("/"):
+        path = match.group(5) if match else ""
+        if match is None or "x" not in match.group(3):
+            continue
+        if not path.startswith("/") and path != VDSO:
             continue
         start, end, offset = (int(match.group(index), 16) for index in (1, 2, 4))
-        mappings.append(ExecutableMapping(start, end, offset, match.group(5)))
+        mappings.append(ExecutableMapping(start, end, offset, path))
     return mappings
 
 
@@ -160,10 +166,16 @@ def process_table_set(
     open_image: Callable[[Path], ElfImage],
 ) -> TableSet:
     """Tables for every executable file mapping of `pid`, each file opened through
-    `/proc/PID/root` (so a process in another mount namespace gets its own files)."""
+    `/proc/PID/root` (so a process in another mount namespace gets its own files), and for
+    its vDSO."""
     maps_text = Path(f"/proc/{pid}/maps").read_text()
     mapped = []
     for mapping in executable_mappings(maps_text):
+        if mapping.path == VDSO:
+            vdso = vdso_table(pid, mapping)
+            if vdso is not None:
+                mapped.append(vdso)
+            continue
         file_path = Path(f"/proc/{pid}/root{mapping.path}")
         try:
             image = open_image(file_path)
@@ -177,3 +189,19 @@ def process_table_set(
         if bias is not None and table is not None:
             mapped.append(MappedTable(mapping.start, mapping.end, bias, table, mapping.path))
     return TableSet.of(mapped)
+
+
+def vdso_table(pid: int, mapping: ExecutableMapping) -> MappedTable | None:
+    """The vDSO has no file: its ELF image (8 KB here, with its own .eh_frame) is read from
+    the process's memory. A sample in `clock_gettime` would otherwise end the walk at frame 0."""
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+            content = os.pread(memory.fileno(), mapping.end - mapping.start, mapping.start)
+        image = parse_elf(Path(VDSO), content)
+        built = build_table(read_call_frame_info(image), image.is_executable_address)
+    except (OSError, ElfError):
+        return None
+    bias = load_bias(image, mapping)
+    if bias is None:
+        return None
+    return MappedTable(mapping.start, mapping.end, bias, built.table, VDSO)

@@ -4,6 +4,7 @@ readelf cannot show: PLT entries, `_start`'s end, the signal trampoline, functio
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from perftop.unwind.table import (
     build_table,
     pack_rows,
 )
+from perftop.unwind.walk import VDSO, executable_mappings, vdso_table
 from tests.unit.unwind_support import (
     CHAIN_FUNCTIONS,
     compile_chain,
@@ -230,3 +232,20 @@ def test_build_table_keeps_going_past_an_fde_it_cannot_evaluate(chain_binary: Pa
 
     assert len(built.errors) == 1 and "restore_state" in built.errors[0]
     assert built.fde_count == len(info.fdes) - 1
+
+
+def test_vdso_table_read_from_memory_agrees_with_readelf(tmp_path: Path) -> None:
+    maps_text = Path("/proc/self/maps").read_text()
+    (mapping,) = [m for m in executable_mappings(maps_text) if m.path == VDSO]
+    vdso = vdso_table(os.getpid(), mapping)
+    assert vdso is not None
+    image_file = tmp_path / "vdso.so"
+    with open("/proc/self/mem", "rb", buffering=0) as memory:
+        image_file.write_bytes(
+            os.pread(memory.fileno(), mapping.end - mapping.start, mapping.start)
+        )
+
+    checked = assert_agrees_with_readelf(image_file, vdso.table)
+
+    assert vdso.load_bias == mapping.start  # the vDSO is linked at 0
+    assert checked > 20
