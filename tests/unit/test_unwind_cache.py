@@ -22,14 +22,14 @@ from perftop.unwind.cache import (
 )
 from perftop.unwind.elf import gnu_build_id, open_elf
 from perftop.unwind.table import ROW_FORMAT
-from tests.unit.unwind_support import compile_chain
+from tests.unit.unwind_support import compile_chain, shared_chain
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 
 
-@pytest.fixture(scope="module")
-def chain_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_chain(tmp_path_factory.mktemp("cache"))
+@pytest.fixture
+def chain_binary() -> Path:
+    return shared_chain()
 
 
 def cache_file_of(binary: Path, root: Path) -> Path:

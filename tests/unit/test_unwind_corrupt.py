@@ -15,12 +15,12 @@ import pytest
 from perftop.unwind.eh_frame import read_call_frame_info
 from perftop.unwind.elf import ElfError, parse_elf
 from perftop.unwind.table import TableBuild, build_table
-from tests.unit.unwind_support import compile_chain
+from tests.unit.unwind_support import shared_chain
 
 
 @pytest.fixture(scope="module")
-def chain_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return compile_chain(tmp_path_factory.mktemp("corrupt")).read_bytes()
+def chain_bytes() -> bytes:
+    return shared_chain().read_bytes()
 
 
 @pytest.fixture

@@ -25,19 +25,21 @@ from perftop.unwind.table import (
 from perftop.unwind.walk import VDSO, executable_mappings, vdso_table
 from tests.unit.unwind_support import (
     CHAIN_FUNCTIONS,
+    built,
     compile_chain,
     expected_rules,
     readelf_frames,
     rules_of,
+    shared_chain,
     symbols,
 )
 
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
 
 
-@pytest.fixture(scope="module")
-def chain_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_chain(tmp_path_factory.mktemp("chain"))
+@pytest.fixture
+def chain_binary() -> Path:
+    return shared_chain()
 
 
 def assert_agrees_with_readelf(binary: Path, table: UnwindTable) -> int:
@@ -72,7 +74,7 @@ def assert_agrees_with_readelf(binary: Path, table: UnwindTable) -> int:
 
 
 def test_chain_table_agrees_with_readelf_at_every_row(chain_binary: Path) -> None:
-    info = build_unwind_info(chain_binary)
+    info = built(chain_binary)
 
     checked = assert_agrees_with_readelf(chain_binary, info.table)
 
@@ -83,7 +85,7 @@ def test_chain_table_agrees_with_readelf_at_every_row(chain_binary: Path) -> Non
 
 
 def test_libc_table_agrees_with_readelf_at_every_row() -> None:
-    info = build_unwind_info(LIBC)
+    info = built(LIBC)
 
     checked = assert_agrees_with_readelf(LIBC, info.table)
 
@@ -111,7 +113,7 @@ def test_plt_entries_get_the_plt_rule_with_its_threshold(chain_binary: Path) -> 
     plt = image.section(".plt")
     image.close()
     assert plt is not None and plt.size >= 32
-    table = build_unwind_info(chain_binary).table
+    table = built(chain_binary).table
 
     first_entry = plt.address + 16  # the PLT0 stub is 16 bytes of pushes and a jump
     rows = [table.lookup(first_entry + offset) for offset in range(16)]
@@ -128,7 +130,7 @@ def test_start_ends_the_walk_because_its_cie_leaves_the_return_address_undefined
     image = open_elf(chain_binary)
     entry = image.entry_point
     image.close()
-    table = build_unwind_info(chain_binary).table
+    table = built(chain_binary).table
 
     assert table.lookup(entry) == UnwindRow(entry, CfaRuleKind.END)
     assert table.lookup(entry + 10).cfa_rule == CfaRuleKind.END  # type: ignore[union-attr]
@@ -139,7 +141,7 @@ def test_libc_signal_trampoline_gets_the_signal_rule() -> None:
     info = read_call_frame_info(image)
     image.close()
     signal_fdes = [fde for fde in info.fdes if fde.cie.is_signal_frame]
-    table = build_unwind_info(LIBC).table
+    table = built(LIBC).table
 
     assert len(signal_fdes) == 1  # __restore_rt, with its 'zRS' CIE
     trampoline = signal_fdes[0]
@@ -148,7 +150,7 @@ def test_libc_signal_trampoline_gets_the_signal_rule() -> None:
 
 
 def test_identical_consecutive_rows_are_merged_and_every_pc_is_increasing() -> None:
-    table = build_unwind_info(LIBC).table
+    table = built(LIBC).table
     rows = table.rows()
 
     assert all(a.pc < b.pc for a, b in itertools.pairwise(rows))
@@ -175,7 +177,7 @@ def test_a_table_with_unsorted_rows_is_refused() -> None:
 
 
 def test_function_starts_name_every_chain_function_and_no_gap(chain_binary: Path) -> None:
-    functions = build_unwind_info(chain_binary).functions
+    functions = built(chain_binary).functions
     sized = subprocess.run(
         ["nm", "-S", "--defined-only", str(chain_binary)],
         check=True,
@@ -200,7 +202,7 @@ def test_function_starts_name_every_chain_function_and_no_gap(chain_binary: Path
 
 
 def test_python_function_starts_cover_its_fdes() -> None:
-    info = build_unwind_info(Path("/usr/bin/python3.11"))
+    info = built(Path("/usr/bin/python3.11"))
     image = open_elf(Path("/usr/bin/python3.11"))
     build_id = gnu_build_id(image)
     image.close()

@@ -3,7 +3,6 @@ children, checked frame by frame against `perf record --call-graph dwarf` (the o
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 from collections.abc import Iterator
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from perftop.unwind.cache import build_unwind_info
 from perftop.unwind.elf import open_elf
-from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindRow, UnwindTable, pack_rows
+from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindRow, pack_rows
 from perftop.unwind.walk import (
     MappedTable,
     StopReason,
@@ -27,9 +25,10 @@ from perftop.unwind.walk import (
 )
 from tests.unit.unwind_support import (
     CHAIN_FUNCTIONS,
-    compile_chain,
+    built,
     most_common_chain,
     perf_chains,
+    shared_chain,
     snapshot,
     symbols,
     wait_until_running,
@@ -168,8 +167,8 @@ def test_the_walk_stops_at_128_frames() -> None:
     assert walk.stop == StopReason.MAX_FRAMES and len(walk.frames) == 128
 
 
-def test_executable_mappings_and_their_load_bias(tmp_path: Path) -> None:
-    binary = compile_chain(tmp_path)
+def test_executable_mappings_and_their_load_bias() -> None:
+    binary = shared_chain()
     image = open_elf(binary)
     text = next(segment for segment in image.segments if segment.executable)
     page = text.file_offset & ~0xFFF
@@ -179,18 +178,19 @@ def test_executable_mappings_and_their_load_bias(tmp_path: Path) -> None:
         "7ffff7fc1000-7ffff7fc3000 r-xp 00000000 00:00 0 [vdso]\n"
     )
 
-    (mapping,) = executable_mappings(maps_text)
+    mapping, vdso = executable_mappings(maps_text)
 
     assert load_bias(image, mapping) == 0x555555554000  # a PIE's vaddrs start at 0
+    assert (mapping.path, vdso.path) == (str(binary), "[vdso]")  # the r--p mapping is left out
     image.close()
 
 
 # --- real stacks of live children ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chain_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_chain(tmp_path_factory.mktemp("walk"))
+@pytest.fixture
+def chain_binary() -> Path:
+    return shared_chain()
 
 
 def running(*command: str) -> Iterator[subprocess.Popen[bytes]]:
@@ -201,11 +201,6 @@ def running(*command: str) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         process.kill()
         process.wait()
-
-
-@functools.cache
-def cached_table(path: Path) -> UnwindTable:
-    return build_unwind_info(path).table
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +214,7 @@ def live_walk(pid: int) -> LiveWalk:
     """perf's most common chain for `pid`, then our walk of a snapshot of the same process."""
     perf_chain = most_common_chain(perf_chains(pid))
     state = snapshot(pid)
-    tables = process_table_set(pid, lambda path: cached_table(path.resolve()), open_elf)
+    tables = process_table_set(pid, lambda path: built(path.resolve()).table, open_elf)
     walk = walk_stack(tables, state.ip, state.sp, state.bp, state.read_u64)
     return LiveWalk(walk, perf_style(tables, state.maps_text, walk.frames), perf_chain)
 
@@ -294,7 +289,7 @@ def test_live_walk_of_debians_python_reaches_start_as_perf_does() -> None:
     image = open_elf(Path(python))
     entry = image.entry_point
     image.close()
-    functions = build_unwind_info(Path(python)).functions
+    functions = built(Path(python)).functions
     start_offset = ours[-1][1] + 0x400000  # non-PIE: file offset + 0x400000 is the vaddr
 
     assert walk.stop == StopReason.END

@@ -3,16 +3,20 @@ views of the same code (the oracles), and a register + stack snapshot of a live 
 
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
+import functools
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from perftop.unwind.cache import UnwindInfo, build_unwind_info
 from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindRow
 
 CHAIN_SOURCE = r"""
@@ -60,6 +64,20 @@ int main(int argc, char **argv) {
 
 # Innermost first, as a walk from a sample in `spin` returns them.
 CHAIN_FUNCTIONS = ["spin", "leaf", "a7", "a6", "a5", "a4", "a3", "a2", "a1", "main"]
+
+
+@functools.cache
+def shared_chain() -> Path:
+    """The chain compiled once per test session (compiling took 3-17 s on a loaded machine)."""
+    directory = Path(tempfile.mkdtemp(prefix="perftop-unwind-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return compile_chain(directory)
+
+
+@functools.cache
+def built(path: Path) -> UnwindInfo:
+    """A binary's tables, built once per session: libc and python3.11 are read by many tests."""
+    return build_unwind_info(path)
 
 
 def compile_chain(directory: Path, *flags: str) -> Path:
