@@ -32,7 +32,7 @@ volatile int keep_spinning = 1;
 static int use_signal;
 
 NOINLINE void spin(void) { while (keep_spinning) sink++; }
-static void on_signal(int signo) { sink += signo; spin(); }
+static void on_signal(int signo) { spin(); sink += signo; }  /* not a tail call either */
 
 /* Each caller does work after its call, so none of them is a tail call. */
 NOINLINE void leaf(int n) {
