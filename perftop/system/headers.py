@@ -16,10 +16,11 @@ import os
 import platform
 import re
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from perftop.system.private_dirs import UnsafeDirectory, check_private_dir, ensure_private_dir
 
 CACHE_ROOT = Path("/var/cache/perftop/headers")
 STAMP = ".perftop-merged"
@@ -61,46 +62,18 @@ def _common_tree(arch_tree: Path) -> Path | None:
     return guess if guess.is_dir() and guess != arch_tree else None
 
 
+def _ensure_private_dir(path: Path) -> None:
+    try:
+        ensure_private_dir(path)
+    except UnsafeDirectory as error:
+        raise HeadersError(str(error)) from None
+
+
 def _check_private_dir(path: Path) -> None:
-    """Refuse a directory that another user could have planted or could write into: it must
-    be owned by root or by perftop's user, and writable by no one else."""
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise HeadersError(f"{path} is not a directory (a symlink?); remove it and retry")
-    if info.st_uid not in (0, os.geteuid()):
-        raise HeadersError(
-            f"{path} is owned by uid {info.st_uid}, not by root or perftop's user; remove it"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise HeadersError(f"{path} is writable by other users; remove it and retry")
-
-
-def _check_ancestor(path: Path) -> None:
-    """An existing ancestor may be shared (like /var/cache or /tmp) but not hijackable: owned
-    by root or by us, and writable by others only when sticky."""
-    info = path.stat()
-    if info.st_uid not in (0, os.geteuid()):
-        raise HeadersError(f"{path} is owned by uid {info.st_uid}; refusing to build headers there")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
-        raise HeadersError(f"{path} is writable by other users; refusing to build headers there")
-
-
-def _ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
-    """Create `path` (and its parent, perftop's own directory) mode 0755 and check them; check
-    that every other ancestor is safe."""
-    chain = [*reversed(path.parents), path]
-    for depth, directory in enumerate(chain):
-        ours = depth >= len(chain) - owned_levels
-        if ours:
-            try:
-                directory.mkdir(mode=0o755)
-            except FileExistsError:
-                pass
-            _check_private_dir(directory)
-            if directory.stat().st_uid == os.geteuid():
-                directory.chmod(0o755)  # earlier perftops made it 0700, root's alone
-        else:
-            _check_ancestor(directory)
+    try:
+        check_private_dir(path)
+    except UnsafeDirectory as error:
+        raise HeadersError(str(error)) from None
 
 
 def merge_trees(arch_tree: Path, common_tree: Path, cache_root: Path = CACHE_ROOT) -> Path:

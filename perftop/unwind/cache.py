@@ -18,8 +18,8 @@ It is written to a temporary file in the same directory and renamed into place, 
 sees a whole file or none; a crash before the data reaches the disk leaves a file that fails
 its checksum, which is why there is no fsync.
 
-The directory checks reproduce `perftop/headers.py`'s `_check_private_dir`/`_check_ancestor`
-(this package imports nothing from perftop; the two copies should become one module).
+The cache directory follows perftop's one rule for what it writes as root
+(perftop.system.private_dirs), the same as the merged kernel headers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from perftop.system import private_dirs
 from perftop.unwind.eh_frame import read_call_frame_info
 from perftop.unwind.elf import gnu_build_id, open_elf
 from perftop.unwind.functions import FUNCTION_FORMAT, FunctionStarts
@@ -175,42 +176,9 @@ def write_cache_file(cache_file: Path, table: UnwindTable, functions: FunctionSt
         raise
 
 
-def check_private_dir(path: Path) -> None:
-    """Refuse a directory that another user could have planted or could write into: it must
-    be owned by root or by perftop's user, and writable by no one else."""
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnwindCacheError(f"{path} is not a directory (a symlink?); remove it and retry")
-    if info.st_uid not in (0, os.geteuid()):
-        raise UnwindCacheError(
-            f"{path} is owned by uid {info.st_uid}, not by root or perftop's user"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnwindCacheError(
-            f"{path} is writable by other users; not caching unwind tables there"
-        )
-
-
-def check_ancestor(path: Path) -> None:
-    """An existing ancestor may be shared (like /var/cache or /tmp) but not hijackable: owned
-    by root or by us, and writable by others only when sticky."""
-    info = path.stat()
-    if info.st_uid not in (0, os.geteuid()):
-        raise UnwindCacheError(f"{path} is owned by uid {info.st_uid}; not caching unwind tables")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
-        raise UnwindCacheError(f"{path} is writable by other users; not caching unwind tables")
-
-
 def ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
-    """Create `path` and its parent (perftop's own cache root) mode 0755 and check them; check
-    that every other ancestor is safe."""
-    chain = [*reversed(path.parents), path]
-    for depth, directory in enumerate(chain):
-        if depth >= len(chain) - owned_levels:
-            try:
-                directory.mkdir(mode=0o755)
-            except FileExistsError:
-                pass
-            check_private_dir(directory)
-        else:
-            check_ancestor(directory)
+    """perftop's one rule for the directories it writes as root (perftop.system.private_dirs)."""
+    try:
+        private_dirs.ensure_private_dir(path, owned_levels)
+    except private_dirs.UnsafeDirectory as error:
+        raise UnwindCacheError(f"{error}; not caching unwind tables") from None
