@@ -188,6 +188,7 @@ def walk_cgroups(
                         continue
                     if len(paths_by_id) >= max_cgroups:
                         truncated = True
+                        pending.clear()  # full: nothing further down can be kept either
                         break
                     child = _join(cgroup, entry.name)
                     # d_ino from readdir: kernfs reports the node id there too, so no stat per
@@ -210,7 +211,7 @@ class CgroupResolver:
     """Cgroup id -> path, cached, refreshed by a walk when an unknown id is asked for (at most once
     per `refresh_seconds`). A cgroup that disappears keeps its path for `retain_removed_seconds`
     so its last counts still get a name, then it is forgotten; asking for it after that is None,
-    never an error."""
+    never an error. Not thread-safe: one owner (the thread that builds intervals) calls it."""
 
     def __init__(
         self,
@@ -283,7 +284,13 @@ class CgroupResolver:
         path = self.path_of(cgroup_id)
         if path is None:
             return ()
-        ids_by_path = {known.path: known_id for known_id, known in self._known.items()}
+        # A path removed and made again has two ids; the live one is its ancestor now.
+        ids_by_path = {
+            known.path: known_id
+            for known_id, known in sorted(
+                self._known.items(), key=lambda item: item[1].removed_at is None
+            )
+        }
         prefixes = [ROOT_CGROUP]
         for component in path.strip("/").split("/") if path != ROOT_CGROUP else ():
             prefixes.append(_join(prefixes[-1], component))

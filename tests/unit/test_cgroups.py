@@ -223,6 +223,29 @@ def test_resolver_ancestor_ids(tmp_path: Path) -> None:
     assert resolver.ancestor_ids(987654321) == ()
 
 
+def test_ancestor_ids_of_a_path_made_again_are_the_live_ones(tmp_path: Path) -> None:
+    old = _tree(tmp_path, "/a/b")
+    clock = FakeClock()
+    resolver = CgroupResolver(tmp_path, clock=clock)
+    resolver.refresh()
+    # Open descriptors keep the old inodes allocated, so tmpfs cannot hand the numbers out again
+    # (kernfs allocates its ids cyclically, so a real hierarchy does not reuse them soon).
+    held = [os.open(tmp_path / cgroup.lstrip("/"), os.O_RDONLY) for cgroup in ("/a/b", "/a")]
+    try:
+        for cgroup in ("/a/b", "/a"):
+            (tmp_path / cgroup.lstrip("/") / "cgroup.procs").unlink()
+            (tmp_path / cgroup.lstrip("/")).rmdir()
+        new = _tree(tmp_path, "/a/b")
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert new["/a"] != old["/a"]
+    clock.now += 1
+    resolver.refresh()
+    assert resolver.is_removed(old["/a"])
+    assert resolver.ancestor_ids(new["/a/b"]) == (new["/"], new["/a"], new["/a/b"])
+
+
 def test_selection_relative_absolute_and_proc_style(tmp_path: Path) -> None:
     ids = _tree(tmp_path, "/a/b", "/c")
     selection = parse_cgroup_selection(f"a/b,{tmp_path}/c,/a/b", tmp_path)
