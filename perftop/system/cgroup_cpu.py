@@ -166,6 +166,25 @@ class CgroupCpuMeter:
         return usages
 
 
+def unknown_cgroup(cgroup_id: int) -> str:
+    """The row key of an id no walk could name (outside our cgroup namespace, or created and
+    removed between walks): not a path, since paths start with "/"."""
+    return f"cgroup id {cgroup_id}"
+
+
+def samples_by_path(
+    samples_by_id: Mapping[int, int], path_of: Callable[[int], str | None]
+) -> dict[str, int]:
+    """Sample counts keyed by cgroup id (as the BPF count key carries them) folded into counts by
+    path; `path_of` is `CgroupResolver.path_of`. Ids with no path keep a row each."""
+    counts: dict[str, int] = {}
+    for cgroup_id, samples in samples_by_id.items():
+        path = path_of(cgroup_id)
+        key = unknown_cgroup(cgroup_id) if path is None else path
+        counts[key] = counts.get(key, 0) + samples
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class CgroupRow:
     """One cgroup in an interval: its share of the samples beside its own CPU figures."""

@@ -14,6 +14,8 @@ from perftop.system.cgroup_cpu import (
     cgroup_rows,
     parse_cpu_max,
     parse_cpu_stat,
+    samples_by_path,
+    unknown_cgroup,
     usage_between,
 )
 
@@ -151,3 +153,11 @@ def test_rows_ties_are_stable_and_names_override() -> None:
         ("/y", "/y", 50.0),
         ("/z", "zed", 50.0),
     ]
+
+
+def test_samples_by_id_fold_into_paths_and_unknown_ids_keep_a_row() -> None:
+    paths = {1: "/", 7: "/a", 8: "/a"}  # 8: the same path made again (a new id)
+    counts = samples_by_path({1: 3, 7: 5, 8: 2, 99: 4}, paths.get)
+    assert counts == {"/": 3, "/a": 7, unknown_cgroup(99): 4}
+    assert not unknown_cgroup(99).startswith("/")
+    assert samples_by_path({}, paths.get) == {}

@@ -61,6 +61,13 @@ def test_systemd_units(cgroup: str, unit: str) -> None:
         (f"/docker/{DOCKER_ID}", "docker", DOCKER_ID),
         (f"/system.slice/cri-containerd-{OTHER_ID}.scope", "containerd", OTHER_ID),
         (f"/machine.slice/libpod-{OTHER_ID}.scope", "podman", OTHER_ID),
+        # rootless podman: the container's own sub-cgroup below its scope, in the user manager
+        (
+            f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{OTHER_ID}.scope"
+            "/container",
+            "podman",
+            OTHER_ID,
+        ),
         # systemd running inside the container: its init.scope is still that container.
         (f"/system.slice/docker-{DOCKER_ID}.scope/init.scope", "docker", DOCKER_ID),
     ],
