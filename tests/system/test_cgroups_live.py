@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from perftop.system.cgroup_cpu import CgroupCpuMeter
+from perftop.system.cgroup_selection import parse_cgroup_selection, selected_pids
 from perftop.system.cgroups import (
     CgroupResolver,
     cgroup_of,
-    parse_cgroup_selection,
-    selected_pids,
 )
 from tests.system.conftest import CgroupSandbox
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from perftop.system.cgroup_selection import parse_cgroup_selection
 from perftop.system.cgroups import (
     NOT_MOUNTED_REASON,
     Cgroup2Mount,
@@ -19,7 +20,6 @@ from perftop.system.cgroups import (
     cgroup_of,
     find_cgroup2_mount,
     is_same_or_descendant,
-    parse_cgroup_selection,
     walk_cgroups,
 )
 
