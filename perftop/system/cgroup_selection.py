@@ -8,6 +8,7 @@ user-space side: the validated ids for it, and the same test in Python for fallb
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def parse_cgroup_selection(argument: str, mount: Path) -> CgroupSelection:
             raise ValueError(
                 f"--cgroup {_quoted(item)}: no such cgroup under {_quoted(str(mount))}"
             ) from None
-        if not os.path.isdir(directory) or os.path.islink(directory):
+        if not stat.S_ISDIR(status.st_mode):  # a file, or a symlink (lstat: never followed)
             raise ValueError(f"--cgroup {_quoted(item)}: not a cgroup directory")
         if not os.path.exists(directory / "cgroup.procs"):
             raise ValueError(
