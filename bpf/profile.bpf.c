@@ -1,7 +1,8 @@
 // perftop's sampler: a BPF_PROG_TYPE_PERF_EVENT program attached to one perf event per CPU.
 //
 // Each sample is counted in the kernel, keyed by process, thread, comm and stack ids; user space
-// drains the counts once per interval. Sizes come in as -D cflags from perftop/sources/bcc.py.
+// drains the counts once per interval. Sizes come in as -D cflags; perftop/sampling/bcc/abi.py
+// mirrors every layout and slot number here (tests/unit/test_abi.py checks that the two agree).
 // Only uapi types are used (no task_struct): the headers this is compiled against may be older
 // than the running kernel.
 
