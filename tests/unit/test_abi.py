@@ -49,7 +49,7 @@ def _without_comments(text: str) -> str:
 
 
 def _value(expression: str, defines: dict[str, int]) -> int:
-    """An integer, a defined name, or a product of those (`2 * LOST_COUNT`)."""
+    """An integer, a defined name, or a product of those (`GENERATIONS * LOST_COUNT`)."""
     result = 1
     for factor in expression.split("*"):
         token = factor.strip().strip("()").strip()
@@ -144,7 +144,9 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_STACK_SKIPPED", abi.STACK_SKIPPED)
     expect("STACKS_KERNEL", abi.STACKS_KERNEL)
     expect("STACKS_USER", abi.STACKS_USER)
+    expect("GENERATIONS", abi.GENERATIONS)
     settings = {"SETTING_PID_FILTER": abi.SETTING_PID_FILTER, "SETTING_STACKS": abi.SETTING_STACKS}
+    settings["SETTING_GENERATION"] = abi.SETTING_GENERATION
     c_settings = {name for name in defines if name.startswith("SETTING_")}
     if c_settings != settings.keys():
         problems.append(f"settings slots {sorted(c_settings)} in C, {sorted(settings)} in abi.py")
@@ -181,21 +183,31 @@ def abi_mismatches(text: str) -> list[str]:
                 f"map {name}: {found} in C, {kind}{(name, *arguments)} expected by abi.py"
             )
 
-    expect_map(
-        abi.COUNTS_MAP.decode(),
-        "BPF_HASH",
-        "struct count_key",
-        "struct count_value",
-        "PERFTOP_COUNTS_ENTRIES",
-    )
+    for counts in abi.COUNTS_MAPS:
+        expect_map(
+            counts.decode(),
+            "BPF_HASH",
+            "struct count_key",
+            "struct count_value",
+            "PERFTOP_COUNTS_ENTRIES",
+        )
+    hashes = {
+        name
+        for name, found in program.maps.items()
+        if found.kind == "BPF_HASH" and name.startswith("counts")
+    }
+    if hashes != {name.decode() for name in abi.COUNTS_MAPS}:
+        problems.append(f"counts maps {sorted(hashes)} in C, {abi.COUNTS_MAPS} in abi.py")
+    if len(abi.COUNTS_MAPS) != abi.GENERATIONS:
+        problems.append("abi.py: one counts map per generation")
     expect_map("settings", "BPF_ARRAY", "u32", "SETTINGS_COUNT")
     expect_map("pid_filter", "BPF_HASH", "u32", "u8", "PERFTOP_MAX_PIDS")
     expect_map("stacks", "BPF_STACK_TRACE", "PERFTOP_STACK_ENTRIES")
     expect_map("cpu_totals", "BPF_PERCPU_ARRAY", "struct cpu_totals")
     expect_map("lost", "BPF_PERCPU_ARRAY", "u64")
     for name, entries in (
-        ("cpu_totals", 1),
-        ("lost", abi.LOST_COUNT),
+        ("cpu_totals", abi.GENERATIONS),
+        ("lost", abi.GENERATIONS * abi.LOST_COUNT),
     ):
         found = program.maps.get(name)
         if found is not None and _value(found.arguments[-1], defines) != entries:
@@ -218,7 +230,8 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
     assert [field.name for field in program.structs["count_key"]][-1] == "comm"
     assert program.structs["count_key"][-1].count == TASK_COMM_LEN
     assert {
-        "counts",
+        "counts_0",
+        "counts_1",
         "stacks",
         "settings",
         "cpu_totals",
@@ -252,8 +265,8 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         ),
         (
             "slot added",
-            "#define SETTINGS_COUNT 2",
-            "#define SETTING_CGROUP 2\n#define SETTINGS_COUNT 3",
+            "#define SETTINGS_COUNT 3",
+            "#define SETTING_CGROUP 3\n#define SETTINGS_COUNT 4",
             "settings slots",
         ),
         (
@@ -269,7 +282,9 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
             "PERFTOP_MAX_PIDS",
         ),
         ("skip marker changed", "(-65536)", "(-65535)", "PERFTOP_STACK_SKIPPED"),
-        ("counts map renamed", "BPF_HASH(counts,", "BPF_HASH(counts_b,", "map counts"),
+        ("one generation", "#define GENERATIONS 2", "#define GENERATIONS 1", "GENERATIONS"),
+        ("lost map halved", "GENERATIONS * LOST_COUNT);", "LOST_COUNT);", "map lost"),
+        ("counts map renamed", "BPF_HASH(counts_1,", "BPF_HASH(counts_b,", "map counts_1"),
     ],
 )
 def test_a_drift_is_caught(c_text: str, edit: str, old: str, new: str, complaint: str) -> None:

@@ -36,10 +36,16 @@ STACK_BITS: Final = {
 # settings[] slots
 SETTING_PID_FILTER: Final = 0  # 1: only count thread groups present in pid_filter
 SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
-SETTINGS_COUNT: Final = 2
-COUNTS_MAP: Final = b"counts"
+SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
+SETTINGS_COUNT: Final = 3
 
-# lost[] slots, by name as perftop reports them.
+# Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
+# cpu_totals and lost): the program writes one generation while user space drains the other.
+GENERATIONS: Final = 2
+COUNTS_MAPS: Final = (b"counts_0", b"counts_1")  # by generation
+
+# lost[] slots within one generation, by name as perftop reports them. The slot of a counter
+# in the map is generation * LOST_COUNT + slot.
 LOST_NAMES: Final = (
     "counts_map_full",  # LOST_COUNTS_FULL: counts map full, the sample is gone
     "kernel_stack_collision",  # LOST_KERNEL_EEXIST: stack map bucket taken by another stack
@@ -83,10 +89,10 @@ class CountValue(ct.Structure):
 
 
 class CpuTotals(ct.Structure):
-    """struct cpu_totals: one CPU's counters."""
+    """struct cpu_totals: one CPU's counters of one generation."""
 
     _fields_ = (
-        ("samples", ct.c_uint64),  # non-idle, counted or filtered out
+        ("samples", ct.c_uint64),  # non-idle samples counted into the counts map
         ("period", ct.c_uint64),
         ("idle_samples", ct.c_uint64),
         ("idle_period", ct.c_uint64),
@@ -131,3 +137,8 @@ def size_cflags(counts_entries: int, stack_entries: int) -> list[str]:
         f"-DPERFTOP_STACK_ENTRIES={stack_entries}",
         f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
     ]
+
+
+def lost_slot(generation: int, slot: int) -> int:
+    """The index in the lost map of counter `slot` of `generation`."""
+    return generation * LOST_COUNT + slot

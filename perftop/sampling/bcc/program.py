@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from perftop.config import SamplerConfig
 from perftop.model.events import Event, unavailable_message
 from perftop.sampling.bcc.abi import (
     BPF_SOURCE,
-    COUNTS_MAP,
+    COUNTS_MAPS,
+    GENERATIONS,
     KEY_FORMAT,
     MAX_STACK_DEPTH,
+    SETTING_GENERATION,
     SETTING_PID_FILTER,
     SETTING_STACKS,
     VALUE_FORMAT,
@@ -32,6 +35,10 @@ from perftop.system.memory import release_free_memory
 
 # Keep network symbol lookups opt-in: BCC may ask debuginfod and wait a long time.
 _DEBUGINFOD_URLS = os.environ.pop("DEBUGINFOD_URLS", None)
+# When the kernel cannot give a grace period (a map-in-map update failed): BPF perf-event
+# programs run for microseconds with preemption off; 10 ms also covers a vCPU the host
+# preempted for a few ticks mid-program.
+FALLBACK_GRACE_S = 0.010
 
 try:
     from bcc import BPF
@@ -140,16 +147,18 @@ class Maps:
     """ctypes views of the program's maps, with buffers allocated once."""
 
     def __init__(self, bpf: Any, counts_entries: int) -> None:
-        self.counts = bpf[COUNTS_MAP]
+        self.counts = tuple(bpf[name] for name in COUNTS_MAPS)  # by generation
         self.stacks = bpf[b"stacks"]
         self.pid_filter = bpf[b"pid_filter"]
         self.settings = bpf[b"settings"]
         self.cpu_totals = bpf[b"cpu_totals"]
         self.lost = bpf[b"lost"]
+        self.grace = bpf[b"grace"]
         self.capacity = counts_entries
-        counts = self.counts
+        counts = self.counts[0]
         if (ct.sizeof(counts.Key), ct.sizeof(counts.Leaf)) != (KEY_FORMAT.size, VALUE_FORMAT.size):
             raise SourceError("the BPF program's count_key/count_value layout changed")
+        # One pair of buffers for both generations: only one is drained at a time.
         self.keys = (counts.Key * counts_entries)()
         self.values = (counts.Leaf * counts_entries)()
         self.stack_buffer = (ct.c_uint64 * MAX_STACK_DEPTH)()
@@ -162,6 +171,7 @@ class Program:
     def __init__(self, config: SamplerConfig) -> None:
         self._perf_fds: list[int] = []
         self._bpf: Any = _compile(config)
+        self.generation = 0  # the half of the counters samples go to now
         try:
             self.maps = Maps(self._bpf, config.counts_entries)
             self.prog_fd: int = self._bpf.load_func(b"on_sample", BPF.PERF_EVENT).fd
@@ -206,6 +216,28 @@ class Program:
         for pid in wanted:
             table[ct.c_uint32(pid)] = ct.c_uint8(1)
         self.maps.settings[ct.c_int(SETTING_PID_FILTER)] = ct.c_uint32(1 if wanted else 0)
+
+    def flip_generation(self) -> int:
+        """Send new samples to the other half of the counters and return the half they left,
+        once no program can still be writing to it: its counts, per-CPU totals and lost
+        counters then hold one interval, as of one instant.
+
+        The wait is the kernel's: an update of a map-in-map returns only after
+        synchronize_rcu() (kernel/bpf/syscall.c, maybe_wait_bpf_programs, there so that user
+        space knows no program still uses the old value; the BPF selftests' kern_sync_rcu
+        relies on it too), and the perf-event overflow handler runs every program inside
+        rcu_read_lock(). It costs wall time, not CPU: 8-16 ms here (2 vCPUs, 20 flips), the
+        thread asleep. A sleep would be a guess: a vCPU preempted by the host mid-program
+        can stay preempted for longer than any fixed grace."""
+        old = self.generation
+        self.generation = (old + 1) % GENERATIONS
+        maps = self.maps
+        maps.settings[ct.c_int(SETTING_GENERATION)] = ct.c_uint32(self.generation)
+        try:
+            maps.grace[ct.c_int(0)] = ct.c_int(maps.settings.map_fd)
+        except Exception:  # BCC raises a bare Exception when the update fails
+            time.sleep(FALLBACK_GRACE_S)
+        return old
 
     def close(self) -> None:
         """Detach and unload; safe to call more than once."""

@@ -13,9 +13,12 @@ BCC 0.26 traps avoided here, each checked in its source:
   the batch syscall itself with separate ones and preallocated buffers (drain.CountsDrain).
 - `table.increment()` is a lookup and a plain add, not atomic across CPUs: the program uses
   `__sync_fetch_and_add` on the shared counts.
+- The program is compiled against kernel headers, where `current` is a macro (get_current()):
+  a C variable of that name fails the compile with "conflicting types for 'get_current'".
 
-One interval, as plainly as BCC's tools/profile.py reads: read and reset the counts, read the
-counters, read the stacks, symbolize.
+One interval, as plainly as BCC's tools/profile.py reads: flip the generation (the program now
+counts into the other half of its maps), wait out the programs still running, read and reset
+the old half (counts, per-CPU totals, lost counters: one instant), read the stacks, symbolize.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from perftop.model.stats import Snapshot
 from perftop.profile.aggregate import legacy_snapshot
 from perftop.sampling.bcc.abi import MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
-from perftop.sampling.bcc.drain import CounterDeltas, CountsDrain, StackIds
+from perftop.sampling.bcc.drain import CountsDrain, StackIds, take_counters
 from perftop.sampling.bcc.program import (
     Program,
     bcc_available,
@@ -98,13 +101,12 @@ class BccSource:
             # Attached last, with every baseline read right after: the first interval's samples
             # and its length start together (kallsyms and the collection above took ~0.1-0.2 s,
             # and a quarter-second first interval counted them as its own: 324 samples/s at
-            # 99 Hz x 2).
+            # 99 Hz x 2). The counters start at zero in the maps, so they need no baseline.
             self._attach(self._event, self._frequency)
         except BaseException:
             self._release()
             raise
         self._cost = CostMeter(self._program.prog_fd)
-        self._counters = CounterDeltas(self._program.maps)
         self._last_drain = time.monotonic()
         self._first_interval = True
         self._last_trim = self._last_drain
@@ -209,11 +211,9 @@ class BccSource:
 
     def drain(self) -> Snapshot:
         """Read and reset everything the kernel counted since the last drain."""
-        now = time.monotonic()
-        interval, self._last_drain, self._first_interval = now - self._last_drain, now, False
         started = (time.perf_counter(), time.thread_time())
         # What the drained interval was sampled with; changes apply from this instant, just
-        # before the drain, so the next interval is sampled wholly with the new settings.
+        # before the flip, so the next interval is sampled wholly with the new settings.
         event, frequency, stack_mode, pids = (
             self._event,
             self._frequency,
@@ -221,14 +221,16 @@ class BccSource:
             self._pids,
         )
         self._apply_pending()
+        now = time.monotonic()  # the interval ends at the flip, not after the grace
+        generation = self._program.flip_generation()
+        interval, self._last_drain, self._first_interval = now - self._last_drain, now, False
 
-        entries = self._counts.drain(self._program.maps.counts)
-        lost = self._counters.lost()
+        entries = self._counts.drain(self._program.maps.counts[generation])
+        cpus, lost = take_counters(self._program.maps, generation, set(online_cpus()))
         stack_ips = self._stack_ids.read(_stack_ids_of(entries), lost)
         stacks = self._symbols.stacks(entries, stack_ips, lost)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
-        cpus = self._counters.cpus(set(online_cpus()))
         self._trim_heap(now)
 
         notices, self._notices = tuple(self._notices), []
