@@ -45,6 +45,7 @@ try:
     from bcc.libbcc import lib as lib  # re-exported: drain.py calls the map syscalls too
 except ImportError as error:  # pragma: no cover - depends on the machine
     BPF = None
+    lib = None  # drain.py imports it; BccSource reports bcc_available() before any use
     _IMPORT_ERROR: ImportError | None = error
 else:
     _IMPORT_ERROR = None
