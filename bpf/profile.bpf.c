@@ -1,7 +1,8 @@
 // perftop's sampler: a BPF_PROG_TYPE_PERF_EVENT program attached to one perf event per CPU.
 //
 // Each sample is counted in the kernel, keyed by process, thread, comm and stack ids; user space
-// drains the counts once per interval. Sizes come in as -D cflags from perftop/sources/bcc.py.
+// drains the counts once per interval. Sizes come in as -D cflags; perftop/sampling/bcc/abi.py
+// mirrors every layout and slot number here (tests/unit/test_abi.py checks that the two agree).
 // Only uapi types are used (no task_struct): the headers this is compiled against may be older
 // than the running kernel.
 
@@ -28,9 +29,18 @@
 // settings[] slots
 #define SETTING_PID_FILTER 0  // 1: only count thread groups present in pid_filter
 #define SETTING_STACKS 1      // STACKS_KERNEL | STACKS_USER
-#define SETTINGS_COUNT 2
+#define SETTING_GENERATION 2  // which half of the double-buffered counters samples go to: 0 or 1
+#define SETTINGS_COUNT 3
 
-// lost[] slots: samples that could not be counted fully.
+// Every counter of an interval exists twice: counts_0 and counts_1, and one slot per generation
+// in cpu_totals and lost. A sample reads the generation once and writes only to that half, so
+// user space can flip the generation, wait until no program can still be running with the old
+// one (an RCU grace period), and then read the old half's counts, per-CPU totals and lost
+// counters as they stood at one instant.
+#define GENERATIONS 2
+
+// lost[] slots of one generation (the map holds GENERATIONS * LOST_COUNT): samples that could
+// not be counted fully.
 #define LOST_COUNTS_FULL 0    // counts map full: the sample is gone
 #define LOST_KERNEL_EEXIST 1  // stack map bucket taken by another stack (hash collision)
 #define LOST_USER_EEXIST 2
@@ -54,39 +64,54 @@ struct count_value {
 };
 
 struct cpu_totals {
-    u64 samples;  // non-idle, counted or filtered out
+    u64 samples;  // non-idle samples counted into counts: the CPU's share of the interval's samples
     u64 period;
     u64 idle_samples;
     u64 idle_period;
     u64 filtered_samples;  // non-idle samples dropped by the pid filter
 };
 
-BPF_HASH(counts, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
+BPF_HASH(counts_0, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
+BPF_HASH(counts_1, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_STACK_TRACE(stacks, PERFTOP_STACK_ENTRIES);
 BPF_HASH(pid_filter, u32, u8, PERFTOP_MAX_PIDS);
 BPF_ARRAY(settings, u32, SETTINGS_COUNT);
-BPF_PERCPU_ARRAY(cpu_totals, struct cpu_totals, 1);
-BPF_PERCPU_ARRAY(lost, u64, LOST_COUNT);
+BPF_PERCPU_ARRAY(cpu_totals, struct cpu_totals, GENERATIONS);
+BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
+// Never read here: user space updates its one slot after a flip because the kernel answers an
+// update of a map-in-map only after synchronize_rcu(), and every BPF perf-event program runs
+// inside an RCU read-side section, so no sample can still be writing the old generation.
+BPF_ARRAY_OF_MAPS(grace, "settings", 1);
 
-static __always_inline void count_lost(u32 slot)
+static __always_inline void count_lost(u32 generation, u32 slot)
 {
-    u64 *counter = lost.lookup(&slot);
+    u32 index = generation * LOST_COUNT + slot;
+    u64 *counter = lost.lookup(&index);
     if (counter)
         (*counter)++;  // per-CPU slot, and a perf event never nests with itself on one CPU
 }
 
-static __always_inline void count_stack_error(int stack_id, u32 eexist, u32 enomem, u32 other)
+static __always_inline void count_stack_error(u32 generation, int stack_id, u32 eexist,
+                                              u32 enomem, u32 other)
 {
     // -EFAULT is not an error: it means "no stack of this kind" (a user-mode sample has no
     // kernel stack, a kernel thread has no user stack); user space tells those apart.
     if (stack_id >= 0 || stack_id == -EFAULT || stack_id == PERFTOP_STACK_SKIPPED)
         return;
     if (stack_id == -EEXIST)
-        count_lost(eexist);
+        count_lost(generation, eexist);
     else if (stack_id == -ENOMEM)
-        count_lost(enomem);
+        count_lost(generation, enomem);
     else
-        count_lost(other);
+        count_lost(generation, other);
+}
+
+static __always_inline struct count_value *count_entry(u32 generation, struct count_key *key)
+{
+    struct count_value initial = {};
+    if (generation)
+        return counts_1.lookup_or_try_init(key, &initial);
+    return counts_0.lookup_or_try_init(key, &initial);
 }
 
 int on_sample(struct bpf_perf_event_data *ctx)
@@ -95,9 +120,13 @@ int on_sample(struct bpf_perf_event_data *ctx)
     u32 tgid = pid_tgid >> 32;
     u32 tid = (u32)pid_tgid;
     u64 period = ctx->sample_period;
-    u32 zero = 0;
 
-    struct cpu_totals *totals = cpu_totals.lookup(&zero);
+    // Read once: everything this sample counts goes to one generation.
+    u32 slot = SETTING_GENERATION;
+    u32 *generation_now = settings.lookup(&slot);  // not "current": a kernel macro
+    u32 generation = generation_now ? (*generation_now & 1) : 0;
+
+    struct cpu_totals *totals = cpu_totals.lookup(&generation);
     if (!totals)
         return 0;
     // Idle (the per-CPU swapper, pid 0) is counted apart, per CPU, and never keyed.
@@ -106,10 +135,8 @@ int on_sample(struct bpf_perf_event_data *ctx)
         totals->idle_period += period;
         return 0;
     }
-    totals->samples++;
-    totals->period += period;
 
-    u32 slot = SETTING_PID_FILTER;
+    slot = SETTING_PID_FILTER;
     u32 *filter_on = settings.lookup(&slot);
     if (filter_on && *filter_on && !pid_filter.lookup(&tgid)) {
         totals->filtered_samples++;
@@ -130,18 +157,23 @@ int on_sample(struct bpf_perf_event_data *ctx)
         key.kernel_stack_id = stacks.get_stackid(ctx, 0);
     if (wanted & STACKS_USER)
         key.user_stack_id = stacks.get_stackid(ctx, BPF_F_USER_STACK);
-    count_stack_error(key.kernel_stack_id, LOST_KERNEL_EEXIST, LOST_KERNEL_ENOMEM,
+    count_stack_error(generation, key.kernel_stack_id, LOST_KERNEL_EEXIST, LOST_KERNEL_ENOMEM,
                       LOST_KERNEL_OTHER);
-    count_stack_error(key.user_stack_id, LOST_USER_EEXIST, LOST_USER_ENOMEM, LOST_USER_OTHER);
+    count_stack_error(generation, key.user_stack_id, LOST_USER_EEXIST, LOST_USER_ENOMEM,
+                      LOST_USER_OTHER);
 
-    struct count_value initial = {};
-    struct count_value *value = counts.lookup_or_try_init(&key, &initial);
+    struct count_value *value = count_entry(generation, &key);
     if (!value) {
-        count_lost(LOST_COUNTS_FULL);
+        count_lost(generation, LOST_COUNTS_FULL);
         return 0;
     }
-    // Two CPUs can hit the same key at once: plain increments would lose samples.
+    // Two CPUs can hit the same key at once: plain increments would lose samples (BCC's
+    // table.increment() is not atomic across CPUs either).
     __sync_fetch_and_add(&value->samples, 1);
     __sync_fetch_and_add(&value->period, period);
+    // Counted with the sample, in the same generation: the per-CPU samples of an interval sum
+    // to its counts exactly.
+    totals->samples++;
+    totals->period += period;
     return 0;
 }

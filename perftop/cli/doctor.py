@@ -67,7 +67,7 @@ def _bcc_import_problem() -> str | None:
     """Why perftop's BCC module cannot be imported. python3-bpfcc loads libbcc with ctypes at
     import time, so a missing or broken libbcc raises OSError rather than ImportError."""
     try:
-        from perftop.sampling.bcc.source import bcc_available
+        from perftop.sampling.bcc.program import bcc_available
     except (ImportError, OSError) as error:
         return f"BCC cannot be loaded ({error}): reinstall python3-bpfcc and libbpfcc"
     return bcc_available()
@@ -133,7 +133,7 @@ def check_events() -> list[Check]:
 
     if _bcc_import_problem():
         return [Check("events", "n/a", "BCC missing: events not probed")]
-    from perftop.sampling.bcc.source import probe_event
+    from perftop.sampling.bcc.program import probe_event
 
     checks = []
     for name, event in EVENTS.items():

@@ -68,7 +68,7 @@ class DeferredSource:
         if self._source is not None:
             return self._source.events()
         from perftop.model.events import EVENTS
-        from perftop.sampling.bcc.source import probe_event
+        from perftop.sampling.bcc.program import probe_event
 
         return {name: probe_event(event) for name, event in EVENTS.items()}
 

@@ -167,3 +167,11 @@ def online_cpus(root: Path = Path("/sys/devices/system/cpu")) -> list[int]:
 
 def possible_cpus(root: Path = Path("/sys/devices/system/cpu")) -> list[int]:
     return parse_cpu_list((root / "possible").read_text())
+
+
+def max_sample_rate() -> int | None:
+    """kernel.perf_event_max_sample_rate, the highest frequency a perf event may ask for."""
+    try:
+        return int(Path("/proc/sys/kernel/perf_event_max_sample_rate").read_text())
+    except (OSError, ValueError):
+        return None

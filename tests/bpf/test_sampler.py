@@ -164,12 +164,14 @@ def test_short_lived_process_counted_under_comm_and_pid(source: object, chain_bi
 
 
 def test_per_key_fallback_drain(source: object, busy_chain: subprocess.Popen[bytes]) -> None:
-    source._drain_mode = "per-key"  # type: ignore[attr-defined]
+    from perftop.sampling.bcc.drain import DrainMode
+
+    source._counts.mode = DrainMode.PER_KEY  # type: ignore[attr-defined]
     try:
         snapshot = snapshots(source, 1)[0]
         assert any(p.pid == busy_chain.pid for p in snapshot.processes)
     finally:
-        source._drain_mode = "batch"  # type: ignore[attr-defined]
+        source._counts.mode = DrainMode.BATCH  # type: ignore[attr-defined]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -302,8 +304,8 @@ def test_stack_map_is_emptied_before_it_fills(stackgen: Path) -> None:
         snapshots(small, 1)
         for _ in range(8):
             snapshot = snapshots(small, 1)[0]
-            seen.update(small._stack_cache.values())  # type: ignore[attr-defined]
-            seen.update(small._retired_stacks.values())  # type: ignore[attr-defined]
+            seen.update(small._stack_ids.cached.values())  # type: ignore[attr-defined]
+            seen.update(small._stack_ids.retired.values())  # type: ignore[attr-defined]
             assert snapshot.lost["user_stack_map_full"] == 0, snapshot.lost
             assert snapshot.lost["kernel_stack_map_full"] == 0, snapshot.lost
             # two intervals of ~199 samples each at most: the ids older than that are gone
@@ -345,21 +347,22 @@ def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.Monk
     """A stack that recurs every interval costs no map read after its first, even when the
     working set is a large part of the map (emptying the map at an eighth of it re-read every
     hot stack each interval, which made the per-stack cost grow with the stack count)."""
+    from perftop.sampling.bcc import program
     from perftop.sampling.bcc import source as bcc
 
     worker = subprocess.Popen([str(stackgen), "20", "60"])  # ~60 stacks, each every interval
     source = bcc.BccSource(SamplerConfig(frequency_hz=999, stack_entries=256, pids=(worker.pid,)))
     reads: list[int] = []
-    real_lookup = bcc.lib.bpf_lookup_elem
+    real_lookup = program.lib.bpf_lookup_elem
 
     def counting_lookup(fd: int, key: object, value: object) -> int:
-        if fd == source._maps.stacks.map_fd:  # type: ignore[attr-defined]
+        if fd == source._program.maps.stacks.map_fd:  # type: ignore[attr-defined]
             reads.append(1)
         return int(real_lookup(fd, key, value))
 
     try:
         snapshots(source, 2)  # the chains' stacks are read and cached
-        monkeypatch.setattr(bcc.lib, "bpf_lookup_elem", counting_lookup)
+        monkeypatch.setattr(program.lib, "bpf_lookup_elem", counting_lookup)
         counted = snapshots(source, 3)
         working_set = counted[-1].cost.stack_map_used
         assert sum(snapshot.samples for snapshot in counted) > 1500
@@ -413,11 +416,11 @@ def test_failed_attach_on_a_later_cpu_leaks_no_fd(
     source: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from perftop.model.events import EVENTS
-    from perftop.sampling.bcc import source as bcc
+    from perftop.sampling.bcc import program
     from perftop.sampling.source import EventUnavailable
 
     before = len(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(bcc, "online_cpus", lambda: [0, 1, 4095])  # CPU 4095 does not exist
+    monkeypatch.setattr(program, "online_cpus", lambda: [0, 1, 4095])  # CPU 4095 does not exist
     with pytest.raises(EventUnavailable):
         source._attach(EVENTS["task-clock"], 99)  # type: ignore[attr-defined]
     assert len(os.listdir("/proc/self/fd")) == before

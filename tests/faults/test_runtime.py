@@ -181,7 +181,7 @@ def test_thousands_of_short_lived_processes_a_second(
         assert snapshot.cost.drain_ms < 500
         assert snapshot.samples > 0
     # Per-process state stays bounded and nothing leaks.
-    assert len(filtered._user) <= 256
+    assert len(filtered._symbols._user) <= 256
     assert len(filtered._details._tracked) <= 4096
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
 

@@ -495,15 +495,21 @@ def test_a_finished_call_stack_worker_holds_no_interval(recorded: list[Interval]
             frontier = reached
         return paths
 
-    async def script(pilot: Pilot[None]) -> None:
-        await wait_for_text(pilot, "leaf_7")  # built in the worker and shown
-        finished = [
+    def finished_workers() -> list[Worker[object]]:
+        return [
             worker
             for worker in gc.get_objects()
             if isinstance(worker, Worker)
             and worker.group == "stack-model"
             and worker.state == WorkerState.SUCCESS
         ]
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for_text(pilot, "leaf_7")  # built in the worker and shown
+        # The pane shows the tree from inside the worker (call_from_thread), so the worker is
+        # marked finished a moment after the text appears: wait for that, not for luck.
+        await wait_for(pilot, lambda: bool(finished_workers()))
+        finished = finished_workers()
         assert finished, "no call-stack worker ran"
         held.extend(snapshots_held_by(worker) for worker in finished)
 

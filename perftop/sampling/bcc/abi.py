@@ -1,0 +1,144 @@
+"""The Python mirror of bpf/profile.bpf.c: every layout, slot number, size and limit that user
+space shares with the BPF program. Nothing else in perftop spells them out.
+
+tests/unit/test_abi.py parses the C file's `#define`s and structs and fails when they disagree
+with this module (field order, types, offsets, sizes, slot numbers, counts).
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import struct
+from pathlib import Path
+from typing import Any, Final
+
+BPF_SOURCE: Final = Path(__file__).resolve().parents[3] / "bpf" / "profile.bpf.c"
+
+# Sizes and limits. The map sizes are the C file's defaults; perftop passes its own as -D cflags.
+COUNTS_ENTRIES_DEFAULT: Final = 40960  # PERFTOP_COUNTS_ENTRIES
+STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_STACK_ENTRIES
+MAX_PIDS: Final = 64  # PERFTOP_MAX_PIDS: entries of the pid_filter map
+TASK_COMM_LEN: Final = 16  # linux/sched.h
+MAX_STACK_DEPTH: Final = 127  # BPF_STACK_TRACE's value: u64 ips[PERF_MAX_STACK_DEPTH]
+
+# A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
+STACK_SKIPPED: Final = -65536  # PERFTOP_STACK_SKIPPED
+
+# settings[SETTING_STACKS] bits
+STACKS_KERNEL: Final = 1
+STACKS_USER: Final = 2
+STACK_BITS: Final = {
+    "kernel": STACKS_KERNEL,
+    "user": STACKS_USER,
+    "both": STACKS_KERNEL | STACKS_USER,
+}
+
+# settings[] slots
+SETTING_PID_FILTER: Final = 0  # 1: only count thread groups present in pid_filter
+SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
+SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
+SETTINGS_COUNT: Final = 3
+
+# Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
+# cpu_totals and lost): the program writes one generation while user space drains the other.
+GENERATIONS: Final = 2
+COUNTS_MAPS: Final = (b"counts_0", b"counts_1")  # by generation
+
+# lost[] slots within one generation, by name as perftop reports them. The slot of a counter
+# in the map is generation * LOST_COUNT + slot.
+LOST_NAMES: Final = (
+    "counts_map_full",  # LOST_COUNTS_FULL: counts map full, the sample is gone
+    "kernel_stack_collision",  # LOST_KERNEL_EEXIST: stack map bucket taken by another stack
+    "user_stack_collision",  # LOST_USER_EEXIST
+    "kernel_stack_map_full",  # LOST_KERNEL_ENOMEM
+    "user_stack_map_full",  # LOST_USER_ENOMEM
+    "kernel_stack_error",  # LOST_KERNEL_OTHER
+    "user_stack_error",  # LOST_USER_OTHER
+)
+LOST_SLOTS: Final = {  # the C name of each slot -> its number
+    "LOST_COUNTS_FULL": 0,
+    "LOST_KERNEL_EEXIST": 1,
+    "LOST_USER_EEXIST": 2,
+    "LOST_KERNEL_ENOMEM": 3,
+    "LOST_USER_ENOMEM": 4,
+    "LOST_KERNEL_OTHER": 5,
+    "LOST_USER_OTHER": 6,
+}
+LOST_COUNT: Final = len(LOST_NAMES)
+
+
+class CountKey(ct.Structure):
+    """struct count_key: one entry of the counts maps."""
+
+    _fields_ = (
+        ("tgid", ct.c_uint32),
+        ("tid", ct.c_uint32),
+        ("kernel_stack_id", ct.c_int32),
+        ("user_stack_id", ct.c_int32),
+        ("comm", ct.c_char * TASK_COMM_LEN),
+    )
+
+
+class CountValue(ct.Structure):
+    """struct count_value."""
+
+    _fields_ = (
+        ("samples", ct.c_uint64),
+        ("period", ct.c_uint64),  # summed sample_period: with a frequency, the event estimate
+    )
+
+
+class CpuTotals(ct.Structure):
+    """struct cpu_totals: one CPU's counters of one generation."""
+
+    _fields_ = (
+        ("samples", ct.c_uint64),  # non-idle samples counted into the counts map
+        ("period", ct.c_uint64),
+        ("idle_samples", ct.c_uint64),
+        ("idle_period", ct.c_uint64),
+        ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid filter
+    )
+
+
+_STRUCT_CODES: Final[dict[type, str]] = {
+    ct.c_uint32: "I",
+    ct.c_int32: "i",
+    ct.c_uint64: "Q",
+    ct.c_int64: "q",
+}
+
+
+def packed_format(structure: type[ct.Structure]) -> struct.Struct:
+    """A struct.Struct reading `structure` from a raw buffer in C, fields in order: unpacking
+    whole buffers this way costs far less than a ctypes struct per entry (~10 µs each)."""
+    codes = []
+    for field in structure._fields_:
+        field_type: Any = field[1]
+        if issubclass(field_type, ct.Array):
+            if field_type._type_ is not ct.c_char:
+                raise TypeError(f"no struct code for {field_type}")
+            codes.append(f"{field_type._length_}s")
+        else:
+            codes.append(_STRUCT_CODES[field_type])
+    layout = struct.Struct("=" + "".join(codes))
+    if layout.size != ct.sizeof(structure):  # "=" has no padding: the C struct must have none
+        raise TypeError(f"{structure.__name__} has padding")
+    return layout
+
+
+KEY_FORMAT: Final = packed_format(CountKey)
+VALUE_FORMAT: Final = packed_format(CountValue)
+
+
+def size_cflags(counts_entries: int, stack_entries: int) -> list[str]:
+    """The -D cflags that size the program's maps."""
+    return [
+        f"-DPERFTOP_COUNTS_ENTRIES={counts_entries}",
+        f"-DPERFTOP_STACK_ENTRIES={stack_entries}",
+        f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
+    ]
+
+
+def lost_slot(generation: int, slot: int) -> int:
+    """The index in the lost map of counter `slot` of `generation`."""
+    return generation * LOST_COUNT + slot

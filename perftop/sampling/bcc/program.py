@@ -1,0 +1,251 @@
+"""perftop's BPF program through libbcc: compile, load, attach one perf event per CPU, and the
+ctypes views of its maps. With perftop.sampling.bcc's other modules, the only code that imports
+`bcc`.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perftop.config import SamplerConfig
+from perftop.model.events import Event, unavailable_message
+from perftop.sampling.bcc.abi import (
+    BPF_SOURCE,
+    COUNTS_MAPS,
+    GENERATIONS,
+    KEY_FORMAT,
+    MAX_STACK_DEPTH,
+    SETTING_GENERATION,
+    SETTING_PID_FILTER,
+    SETTING_STACKS,
+    VALUE_FORMAT,
+    size_cflags,
+)
+from perftop.sampling.source import EventUnavailable, SourceError
+from perftop.system.headers import HeadersError, KernelHeaders, locate_headers
+from perftop.system.memory import release_free_memory
+from perftop.system.procfs import max_sample_rate, online_cpus
+from perftop.system.stdio import captured_fds
+
+# Keep network symbol lookups opt-in: BCC may ask debuginfod and wait a long time.
+_DEBUGINFOD_URLS = os.environ.pop("DEBUGINFOD_URLS", None)
+# When the kernel cannot give a grace period (a map-in-map update failed): BPF perf-event
+# programs run for microseconds with preemption off; 10 ms also covers a vCPU the host
+# preempted for a few ticks mid-program.
+FALLBACK_GRACE_S = 0.010
+
+try:
+    from bcc import BPF
+    from bcc.libbcc import lib as lib  # re-exported: drain.py calls the map syscalls too
+except ImportError as error:  # pragma: no cover - depends on the machine
+    BPF = None
+    lib = None  # drain.py imports it; BccSource reports bcc_available() before any use
+    _IMPORT_ERROR: ImportError | None = error
+else:
+    _IMPORT_ERROR = None
+    lib.bpf_attach_perf_event.argtypes = [
+        ct.c_int,
+        ct.c_uint32,
+        ct.c_uint32,
+        ct.c_uint64,
+        ct.c_uint64,
+        ct.c_int,
+        ct.c_int,
+        ct.c_int,
+    ]
+    lib.bpf_close_perf_event_fd.argtypes = [ct.c_int]
+    lib.bpf_lookup_and_delete.restype = ct.c_int
+    lib.bpf_lookup_and_delete.argtypes = [ct.c_int, ct.c_void_p, ct.c_void_p]
+
+
+def bcc_available() -> str | None:
+    """None when BCC imports, else why not."""
+    if _IMPORT_ERROR is None:
+        return None
+    return f"BCC is not installed ({_IMPORT_ERROR}): install python3-bpfcc (`make setup`)"
+
+
+def enable_debuginfod() -> None:
+    """Opt in to network symbol lookups (the user's --debuginfod)."""
+    if _DEBUGINFOD_URLS:
+        os.environ["DEBUGINFOD_URLS"] = _DEBUGINFOD_URLS
+
+
+def _attach_error(event: Event, code: int, hz: int) -> str:
+    if code in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV) or (
+        event.hardware and code == errno.EINVAL
+    ):
+        reason = "not supported by this machine" + (" (no hardware PMU)" if event.hardware else "")
+    elif code in (errno.EACCES, errno.EPERM):
+        reason = "permission denied (needs root, or CAP_PERFMON and CAP_BPF)"
+    elif code == errno.EINVAL:
+        limit = max_sample_rate()
+        reason = f"{hz} Hz refused" + (f" (kernel limit {limit} Hz)" if limit else "")
+    else:
+        reason = os.strerror(code)
+    return unavailable_message(event.name, reason)
+
+
+def probe_event(event: Event, hz: int = 99) -> str | None:
+    """None when `event` can be opened on this machine, else the reason (a counting event on
+    CPU 0, closed at once: no BPF program needed)."""
+    if _IMPORT_ERROR is not None:
+        return "BCC missing"
+    with captured_fds():  # libbcc perror()s the failure
+        fd = lib.bpf_open_perf_event(event.type, event.config, -1, online_cpus()[0])
+        code = ct.get_errno()
+    if fd < 0:
+        if code in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV, errno.EINVAL):
+            return "not supported by this machine" + (
+                " (no hardware PMU)" if event.hardware else ""
+            )
+        return os.strerror(code)
+    os.close(fd)
+    return None
+
+
+def prepare_headers() -> KernelHeaders | None:
+    """The kernel headers to compile against, handed to libbcc in BCC_KERNEL_SOURCE."""
+    if os.environ.get("BCC_KERNEL_SOURCE"):
+        path = Path(os.environ["BCC_KERNEL_SOURCE"])
+        return KernelHeaders(path, f"{path} (from BCC_KERNEL_SOURCE)")
+    try:
+        headers = locate_headers()
+    except (HeadersError, OSError) as error:
+        raise SourceError(str(error)) from None
+    os.environ["BCC_KERNEL_SOURCE"] = str(headers.path)
+    return headers
+
+
+def _compile(config: SamplerConfig) -> Any:
+    if not BPF_SOURCE.is_file():
+        raise SourceError(f"BPF program not found at {BPF_SOURCE}")
+    cflags = [*size_cflags(config.counts_entries, config.stack_entries), "-Wno-macro-redefined"]
+    with captured_fds() as captured:
+        try:
+            bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
+        except Exception as error:
+            failure: Exception | None = error
+        else:
+            failure = None
+    # The compile leaves tens of MB free inside the heap: give them back now.
+    release_free_memory()
+    if failure is not None:
+        detail = captured.summary() or str(failure)
+        if os.geteuid() != 0 and "Operation not permitted" in (detail + str(failure)):
+            detail = "permission denied: run as root (or with CAP_BPF and CAP_PERFMON)"
+        raise SourceError(f"could not load the BPF program: {detail}")
+    return bpf
+
+
+class Maps:
+    """ctypes views of the program's maps, with buffers allocated once."""
+
+    def __init__(self, bpf: Any, counts_entries: int) -> None:
+        self.counts = tuple(bpf[name] for name in COUNTS_MAPS)  # by generation
+        self.stacks = bpf[b"stacks"]
+        self.pid_filter = bpf[b"pid_filter"]
+        self.settings = bpf[b"settings"]
+        self.cpu_totals = bpf[b"cpu_totals"]
+        self.lost = bpf[b"lost"]
+        self.grace = bpf[b"grace"]
+        self.capacity = counts_entries
+        counts = self.counts[0]
+        if (ct.sizeof(counts.Key), ct.sizeof(counts.Leaf)) != (KEY_FORMAT.size, VALUE_FORMAT.size):
+            raise SourceError("the BPF program's count_key/count_value layout changed")
+        # One pair of buffers for both generations: only one is drained at a time.
+        self.keys = (counts.Key * counts_entries)()
+        self.values = (counts.Leaf * counts_entries)()
+        self.stack_buffer = (ct.c_uint64 * MAX_STACK_DEPTH)()
+
+
+class Program:
+    """The compiled and loaded program, its maps, and the perf events it is attached to (none
+    until `attach`). Construction raises SourceError and leaves nothing loaded on failure."""
+
+    def __init__(self, config: SamplerConfig) -> None:
+        self._perf_fds: list[int] = []
+        self._bpf: Any = _compile(config)
+        self.generation = 0  # the half of the counters samples go to now
+        try:
+            self.maps = Maps(self._bpf, config.counts_entries)
+            self.prog_fd: int = self._bpf.load_func(b"on_sample", BPF.PERF_EVENT).fd
+        except BaseException:
+            self.close()
+            raise
+
+    def attach(self, event: Event, hz: int) -> None:
+        """Open `event` on every online CPU with the loaded program; all or nothing. Raises
+        EventUnavailable, with every perf event it opened closed again (BCC's own
+        attach_perf_event leaks those)."""
+        opened: list[int] = []
+        failure: str | None = None
+        with captured_fds():
+            for cpu in online_cpus():
+                fd = lib.bpf_attach_perf_event(
+                    self.prog_fd, event.type, event.config, 0, hz, -1, cpu, -1
+                )
+                if fd < 0:
+                    failure = _attach_error(event, ct.get_errno(), hz)
+                    break
+                opened.append(fd)
+            if failure is not None:
+                for fd in opened:
+                    lib.bpf_close_perf_event_fd(fd)
+        if failure is not None:
+            raise EventUnavailable(failure)
+        old, self._perf_fds = self._perf_fds, opened
+        for fd in old:
+            lib.bpf_close_perf_event_fd(fd)
+
+    def set_stack_bits(self, bits: int) -> None:
+        self.maps.settings[ct.c_int(SETTING_STACKS)] = ct.c_uint32(bits)
+
+    def set_pid_filter(self, pids: Sequence[int]) -> None:
+        """Count only `pids` (all processes when empty)."""
+        table = self.maps.pid_filter
+        wanted = set(pids)
+        for key in list(table.keys()):
+            if key.value not in wanted:
+                del table[key]
+        for pid in wanted:
+            table[ct.c_uint32(pid)] = ct.c_uint8(1)
+        self.maps.settings[ct.c_int(SETTING_PID_FILTER)] = ct.c_uint32(1 if wanted else 0)
+
+    def flip_generation(self) -> int:
+        """Send new samples to the other half of the counters and return the half they left,
+        once no program can still be writing to it: its counts, per-CPU totals and lost
+        counters then hold one interval, as of one instant.
+
+        The wait is the kernel's: an update of a map-in-map returns only after
+        synchronize_rcu() (kernel/bpf/syscall.c, maybe_wait_bpf_programs, there so that user
+        space knows no program still uses the old value; the BPF selftests' kern_sync_rcu
+        relies on it too), and the perf-event overflow handler runs every program inside
+        rcu_read_lock(). It costs wall time, not CPU: 8-16 ms here (2 vCPUs, 20 flips), the
+        thread asleep. A sleep would be a guess: a vCPU preempted by the host mid-program
+        can stay preempted for longer than any fixed grace."""
+        old = self.generation
+        self.generation = (old + 1) % GENERATIONS
+        maps = self.maps
+        maps.settings[ct.c_int(SETTING_GENERATION)] = ct.c_uint32(self.generation)
+        try:
+            maps.grace[ct.c_int(0)] = ct.c_int(maps.settings.map_fd)
+        except Exception:  # BCC raises a bare Exception when the update fails
+            time.sleep(FALLBACK_GRACE_S)
+        return old
+
+    def close(self) -> None:
+        """Detach and unload; safe to call more than once."""
+        for fd in self._perf_fds:
+            lib.bpf_close_perf_event_fd(fd)
+        self._perf_fds = []
+        bpf, self._bpf = self._bpf, None
+        if bpf is not None:
+            with captured_fds():
+                bpf.cleanup()

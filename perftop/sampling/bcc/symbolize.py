@@ -1,0 +1,99 @@
+"""Drained counts -> StackSamples: stack ids become frames, and entries that symbolize alike
+are merged on (pid, tid, comm, frames)."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+
+from perftop.model.reasons import Unresolved
+from perftop.model.samples import Frame, StackSample
+from perftop.sampling.bcc.drain import CountEntry
+from perftop.sanitize import decode
+from perftop.symbols.kernel import KernelSymbols
+from perftop.symbols.memo import Generations
+from perftop.symbols.user import UserSymbols
+from perftop.system.procfs import is_kernel_thread
+
+KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
+KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork churn all are new
+
+
+class Symbolizer:
+    """Kernel and user symbols for the live source, with memos that last across intervals."""
+
+    def __init__(self) -> None:
+        self._kernel = KernelSymbols()
+        # Imported here, after the compile (pyelftools is ~25 ms of imports holding the GIL,
+        # which the screen's start-up shares while clang runs with it released).
+        from perftop.symbols.process import resolver_factory
+
+        self._user = UserSymbols(resolver_factory())
+        self._kernel_thread: dict[int, bool] = {}
+        # hash of addresses -> frames
+        self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
+
+    def notice(self) -> str | None:
+        """What the user should be told once about symbols, if anything."""
+        if self._kernel.hidden:
+            return (
+                f"kernel frames are unnamed: {Unresolved.KPTR.text} "
+                "(perftop needs CAP_SYSLOG, or kernel.kptr_restrict=0)"
+            )
+        return None
+
+    def stacks(
+        self,
+        entries: list[CountEntry],
+        stack_ips: Mapping[int, tuple[int, ...]],
+        lost: dict[str, int],
+    ) -> tuple[StackSample, ...]:
+        """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
+        stack count in lost["user_stack_missing"]."""
+        comms: dict[bytes, str] = {}
+        # Two stack ids can symbolize alike (two addresses in one function): merged here.
+        merged: dict[tuple[int, int, str, tuple[Frame, ...]], list[int]] = {}
+        for pid, tid, kernel_id, user_id, raw_comm, count, period in entries:
+            frames: tuple[Frame, ...] = ()
+            if user_id >= 0 and user_id in stack_ips:
+                frames = self._user.chain(pid, stack_ips[user_id])
+            elif user_id == -errno.EFAULT and not self._is_kernel_thread(pid):
+                lost["user_stack_missing"] = lost.get("user_stack_missing", 0) + count
+            if kernel_id >= 0 and kernel_id in stack_ips:
+                frames += self._kernel_chain(stack_ips[kernel_id])
+            comm = comms.get(raw_comm)
+            if comm is None:
+                comm = comms[raw_comm] = decode(raw_comm)
+            totals = merged.get((pid, tid, comm, frames))
+            if totals is None:
+                merged[(pid, tid, comm, frames)] = [count, period]
+            else:
+                totals[0] += count
+                totals[1] += period
+        return tuple(StackSample(*key, *totals) for key, totals in merged.items())
+
+    def forget_unused(self) -> None:
+        """Called once per drain: drop what exited processes and old kernel chains hold."""
+        self._user.evict_exited()
+        self._kernel_chains.age()  # keeps what this interval and the last one used
+
+    def close(self) -> None:
+        self._user.close()
+
+    def _is_kernel_thread(self, pid: int) -> bool:
+        known = self._kernel_thread.get(pid)
+        if known is None:
+            if len(self._kernel_thread) > KERNEL_THREADS_MAX:
+                self._kernel_thread.clear()
+            known = self._kernel_thread[pid] = is_kernel_thread(pid)
+        return known
+
+    def _kernel_chain(self, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
+        # Keyed by the addresses' hash, not the addresses: the tuple can go with the stack id
+        # cache (as UserSymbols does; a 64-bit collision among this many chains is ~1e-10).
+        key = hash(addresses)
+        frames = self._kernel_chains.get(key)
+        if frames is None:
+            frames = tuple(self._kernel.frame(address) for address in reversed(addresses))
+            self._kernel_chains.put(key, frames)
+        return frames
