@@ -194,6 +194,7 @@ class StackTree(ScrollView, can_focus=True):
         # pane repainted after a resize or a title change) is not drawn again.
         self._strips: dict[Hashable, Strip] = {}
         self.strips_drawn = 0  # lines drawn since the widget was made (tests count them)
+        self._widest = 0  # the widest line shown for this subject at this pane width
 
     # What is shown
 
@@ -227,6 +228,7 @@ class StackTree(ScrollView, can_focus=True):
         if not same:
             self._unfolded.clear()
             self._folded_by_user.clear()
+            self._widest = 0
         self._model = model
         self._relayout(cursor_path)
         if not same:
@@ -293,9 +295,13 @@ class StackTree(ScrollView, can_focus=True):
                 self._add_branch_lines(lines, child, below)
 
     def _update_virtual_size(self) -> None:
+        """The widest line sets the scrollable width, which never shrinks while the subject
+        and the pane's width stay: any change of the virtual size lays the screen out and
+        redraws the whole pane, and shares and `self x%` change the widths every interval."""
         levels = levels_that_fit(self.size.width)
-        width = max(line.cell_width(levels) for line in self._lines)
-        self.virtual_size = Size(width, len(self._lines))
+        widest = max(line.cell_width(levels) for line in self._lines)
+        self._widest = max(self._widest, widest)
+        self.virtual_size = Size(self._widest, len(self._lines))
 
     def _refresh_changed(self, before: tuple[PaneLine, ...], old_cursor: int) -> None:
         """Ask for the lines on screen that now show something else, and no others."""
@@ -324,11 +330,14 @@ class StackTree(ScrollView, can_focus=True):
         line = self._lines[index]
         cursor = index == self._cursor
         levels = levels_that_fit(width)
-        key = (line, levels, cursor, self.has_focus, base)
+        # Kept cropped to the pane: a whole-pane repaint (a layout, a scroll) of unchanged
+        # lines is then a dictionary look-up a line.
+        key = (line, levels, cursor, self.has_focus, base, scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._strips[key] = self._draw(line, levels, cursor, base)
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+            strip = self._draw(line, levels, cursor, base)
+            strip = self._strips[key] = strip.crop_extend(scroll_x, scroll_x + width, base)
+        return strip
 
     def _draw(self, line: PaneLine, levels: int, cursor: bool, base: Style) -> Strip:
         """The guides in their own colour, then the icon and label; the cursor covers the
@@ -344,6 +353,7 @@ class StackTree(ScrollView, can_focus=True):
         return Strip(segments)
 
     def on_resize(self, event: events.Resize) -> None:
+        self._widest = 0
         self._update_virtual_size()
         self._scroll_to_cursor()
 
