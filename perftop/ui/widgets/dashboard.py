@@ -72,6 +72,7 @@ class Dashboard(Vertical):
         self._subject: Subject = None
         self._zoom_pid: int | None = None
         self._stacks_shown_for: tuple[View | None, Subject, int | None] | None = None
+        self._stack_title = "Call stacks"
         # The newest tree to build beside the event loop, taken by the worker that builds it.
         self._stack_request: tuple[View, Subject, int | None] | None = None
         self._stack_request_lock = threading.Lock()
@@ -224,7 +225,10 @@ class Dashboard(Vertical):
 
     def _apply_stack_model(self, model: StackNode | None, subject: Subject) -> None:
         title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
-        self.stack_tree.border_title = Content(title)  # literal: symbols may hold "[...]"
+        # Setting a title repaints the whole pane (35 lines at 120x40) even when it is the same.
+        if title != self._stack_title:
+            self._stack_title = title
+            self.stack_tree.border_title = Content(title)  # literal: symbols may hold "[...]"
         self.stack_tree.show_stacks(model, subject)
 
     @staticmethod

@@ -1,15 +1,28 @@
-"""The call-stack pane: the stacks behind the selected process or function, as a tree."""
+"""The call-stack pane: the stacks behind the selected process or function, as a tree.
+
+Drawn through Textual's Line API like `KeyedTable`, not with Textual's Tree: the pane is given
+a new model every interval, and Tree was cleared and rebuilt each time, so every line of the
+pane was laid out and rendered again (`Tree.render_lines` alone was ~7% of perftop's samples on
+a busy box, issue 15). Here a refresh computes the visible lines (the unfolded branches only),
+compares them with the lines shown, and asks Textual to redraw only the lines that differ; a
+line is drawn from plain strings and styles (never markup) and its Strip kept for the next
+time it is asked for.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.text import Text
-from textual import on
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
 from textual.binding import Binding, BindingType
-from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from perftop.model.samples import FunctionKey
 from perftop.viewmodel import StackNode
@@ -25,141 +38,406 @@ EXPAND_OF_PARENT = 1 / 3
 # The path element of the line that says how to get a frame's symbol back.
 REMEDY_KEY = ("", "fix", False)
 
+# Two columns a level, as the Tree this replaced drew with guide_depth=2.
+LEVEL_WIDTH = 2
+# The indentation never takes more than this share of the pane, nor leaves less than
+# LABEL_ROOM columns for the label (but always allows MIN_INDENT): a 23-frame chain indented
+# 46 columns and pushed the leaf's symbol out of an 80-column pane (issue 19). Deeper lines
+# show `⋯N`, the N top levels left out, then the guides of the levels below them.
+INDENT_SHARE = 0.5
+LABEL_ROOM = 40
+MIN_INDENT = 12
+HIDDEN_MARK_WIDTH = 4  # "⋯N" padded, so lines deeper than the cap stay aligned
+FOLDED_ICON = "▶ "
+UNFOLDED_ICON = "▼ "
 
-def node_label(node: StackNode) -> Text:
+NO_STYLE = Style()
+BOLD = Style(bold=True)
+DIM = Style(dim=True)
+DIM_ITALIC = Style(dim=True, italic=True)
+WARNING = Style(color="yellow")
+BOLD_WARNING = Style(color="yellow", bold=True)
+
+Part = tuple[str, Style]  # a run of literal text (already printable) and its style
+
+
+def node_parts(node: StackNode) -> tuple[Part, ...]:
+    """The label of one frame: share, [k]/[.], symbol, why it has no symbol, module, self."""
     if not node.path:
-        return Text(node.symbol, style="bold")
-    label = Text(no_wrap=True)
-    label.append(f"{node.share:5.1f}% ", style="bold" if node.share >= EXPAND_SHARE else "")
+        return ((node.symbol, BOLD),)
+    parts: list[Part] = [(f"{node.share:5.1f}% ", BOLD if node.share >= EXPAND_SHARE else NO_STYLE)]
     if node.mark:
-        label.append(node.mark + " ", style="dim")
+        parts.append((node.mark + " ", DIM))
     unresolved = node.explanation is not None
-    label.append(node.symbol, style="dim italic" if unresolved or not node.mark else "")
+    parts.append((node.symbol, DIM_ITALIC if unresolved or not node.mark else NO_STYLE))
     if node.explanation is not None:
-        label.append(f"  ← {node.explanation.reason}", style="yellow")
+        parts.append((f"  ← {node.explanation.reason}", WARNING))
     if node.module:
-        label.append(f"  {node.module}", style="dim")
+        parts.append((f"  {node.module}", DIM))
     if node.self_share >= 0.05:
-        label.append(f"  self {node.self_share:.1f}%", style="dim")
-    return label
+        parts.append((f"  self {node.self_share:.1f}%", DIM))
+    return tuple(parts)
 
 
-def remedy_label(remedy: str) -> Text:
-    return Text.assemble(("fix: ", "bold yellow"), (remedy, "yellow"), no_wrap=True)
+def remedy_parts(remedy: str) -> tuple[Part, ...]:
+    return (("fix: ", BOLD_WARNING), (remedy, WARNING))
 
 
-class StackTree(Tree[Path]):
-    # Tree toggles a branch with space; here space pauses the screen like everywhere else, and
-    # Enter folds and unfolds.
+def levels_that_fit(width: int) -> int:
+    """How many levels of indentation a pane `width` columns wide draws in full."""
+    indent = max(MIN_INDENT, min(int(width * INDENT_SHARE), width - LABEL_ROOM))
+    return max(HIDDEN_MARK_WIDTH // LEVEL_WIDTH + 1, indent // LEVEL_WIDTH)
+
+
+@dataclass(frozen=True, slots=True)
+class PaneLine:
+    """One line of the pane as it is drawn; two equal lines draw the same cells."""
+
+    path: Path
+    # For each level above the line's own, whether a guide continues down through it (that
+    # ancestor has a later sibling); then the line's own connector. Empty for the root.
+    guides: tuple[bool, ...]
+    last: bool  # the last child of its parent: "└" rather than "├"
+    icon: str  # FOLDED_ICON, UNFOLDED_ICON, or "" for a line that does not fold
+    # No StackNode here: lines are keys of the Strip cache, which must not keep old models alive.
+    parts: tuple[Part, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.guides) + 1 if self.path else 0
+
+    def indent(self, levels: int) -> str:
+        """The guides before the label, at most `levels` levels wide."""
+        if not self.path:
+            return ""
+        drawn = ["│ " if through else "  " for through in self.guides]
+        drawn.append("└ " if self.last else "├ ")
+        if len(drawn) <= levels:
+            return "".join(drawn)
+        # The top levels are left out in steps of half the room, not one a line: lines whose
+        # ancestors are left out alike keep their guides straight under each other.
+        room = levels - HIDDEN_MARK_WIDTH // LEVEL_WIDTH
+        step = max(1, room // 2)
+        hidden = -(-(len(drawn) - room) // step) * step
+        return f"⋯{hidden}".ljust(HIDDEN_MARK_WIDTH) + "".join(drawn[hidden:])
+
+    def cell_width(self, levels: int) -> int:
+        return (
+            cell_len(self.indent(levels))
+            + cell_len(self.icon)
+            + sum(cell_len(text) for text, _ in self.parts)
+        )
+
+
+PLACEHOLDER = PaneLine((), (), True, "", (("Select a process or a function", DIM),))
+
+
+class StackTree(ScrollView, can_focus=True):
+    """Enter folds and unfolds; left folds or goes to the parent, right unfolds or goes to the
+    first child; space pauses the screen like everywhere else."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "app.toggle_pause", "Pause", show=False)
+        Binding("space", "app.toggle_pause", "Pause", show=False),
+        Binding("enter", "toggle_fold", "Fold/unfold", show=False),
+        Binding("up", "cursor_up", "Cursor up", show=False),
+        Binding("down", "cursor_down", "Cursor down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,ctrl+home", "first", "First line", show=False),
+        Binding("end,ctrl+end", "last", "Last line", show=False),
+        Binding("left", "fold_or_parent", "Fold or go to the parent", show=False),
+        Binding("right", "unfold_or_child", "Unfold or go to the first child", show=False),
     ]
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"stack-tree--cursor", "stack-tree--guides"}
+
+    DEFAULT_CSS = """
+    StackTree {
+        background: $surface;
+        color: $foreground;
+        & > .stack-tree--guides {
+            color: $surface-lighten-2;
+        }
+        & > .stack-tree--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .stack-tree--guides {
+                color: $surface-lighten-3;
+            }
+            & > .stack-tree--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
+
     def __init__(self, *, id: str = "stacks") -> None:
-        super().__init__(Text("Call stacks"), data=(), id=id)
+        super().__init__(id=id)
         self.border_title = "Call stacks"
-        self.guide_depth = 2
-        self.auto_expand = True
         self._subject: object = None
-        # Folded branches are built when unfolded: the pane is rebuilt every interval, and
-        # building every node of a big tree (thousands, most of them folded) was a fifth of
-        # perftop's CPU. Path -> (its node, its model), and the unfold rule of this showing.
-        self._unbuilt: dict[Path, tuple[TreeNode[Path], StackNode]] = {}
-        self._unfold: set[Path] | None = None
+        self._model: StackNode | None = None
+        self._lines: tuple[PaneLine, ...] = (PLACEHOLDER,)
+        self._index: dict[Path, int] = {(): 0}
+        self._cursor = 0
         # Unfolded branches stay unfolded; a folded one unfolds once it is hot (the first
         # interval, a quarter second of samples, must not decide for the whole session),
-        # unless the user folded it. Kept for the subject shown.
+        # unless the user folded it. Kept for the subject shown, by path.
+        self._unfolded: set[Path] = set()
         self._folded_by_user: set[Path] = set()
+        # The Strips drawn, by what they show: a line that comes back (scrolled to again, the
+        # pane repainted after a resize or a title change) is not drawn again.
+        self._strips: dict[Hashable, Strip] = {}
+        self.strips_drawn = 0  # lines drawn since the widget was made (tests count them)
+        self._widest = 0  # the widest line shown for this subject at this pane width
+
+    # What is shown
+
+    @property
+    def model(self) -> StackNode | None:
+        return self._model
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines)
+
+    @property
+    def cursor_line(self) -> int:
+        return self._cursor
+
+    @cursor_line.setter
+    def cursor_line(self, line: int) -> None:
+        self._move(line)
+
+    @property
+    def cursor_path(self) -> Path | None:
+        """The path of the frame under the cursor (None when nothing is shown)."""
+        return self._lines[self._cursor].path if self._model is not None else None
 
     def show_stacks(self, model: StackNode | None, subject: object) -> None:
         """Show `model`; when `subject` is the one already shown, keep what the user unfolded,
-        the cursor and the scroll position."""
+        the cursor (by path) and the scroll position."""
         same = subject == self._subject
         self._subject = subject
-        expanded = set(self._expanded_paths()) if same else None
-        cursor_path = self.cursor_node.data if same and self.cursor_node is not None else ()
-        scroll_y = self.scroll_y
-        self.clear()
-        self._unbuilt.clear()
-        self._unfold = expanded
+        cursor_path = self._lines[self._cursor].path if same else ()
         if not same:
+            self._unfolded.clear()
             self._folded_by_user.clear()
-        if model is None:
-            self.root.set_label(Text("Select a process or a function", style="dim"))
-            return
-        self.root.set_label(node_label(model))
-        self._add_branch(self.root, model, expanded)
-        self.root.expand()
-        line = self._line_of(cursor_path or ())
-        self.cursor_line = line if line is not None else 0
-        if same:
-            self.scroll_to(y=scroll_y, animate=False)
-        else:
-            self.scroll_home(animate=False)
+            self._widest = 0
+        self._model = model
+        self._relayout(cursor_path)
+        if not same:
+            self.scroll_home(animate=False, immediate=True)
 
-    def _add_branch(
-        self, parent: TreeNode[Path], model: StackNode, expanded: set[Path] | None
+    def _relayout(self, cursor_path: Path) -> None:
+        """Recompute the visible lines, put the cursor on `cursor_path` (or its nearest shown
+        ancestor), and redraw the lines on screen that changed."""
+        before, old_cursor = self._lines, self._cursor
+        self._lines = self._visible_lines() if self._model is not None else (PLACEHOLDER,)
+        self._index = {line.path: index for index, line in enumerate(self._lines)}
+        if len(self._strips) > 8 * len(self._lines) + 256:
+            self._strips.clear()  # lines long gone; the ones still shown are cheap to redraw
+        self._update_virtual_size()
+        path = cursor_path
+        while path and path not in self._index:
+            path = path[:-1]
+        self._cursor = self._index.get(path, 0)
+        self._refresh_changed(before, old_cursor)
+        self._scroll_to_cursor()
+
+    def _visible_lines(self) -> tuple[PaneLine, ...]:
+        assert self._model is not None
+        root = self._model
+        lines = [PaneLine((), (), True, UNFOLDED_ICON, node_parts(root))]
+        self._add_branch_lines(lines, root, ())
+        return tuple(lines)
+
+    def _add_branch_lines(
+        self, lines: list[PaneLine], parent: StackNode, guides: tuple[bool, ...]
     ) -> None:
-        for child in model.children:
+        """The lines of `parent`'s children and of their unfolded branches. Only an unfolded
+        branch's children are asked for: the view model converts them on demand, and building
+        every node of a big tree (thousands, most of them folded) was a fifth of perftop's CPU."""
+        children = parent.children
+        for position, child in enumerate(children):
+            last = position == len(children) - 1
             remedy = child.explanation.remedy if child.explanation is not None else None
             foldable = child.has_children or remedy is not None
-            node = parent.add(node_label(child), data=child.path, allow_expand=foldable)
+            if foldable:
+                hot = (
+                    child.share >= EXPAND_SHARE and child.share >= parent.share * EXPAND_OF_PARENT
+                ) or (remedy is not None and not child.has_children)
+                if hot and child.path not in self._folded_by_user:
+                    self._unfolded.add(child.path)
+            unfolded = foldable and child.path in self._unfolded
+            icon = (UNFOLDED_ICON if unfolded else FOLDED_ICON) if foldable else ""
+            lines.append(PaneLine(child.path, guides, last, icon, node_parts(child)))
+            if not unfolded:
+                continue
+            below = (*guides, not last)
             if remedy is not None:
                 # Its own line, first under the frame: too long to share the frame's line.
-                node.add_leaf(remedy_label(remedy), data=(*child.path, REMEDY_KEY))
-            hot = (
-                child.share >= EXPAND_SHARE and child.share >= model.share * EXPAND_OF_PARENT
-            ) or (remedy is not None and not child.has_children)
-            if expanded is None:
-                unfold = hot
-            else:
-                unfold = child.path in expanded or (hot and child.path not in self._folded_by_user)
+                lines.append(
+                    PaneLine(
+                        (*child.path, REMEDY_KEY),
+                        below,
+                        not child.has_children,
+                        "",
+                        remedy_parts(remedy),
+                    )
+                )
             if child.has_children:
-                if foldable and unfold:
-                    self._add_branch(node, child, expanded)
-                else:
-                    self._unbuilt[child.path] = (node, child)
-            if foldable and unfold:
-                node.expand()
+                self._add_branch_lines(lines, child, below)
 
-    @on(Tree.NodeCollapsed)
-    def _remember_folded(self, event: Tree.NodeCollapsed[Path]) -> None:
-        """Only the user folds a branch (perftop only unfolds)."""
-        if event.node.data is not None:
-            self._folded_by_user.add(event.node.data)
+    def _update_virtual_size(self) -> None:
+        """The widest line sets the scrollable width, which never shrinks while the subject
+        and the pane's width stay: any change of the virtual size lays the screen out and
+        redraws the whole pane, and shares and `self x%` change the widths every interval."""
+        levels = levels_that_fit(self.size.width)
+        widest = max(line.cell_width(levels) for line in self._lines)
+        self._widest = max(self._widest, widest)
+        self.virtual_size = Size(self._widest, len(self._lines))
 
-    @on(Tree.NodeExpanded)
-    def _build_unfolded(self, event: Tree.NodeExpanded[Path]) -> None:
-        """Add the children of a branch that was folded when shown (every way to unfold one,
-        keys, clicks, Tree's shift+space, expands a node, which posts this)."""
-        node = event.node
-        if node.data is not None:
-            self._folded_by_user.discard(node.data)
-        unbuilt = self._unbuilt.pop(node.data, None) if node.data is not None else None
-        if unbuilt is not None and unbuilt[0] is node:
-            self._add_branch(node, unbuilt[1], self._unfold)
+    def _refresh_changed(self, before: tuple[PaneLine, ...], old_cursor: int) -> None:
+        """Ask for the lines on screen that now show something else, and no others."""
+        top = int(self.scroll_offset.y)
+        bottom = top + self.size.height
+        changed = [
+            y
+            for y in range(top, min(bottom, max(len(before), len(self._lines))))
+            if y >= len(before) or y >= len(self._lines) or before[y] != self._lines[y]
+        ]
+        if old_cursor != self._cursor:
+            changed += [old_cursor, self._cursor]
+        for y in changed:
+            if top <= y < bottom:
+                self.refresh_line(y)
 
-    def _walk(self, node: TreeNode[Path]) -> Iterator[TreeNode[Path]]:
-        yield node
-        for child in node.children:
-            yield from self._walk(child)
+    # Drawing
 
-    def _expanded_paths(self) -> Iterator[Path]:
-        for node in self._walk(self.root):
-            if node.is_expanded and node.data is not None:
-                yield node.data
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        index = scroll_y + y
+        base = self.rich_style
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        line = self._lines[index]
+        cursor = index == self._cursor
+        levels = levels_that_fit(width)
+        # Kept cropped to the pane: a whole-pane repaint (a layout, a scroll) of unchanged
+        # lines is then a dictionary look-up a line.
+        key = (line, levels, cursor, self.has_focus, base, scroll_x, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._draw(line, levels, cursor, base)
+            strip = self._strips[key] = strip.crop_extend(scroll_x, scroll_x + width, base)
+        return strip
 
-    def _line_of(self, path: Path) -> int | None:
-        """The screen line of the node at `path`, if it is visible (its ancestors unfolded)."""
-        line = 0 if self.show_root else -1
-        for node in self._visible(self.root):
-            if node.data == path:
-                return max(line, 0)
-            line += 1
-        return None
+    def _draw(self, line: PaneLine, levels: int, cursor: bool, base: Style) -> Strip:
+        """The guides in their own colour, then the icon and label; the cursor covers the
+        icon and label only, as Tree's did."""
+        self.strips_drawn += 1
+        guides = base + self.get_component_rich_style("stack-tree--guides")
+        segments = [Segment(line.indent(levels), guides)]
+        if cursor:
+            base = base + self.get_component_rich_style("stack-tree--cursor")
+        if line.icon:
+            segments.append(Segment(line.icon, base))
+        segments += [Segment(text, base + style) for text, style in line.parts]
+        return Strip(segments)
 
-    def _visible(self, node: TreeNode[Path]) -> Iterator[TreeNode[Path]]:
-        yield node
-        if node.is_expanded:
-            for child in node.children:
-                yield from self._visible(child)
+    def on_resize(self, event: events.Resize) -> None:
+        self._widest = 0
+        self._update_virtual_size()
+        self._scroll_to_cursor()
+
+    def on_focus(self, event: events.Focus) -> None:
+        self.refresh_line(self._cursor)
+
+    def on_blur(self, event: events.Blur) -> None:
+        self.refresh_line(self._cursor)
+
+    # Moving
+
+    def _move(self, line: int) -> None:
+        line = max(0, min(line, len(self._lines) - 1))
+        if line != self._cursor:
+            old, self._cursor = self._cursor, line
+            self.refresh_line(old)
+            self.refresh_line(line)
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_offset.y)
+        visible = max(1, self.size.height)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, immediate=True)
+        elif self._cursor >= top + visible:
+            self.scroll_to(y=self._cursor - visible + 1, animate=False, immediate=True)
+
+    def _page(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def action_cursor_up(self) -> None:
+        self._move(self._cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move(self._cursor + 1)
+
+    def action_page_up(self) -> None:
+        self._move(self._cursor - self._page())
+
+    def action_page_down(self) -> None:
+        self._move(self._cursor + self._page())
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(len(self._lines) - 1)
+
+    # Folding (only the user folds a branch; perftop only unfolds)
+
+    def _set_folded(self, line: PaneLine, folded: bool) -> None:
+        if folded:
+            self._unfolded.discard(line.path)
+            self._folded_by_user.add(line.path)
+        else:
+            self._unfolded.add(line.path)
+            self._folded_by_user.discard(line.path)
+        self._relayout(line.path)
+
+    def action_toggle_fold(self) -> None:
+        line = self._lines[self._cursor]
+        if line.icon and line.path:  # the root stays unfolded: it is the whole
+            self._set_folded(line, line.icon == UNFOLDED_ICON)
+
+    def action_fold_or_parent(self) -> None:
+        line = self._lines[self._cursor]
+        if line.icon == UNFOLDED_ICON and line.path:
+            self._set_folded(line, True)
+        elif line.path:
+            parent = line.path[:-1]
+            self._move(self._index.get(parent, 0))
+
+    def action_unfold_or_child(self) -> None:
+        line = self._lines[self._cursor]
+        if line.icon == FOLDED_ICON:
+            self._set_folded(line, False)
+        elif line.icon == UNFOLDED_ICON:
+            self._move(self._cursor + 1)  # the first child is the next line
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        line = int(self.scroll_offset.y) + offset.y
+        if line < len(self._lines):
+            self._move(line)
+            self.action_toggle_fold()
