@@ -8,9 +8,6 @@ from pathlib import Path
 from perftop.model.events import DEFAULT_EVENT
 from perftop.model.modes import StackMode
 
-# sampling/bcc/source.py still checks modes against this tuple; StackMode is the type.
-STACK_MODES = tuple(mode.value for mode in StackMode)
-
 
 @dataclass(frozen=True, slots=True)
 class SamplerConfig:

@@ -116,7 +116,7 @@ def kptr_remedy(kptr_restrict: int | None, perf_event_paranoid: int | None) -> s
 
 def check_kptr_restrict() -> Check:
     value = _read_int("/proc/sys/kernel/kptr_restrict")
-    from perftop.symbols.user import KernelSymbols
+    from perftop.symbols.kernel import KernelSymbols
 
     if KernelSymbols().hidden:
         return Check(

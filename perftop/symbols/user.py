@@ -17,12 +17,10 @@ from typing import NamedTuple, Protocol
 
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame
-from perftop.symbols.kernel import KernelSymbols as KernelSymbols  # bcc/source.py's import
 from perftop.symbols.memo import Generations
 from perftop.system.procfs import process_start_time
 
 # bcc/source.py words a notice with this text (until it names Unresolved.KPTR itself).
-REASON_KPTR = Unresolved.KPTR.text
 
 BROKEN_UNWIND = Frame("[broken unwind]", "[unknown]", False, Unresolved.NOT_MAPPED)
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 import psutil
 
 from perftop.model.samples import ProcessInfo
-from perftop.system.procfs import is_kernel_thread as is_kernel_thread  # bcc/source.py's import
 from perftop.system.procfs import is_kernel_thread_ids
 
 

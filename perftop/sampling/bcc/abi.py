@@ -12,12 +12,16 @@ import struct
 from pathlib import Path
 from typing import Any, Final
 
+from perftop.model import pids
+
 BPF_SOURCE: Final = Path(__file__).resolve().parents[3] / "bpf" / "profile.bpf.c"
 
 # Sizes and limits. The map sizes are the C file's defaults; perftop passes its own as -D cflags.
 COUNTS_ENTRIES_DEFAULT: Final = 40960  # PERFTOP_COUNTS_ENTRIES
 STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_STACK_ENTRIES
-MAX_PIDS: Final = 64  # PERFTOP_MAX_PIDS: entries of the pid_filter map
+# PERFTOP_MAX_PIDS: entries of the pid_filter map; the limit the CLI and the screen's prompt
+# check is the same number (perftop.model.pids).
+MAX_PIDS: Final = pids.MAX_PIDS
 TASK_COMM_LEN: Final = 16  # linux/sched.h
 MAX_STACK_DEPTH: Final = 127  # BPF_STACK_TRACE's value: u64 ips[PERF_MAX_STACK_DEPTH]
 
