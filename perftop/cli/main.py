@@ -10,17 +10,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
+from perftop.cli.batch import Stop, run_batch, stop_on_signal
 from perftop.config import Config, SamplerConfig
-from perftop.formats.exports import ProfileMeta
-from perftop.formats.files import ExportError, encode, open_export
+from perftop.formats.files import ExportError, open_export
 from perftop.formats.registry import FORMATS, OutputKind
 from perftop.model.events import EVENTS
 from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
-from perftop.model.samples import Interval, StackSample
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
 from perftop.system.memory import keep_large_blocks_in_mmap
@@ -232,14 +230,6 @@ def open_output(path: Path, force: bool) -> TextIO:
     return io.TextIOWrapper(open_export(path, overwrite=force), encoding="utf-8")
 
 
-class _Stop(BaseException):  # not Exception: must not be mistaken for a compile failure
-    pass
-
-
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signum)
-
-
 def open_source(config: Config) -> IntervalSource:
     if config.replay_path is not None:
         from perftop.sampling.replay import ReplaySource
@@ -262,81 +252,6 @@ def open_source(config: Config) -> IntervalSource:
     from perftop.sampling.bcc.source import BccSource
 
     return BccSource(config.sampler)
-
-
-def run_batch(
-    config: Config, source: IntervalSource, stream: TextIO, profile: BinaryIO | None = None
-) -> int:
-    """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
-    pprof profile of every interval goes to `profile` (already opened, so a bad path fails
-    before sampling starts rather than after it)."""
-    from perftop.formats.output import FoldedAccumulator
-    from perftop.formats.recording import RecordingError
-    from perftop.profile.view import build_view
-    from perftop.sampling.session import SamplingSession
-
-    folded = FoldedAccumulator()
-    whole_run = WholeRun()
-    recorder = None
-    if config.record_path is not None:
-        from perftop.formats.recording import RecordingWriter
-
-        recorder = RecordingWriter(config.record_path)
-    session = SamplingSession(source, recorder=recorder, accumulate=False)
-    done = 0
-    try:
-        for update in session:
-            if update.recording_error is not None:
-                raise RecordingError(update.recording_error)
-            interval = update.latest
-            done += 1
-            output = FORMATS[config.output_format]
-            if output.kind is OutputKind.PER_INTERVAL:
-                stream.write(output.write_interval(build_view(interval), config.top))
-            elif output.kind is OutputKind.FOLDED:
-                folded.add(interval.stacks)
-            else:
-                whole_run.add(interval)
-            stream.flush()
-            if config.iterations is not None and done >= config.iterations:
-                break
-    except (KeyboardInterrupt, _Stop):
-        pass
-    finally:
-        if recorder is not None:
-            recorder.close()
-        if config.output_format == "folded":
-            folded.write(stream)
-            stream.flush()
-        if profile is not None:
-            profile.write(whole_run.encode(config.output_format))
-            profile.flush()
-    return 0
-
-
-class WholeRun:
-    """Every interval's stacks merged, for a profile of the whole run."""
-
-    def __init__(self) -> None:
-        self.stacks: tuple[StackSample, ...] = ()
-        self.meta: ProfileMeta | None = None
-
-    def add(self, interval: Interval) -> None:
-        from perftop.profile.aggregate import merge_stacks
-
-        if self.meta is None:
-            self.meta = ProfileMeta(
-                event=interval.event,
-                frequency_hz=interval.frequency_hz,
-                start_time=interval.timestamp - interval.interval_s,
-            )
-        self.meta = replace(self.meta, duration_s=self.meta.duration_s + interval.interval_s)
-        # Merged each interval, so memory follows the distinct stacks, not the run's length.
-        self.stacks = merge_stacks((*self.stacks, *interval.stacks))
-
-    def encode(self, export_format: str) -> bytes:
-        meta = self.meta or ProfileMeta()
-        return encode(export_format, self.stacks, meta, name=f"perftop {meta.event}")
 
 
 def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -> int:
@@ -364,7 +279,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
     keep_large_blocks_in_mmap()  # before the compile and the first symbol tables
     # SIGTERM and SIGHUP (the SSH connection drops) must detach the probes like ^C does.
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop_on_signal)
+        signal.signal(signum, stop_on_signal)
     source: IntervalSource | None = None
     stream: TextIO = sys.stdout
     profile: BinaryIO | None = None
@@ -403,7 +318,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
         message = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
         print(f"perftop: {printable(message)}", file=sys.stderr)
         return EXIT_FAILURE
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, Stop):
         return 0
     finally:
         if source is not None:

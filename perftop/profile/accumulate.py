@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from perftop.model.samples import Interval, ProcessInfo, StackSample
-from perftop.profile.aggregate import StackKey
+from perftop.profile.aggregate import StackTotals
 
 DEFAULT_DECAY_KEEP = 0.8
 
@@ -20,36 +20,17 @@ class DecayingStacks:
 
     def __init__(self, keep: float) -> None:
         self.keep = keep
-        self._weights: dict[StackKey, list[float]] = {}
+        self._weights = StackTotals()
 
     def __len__(self) -> int:
         return len(self._weights)
 
     def clear(self) -> None:
-        self._weights = {}
+        self._weights = StackTotals()
 
     def add(self, latest: Iterable[StackSample]) -> tuple[StackSample, ...]:
-        keep, weights = self.keep, self._weights
-        faded = []
-        for key, entry in weights.items():
-            entry[0] *= keep
-            entry[1] *= keep
-            if entry[0] < 1.0:
-                faded.append(key)
-        for key in faded:
-            del weights[key]
-        for stack in latest:
-            key = (stack.pid, stack.tid, stack.comm, stack.frames)
-            held = weights.get(key)
-            if held is None:
-                weights[key] = [float(stack.samples), float(stack.period)]
-            else:
-                held[0] += stack.samples
-                held[1] += stack.period
-        return tuple(
-            StackSample(pid, tid, comm, frames, round(samples), round(period))
-            for (pid, tid, comm, frames), (samples, period) in weights.items()
-        )
+        self._weights.fade(self.keep)
+        return self._weights.add_stacks(latest).stacks()
 
 
 class DecayingAccumulation:

@@ -167,21 +167,65 @@ def folded_lines(stacks: Iterable[StackSample]) -> list[str]:
 StackKey = tuple[int, int, str, tuple[Frame, ...]]
 
 
+class StackTotals:
+    """Samples and periods summed per (pid, tid, comm, frames): the one stack merge, used by the
+    drain (two stack ids can symbolize alike), the decaying accumulation and whole-run exports.
+    Totals are floats for the decaying view, whose weights fade by a factor each interval."""
+
+    __slots__ = ("_totals",)
+
+    def __init__(self) -> None:
+        self._totals: dict[StackKey, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._totals)
+
+    def add(
+        self, pid: int, tid: int, comm: str, frames: tuple[Frame, ...], samples: int, period: int
+    ) -> None:
+        key = (pid, tid, comm, frames)
+        entry = self._totals.get(key)
+        if entry is None:
+            self._totals[key] = [samples, period]
+        else:
+            entry[0] += samples
+            entry[1] += period
+
+    def add_stacks(self, stacks: Iterable[StackSample]) -> StackTotals:
+        totals = self._totals
+        for stack in stacks:  # add() inlined: this is once per stack per interval
+            key = (stack.pid, stack.tid, stack.comm, stack.frames)
+            entry = totals.get(key)
+            if entry is None:
+                totals[key] = [stack.samples, stack.period]
+            else:
+                entry[0] += stack.samples
+                entry[1] += stack.period
+        return self
+
+    def fade(self, keep: float) -> None:
+        """Multiply every weight by `keep`; a chain that falls below one sample is dropped."""
+        totals = self._totals
+        faded = []
+        for key, entry in totals.items():
+            entry[0] *= keep
+            entry[1] *= keep
+            if entry[0] < 1.0:
+                faded.append(key)
+        for key in faded:
+            del totals[key]
+
+    def stacks(self) -> tuple[StackSample, ...]:
+        """The merged stacks, weights rounded to whole samples."""
+        return tuple(
+            StackSample(pid, tid, comm, frames, round(samples), round(period))
+            for (pid, tid, comm, frames), (samples, period) in self._totals.items()
+        )
+
+
 def merge_stacks(stacks: Iterable[StackSample]) -> tuple[StackSample, ...]:
     """Merge samples that share thread and chain (after symbolization two stack ids can meet)."""
-    merged: dict[StackKey, list[int]] = {}
-    for stack in stacks:
-        key = (stack.pid, stack.tid, stack.comm, stack.frames)
-        entry = merged.get(key)
-        if entry is None:
-            merged[key] = [stack.samples, stack.period]
-        else:
-            entry[0] += stack.samples
-            entry[1] += stack.period
-    return tuple(
-        StackSample(pid, tid, comm, frames, samples, period)
-        for (pid, tid, comm, frames), (samples, period) in merged.items()
-    )
+    return StackTotals().add_stacks(stacks).stacks()
 
 
 def filter_stacks(

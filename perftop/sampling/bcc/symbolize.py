@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, StackSample
+from perftop.profile.aggregate import StackTotals
 from perftop.sampling.bcc.drain import CountEntry
 from perftop.sanitize import decode
 from perftop.symbols.kernel import KernelSymbols
@@ -52,7 +53,7 @@ class Symbolizer:
         stack count in lost["user_stack_missing"]."""
         comms: dict[bytes, str] = {}
         # Two stack ids can symbolize alike (two addresses in one function): merged here.
-        merged: dict[tuple[int, int, str, tuple[Frame, ...]], list[int]] = {}
+        merged = StackTotals()
         for pid, tid, kernel_id, user_id, raw_comm, count, period in entries:
             frames: tuple[Frame, ...] = ()
             if user_id >= 0 and user_id in stack_ips:
@@ -64,13 +65,8 @@ class Symbolizer:
             comm = comms.get(raw_comm)
             if comm is None:
                 comm = comms[raw_comm] = decode(raw_comm)
-            totals = merged.get((pid, tid, comm, frames))
-            if totals is None:
-                merged[(pid, tid, comm, frames)] = [count, period]
-            else:
-                totals[0] += count
-                totals[1] += period
-        return tuple(StackSample(*key, *totals) for key, totals in merged.items())
+            merged.add(pid, tid, comm, frames, count, period)
+        return merged.stacks()
 
     def forget_unused(self) -> None:
         """Called once per drain: drop what exited processes and old kernel chains hold."""
