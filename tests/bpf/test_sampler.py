@@ -366,8 +366,12 @@ def test_recurring_stacks_are_read_once(stackgen: Path, monkeypatch: pytest.Monk
         counted = snapshots(source, 3)
         working_set = counted[-1].cost.stack_map_used
         assert sum(snapshot.samples for snapshot in counted) > 1500
-        # a few stacks are new (a leaf sampled at an instruction not seen before): not all
-        assert len(reads) < working_set, (len(reads), working_set)
+        # Some stacks are new each interval (a leaf sampled at an instruction not seen before,
+        # kept one interval and then retired), but the recurring ones are not read again:
+        # re-reading the working set each interval would be 3 x working_set reads here. (Fewer
+        # reads than one working set held on the machine this was written on, not on these VMs,
+        # at 2687082 as now: 94-124 reads against 79-84 stacks.)
+        assert len(reads) < 2 * working_set, (len(reads), working_set)
         assert working_set > 256 // 8, working_set  # past the old emptying point
     finally:
         source.close()

@@ -8,6 +8,7 @@ import pytest
 
 from perftop.config import SamplerConfig
 from perftop.formats.recording import read_recording
+from perftop.profile.view import build_view
 from perftop.sampling.deferred import LOADING_NOTICE, DeferredSource
 from perftop.sampling.source import SourceError
 from tests.ui.conftest import SYNTHETIC_RECORDING, FakeSource
@@ -27,7 +28,7 @@ def test_processes_from_psutil_until_the_program_is_ready_then_the_real_source()
     early = source.next_interval()
     assert early is not None and early.samples == 0 and early.stacks == ()
     assert early.notices == (LOADING_NOTICE,)
-    assert all(process.info.cpu_percent >= 0 for process in early.processes)
+    assert all(process.info.cpu_percent >= 0 for process in build_view(early).processes)
     release.set()
     assert source._ready.wait(5)  # the builder has handed the real source over
     assert source.next_interval() == recorded[0]
