@@ -46,18 +46,19 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
     chain, counted once per stack even when it recurses."""
     self_samples: dict[FunctionKey, int] = defaultdict(int)
     total_samples: dict[FunctionKey, int] = defaultdict(int)
+    unresolved: set[FunctionKey] = set()  # the functions without a symbol, shown dim
     total = 0
     for stack in stacks:
-        total += stack.samples
+        samples = stack.samples
+        total += samples
         if not stack.frames:
             continue
-        self_samples[stack.frames[-1][:3]] += stack.samples
-        for key in {frame[:3] for frame in stack.frames}:  # recursion counts once per stack
-            total_samples[key] += stack.samples
-    # The frames without a symbol, found in C over the distinct frames rather than per frame.
-    frames: set[Frame] = set()
-    frames.update(*(stack.frames for stack in stacks))
-    unresolved = {frame[:3] for frame in frames if frame[3] is not None}
+        self_samples[stack.frames[-1][:3]] += samples
+        for frame in set(stack.frames):  # recursion counts once per stack
+            key = frame[:3]
+            total_samples[key] += samples
+            if frame[3] is not None:
+                unresolved.add(key)
     rows = [
         FunctionStat(
             symbol=key[0],

@@ -9,7 +9,6 @@ signals, hang-ups and exit deadlines are perftop.ui.terminal's and perftop.ui.li
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -19,7 +18,7 @@ from typing import ClassVar
 import psutil
 from rich.console import RenderableType
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -36,7 +35,7 @@ from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
 from perftop.ui.keys import app_bindings, palette_commands
 from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
-from perftop.ui.screen_diff import TerminalDiff
+from perftop.ui.screen_diff import DiffedApp
 from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.event_picker import EventPicker
@@ -63,7 +62,7 @@ TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 Shown = tuple[Interval, Interval]  # (the interval, the accumulation that includes it)
 
 
-class PerftopApp(App[None]):
+class PerftopApp(DiffedApp):
     CSS_PATH = "perftop.tcss"
     TITLE = "perftop"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()
@@ -112,16 +111,6 @@ class PerftopApp(App[None]):
         # The one line to print once the screen is gone (run_app prints it: Textual's own exit
         # message is wrapped at the terminal's width, splitting a long line).
         self.failure_message: str | None = None
-        # Only what changed reaches the terminal (see screen_diff); PERFTOP_FULL_REPAINT=1 sends
-        # Textual's output as it is (to compare the two).
-        self._terminal_diff = None if os.environ.get("PERFTOP_FULL_REPAINT") else TerminalDiff()
-
-    def _display(self, screen: Screen[object], renderable: RenderableType | None) -> None:
-        if self._terminal_diff is not None and renderable is not None:
-            renderable = self._terminal_diff.update(  # type: ignore[assignment]
-                id(screen), screen.size, renderable, self.console._color_system
-            )
-        super()._display(screen, renderable)
 
     def compose(self) -> ComposeResult:
         # The first frame is laid out as the rest: Textual sets the breakpoint classes on the

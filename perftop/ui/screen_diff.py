@@ -14,14 +14,18 @@ or a screen change) is sent as it is and starts the record afresh.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.cells import cell_len
 from rich.color import ColorSystem
+from rich.console import RenderableType
 from rich.style import Style
 from textual._compositor import ChopsUpdate, CompositorUpdate
+from textual.app import App
 from textual.geometry import Size
+from textual.screen import Screen
 from textual.strip import Strip
 
 # One write: (line, first column, the cells to paint there).
@@ -180,3 +184,19 @@ class TerminalDiff:
             self._diff.reset()
             return renderable
         return DiffedUpdate(writes, color_system)
+
+
+class DiffedApp(App[None]):
+    """An App whose frames reach the terminal through a TerminalDiff: only what changed is
+    written. PERFTOP_FULL_REPAINT=1 sends Textual's output as it is (to compare the two)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._terminal_diff = None if os.environ.get("PERFTOP_FULL_REPAINT") else TerminalDiff()
+
+    def _display(self, screen: Screen[object], renderable: RenderableType | None) -> None:
+        if self._terminal_diff is not None and renderable is not None:
+            renderable = self._terminal_diff.update(  # type: ignore[assignment]
+                id(screen), screen.size, renderable, self.console._color_system
+            )
+        super()._display(screen, renderable)
