@@ -29,16 +29,15 @@ from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval
 from perftop.model.stats import View
-from perftop.sampling.replay import NOT_IN_REPLAY
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
 from perftop.ui.keys import app_bindings, palette_commands
 from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import DiffedApp
+from perftop.ui.source_actions import SourceControlActions
 from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
 from perftop.ui.widgets.dashboard import Dashboard
-from perftop.ui.widgets.event_picker import EventPicker
 from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
 from perftop.ui.widgets.flame_view import FlameScreen
@@ -50,7 +49,6 @@ from perftop.viewmodel import (
     DEFAULT_DECAY_KEEP,
     ViewOptions,
     build_view,
-    next_frequency,
 )
 from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
 
@@ -62,7 +60,7 @@ TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 Shown = tuple[Interval, Interval]  # (the interval, the accumulation that includes it)
 
 
-class PerftopApp(DiffedApp):
+class PerftopApp(DiffedApp, SourceControlActions):
     CSS_PATH = "perftop.tcss"
     TITLE = "perftop"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()
@@ -406,52 +404,6 @@ class PerftopApp(DiffedApp):
             self._shown = (latest, replace(latest, stacks=(), processes={}))
         self.notify("accumulated counts zeroed", timeout=3)
         self._render_view()
-
-    def action_pick_event(self) -> None:
-        self.push_screen(EventPicker(self.source.events(), self.source.event), self._apply_event)
-
-    def _apply_event(self, event: str | None) -> None:
-        if event is None:
-            return
-        if event == self.source.event:
-            self.notify(f"already sampling {printable(event, 24)}", timeout=3, markup=False)
-        elif self._refuse_in_replay(f"switching to {printable(event, 24)}"):
-            return
-        else:
-            self.source.set_event(event)
-            self.notify(f"switching to {printable(event, 24)} at the next interval", markup=False)
-
-    def action_cycle_stack_mode(self) -> None:
-        mode = self.options.stack_mode.next()
-        if self._refuse_in_replay(f"{mode} stacks"):
-            return
-        self.source.set_stack_mode(mode)
-        self.options = replace(self.options, stack_mode=mode)
-        self.notify(f"{mode} stacks from the next interval", timeout=3)
-        self._render_view()
-
-    def action_faster(self) -> None:
-        self._step_frequency(1)
-
-    def action_slower(self) -> None:
-        self._step_frequency(-1)
-
-    def _step_frequency(self, step: int) -> None:
-        hz = next_frequency(self._frequency, step)
-        if hz is None:
-            self.notify(
-                f"already at {self._frequency} Hz, the {'highest' if step > 0 else 'lowest'} step"
-            )
-        elif not self._refuse_in_replay(f"sampling at {hz} Hz"):
-            self.source.set_frequency(hz)
-            self._frequency = hz
-            self.notify(f"sampling at {hz} Hz from the next interval", timeout=3)
-
-    def _refuse_in_replay(self, what: str) -> bool:
-        if self.source.live:
-            return False
-        self.notify(f"{what}: {NOT_IN_REPLAY}", severity="warning", timeout=4, markup=False)
-        return True
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
