@@ -1,6 +1,7 @@
 // perftop's sampler: a BPF_PROG_TYPE_PERF_EVENT program attached to one perf event per CPU.
 //
-// Each sample is counted in the kernel, keyed by process, thread, comm and stack ids; user space
+// Each sample is counted in the kernel, keyed by process, thread, comm and stack ids (and, in a
+// CPython process, the key of the thread's Python frames); user space
 // drains the counts once per interval. Sizes come in as -D cflags; perftop/sampling/bcc/abi.py
 // mirrors every layout and slot number here (tests/unit/test_abi.py checks that the two agree).
 // Only uapi types are used (no task_struct): the headers this is compiled against may be older
@@ -30,7 +31,8 @@
 #define SETTING_PID_FILTER 0  // 1: only count thread groups present in pid_filter
 #define SETTING_STACKS 1      // STACKS_KERNEL | STACKS_USER
 #define SETTING_GENERATION 2  // which half of the double-buffered counters samples go to: 0 or 1
-#define SETTINGS_COUNT 3
+#define SETTING_PYTHON 3      // 1: walk the Python frames of processes in python_procs
+#define SETTINGS_COUNT 4
 
 // Every counter of an interval exists twice: counts_0 and counts_1, and one slot per generation
 // in cpu_totals and lost. A sample reads the generation once and writes only to that half, so
@@ -48,7 +50,26 @@
 #define LOST_USER_ENOMEM 4
 #define LOST_KERNEL_OTHER 5
 #define LOST_USER_OTHER 6
-#define LOST_COUNT 7
+#define LOST_PYTHON_FULL 7       // python_stacks full: the sample is counted without Python frames
+#define LOST_PYTHON_TRUNCATED 8  // more than PERFTOP_PYTHON_FRAMES frames: the outermost are cut
+#define LOST_PYTHON_MISSING 9    // a Python process's thread with no frames to walk (informational)
+#define LOST_COUNT 10
+
+#ifndef PERFTOP_PYTHON_FRAMES
+#define PERFTOP_PYTHON_FRAMES 64  // a power of two: frames are indexed with & (N - 1)
+#endif
+#ifndef PERFTOP_PYTHON_THREADS
+#define PERFTOP_PYTHON_THREADS 32  // PyThreadStates searched for the sampled thread's own
+#endif
+#ifndef PERFTOP_PYTHON_STACK_ENTRIES
+#define PERFTOP_PYTHON_STACK_ENTRIES 4096
+#endif
+#ifndef PERFTOP_PYTHON_PROCS
+#define PERFTOP_PYTHON_PROCS 1024
+#endif
+
+#define PYTHON_NO_OFFSET 0xffff
+#define PYTHON_NO_OWNER 0xff
 
 struct count_key {
     u32 tgid;
@@ -56,6 +77,7 @@ struct count_key {
     s32 kernel_stack_id;
     s32 user_stack_id;
     char comm[TASK_COMM_LEN];
+    u64 python_stack;  // key of the thread's Python frames in python_stacks; 0: none
 };
 
 struct count_value {
@@ -71,6 +93,33 @@ struct cpu_totals {
     u64 filtered_samples;  // non-idle samples dropped by the pid filter
 };
 
+// A CPython process user space found (perftop.python): where its runtime is and the offsets
+// of the few struct fields the walk reads. Every address comes from the target's memory and is
+// read with bpf_probe_read_user: a lying process gets nonsense frames, never a fault.
+struct python_proc {
+    u64 runtime;  // run-time address of _PyRuntime
+    u16 interpreters_head;
+    u16 threads_head;
+    u16 thread_next;
+    u16 native_thread_id;
+    u16 current_frame;  // tstate -> frame (3.13+), or -> cframe (3.11, 3.12)
+    u16 cframe_current_frame;  // PYTHON_NO_OFFSET from 3.13
+    u16 frame_code;
+    u16 frame_previous;
+    u16 frame_instruction;
+    u16 frame_owner;
+    u8 owner_cstack;  // the owner of C-stack shim frames, skipped; PYTHON_NO_OWNER in 3.11
+    u8 pad[3];
+};
+
+// One thread's Python frames, innermost first: the code object and instruction of each.
+struct python_stack {
+    u32 depth;
+    u32 truncated;  // 1: the chain went on past PERFTOP_PYTHON_FRAMES
+    u64 code[PERFTOP_PYTHON_FRAMES];
+    u64 instruction[PERFTOP_PYTHON_FRAMES];
+};
+
 BPF_HASH(counts_0, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_HASH(counts_1, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_STACK_TRACE(stacks, PERFTOP_STACK_ENTRIES);
@@ -82,6 +131,11 @@ BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
 // update of a map-in-map only after synchronize_rcu(), and every BPF perf-event program runs
 // inside an RCU read-side section, so no sample can still be writing the old generation.
 BPF_ARRAY_OF_MAPS(grace, "settings", 1);
+BPF_HASH(python_procs, u32, struct python_proc, PERFTOP_PYTHON_PROCS);
+BPF_PERCPU_ARRAY(python_scratch, struct python_stack, 1);
+// Keyed by a hash of the frames: a stack is stored once, however many samples share it, and
+// user space deletes what it has read (a later sample of the same stack stores it again).
+BPF_HASH(python_stacks, u64, struct python_stack, PERFTOP_PYTHON_STACK_ENTRIES);
 
 static __always_inline void count_lost(u32 generation, u32 slot)
 {
@@ -112,6 +166,83 @@ static __always_inline struct count_value *count_entry(u32 generation, struct co
     if (generation)
         return counts_1.lookup_or_try_init(key, &initial);
     return counts_0.lookup_or_try_init(key, &initial);
+}
+
+static __always_inline u64 read_pointer(u64 address)
+{
+    u64 value = 0;
+    if (bpf_probe_read_user(&value, sizeof(value), (void *)address) != 0)
+        return 0;
+    return value;
+}
+
+// For a sample in a process registered in python_procs: find the sampled thread's own
+// PyThreadState (matched by native_thread_id, never the GIL holder's) and walk its
+// _PyInterpreterFrame chain into python_stacks. Returns the stack's key, or 0 (not a Python
+// process, or no frames for this thread).
+static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
+{
+    struct python_proc *proc = python_procs.lookup(&tgid);
+    if (!proc)
+        return 0;
+    u64 interpreter = read_pointer(proc->runtime + proc->interpreters_head);
+    u64 thread = interpreter ? read_pointer(interpreter + proc->threads_head) : 0;
+    for (int i = 0; i < PERFTOP_PYTHON_THREADS; i++) {
+        if (!thread || read_pointer(thread + proc->native_thread_id) == tid)
+            break;
+        thread = read_pointer(thread + proc->thread_next);
+    }
+    if (!thread || read_pointer(thread + proc->native_thread_id) != tid) {
+        count_lost(generation, LOST_PYTHON_MISSING);  // not a thread CPython knows (yet)
+        return 0;
+    }
+    u64 frame = read_pointer(thread + proc->current_frame);
+    if (proc->cframe_current_frame != PYTHON_NO_OFFSET && frame)
+        frame = read_pointer(frame + proc->cframe_current_frame);
+    u32 zero = 0;
+    struct python_stack *stack = python_scratch.lookup(&zero);
+    if (!stack)
+        return 0;
+    // The depth lives in the map value, not in a register: a register the verifier knows
+    // exactly (0, 1, 2, ... along each path) keeps every path's state apart, and 64 frames of
+    // "kept or skipped" exhausted its budget (E2BIG). Read back from memory it is unknown,
+    // and the states prune.
+    stack->depth = 0;
+    u64 hash = 14695981039346656037ULL;  // FNV-1a over (code, instruction) pairs
+    for (int i = 0; i < PERFTOP_PYTHON_FRAMES; i++) {
+        if (!frame)
+            break;
+        u64 code = read_pointer(frame + proc->frame_code);
+        u64 instruction = read_pointer(frame + proc->frame_instruction);
+        u8 owner = 0;
+        if (proc->owner_cstack != PYTHON_NO_OWNER)
+            bpf_probe_read_user(&owner, sizeof(owner), (void *)(frame + proc->frame_owner));
+        if (code && (proc->owner_cstack == PYTHON_NO_OWNER || owner != proc->owner_cstack)) {
+            u32 depth = stack->depth;
+            stack->code[depth & (PERFTOP_PYTHON_FRAMES - 1)] = code;
+            stack->instruction[depth & (PERFTOP_PYTHON_FRAMES - 1)] = instruction;
+            stack->depth = depth + 1;
+            hash = (hash ^ code) * 1099511628211ULL;
+            hash = (hash ^ instruction) * 1099511628211ULL;
+        }
+        frame = read_pointer(frame + proc->frame_previous);
+    }
+    u32 depth = stack->depth;
+    if (!depth || depth > PERFTOP_PYTHON_FRAMES) {
+        count_lost(generation, LOST_PYTHON_MISSING);  // a thread between frames
+        return 0;
+    }
+    stack->truncated = frame != 0;
+    if (frame)
+        count_lost(generation, LOST_PYTHON_TRUNCATED);
+    hash |= 1;  // never 0, which means "none"
+    // Stored only when new: insert answers -EEXIST before copying anything.
+    int error = python_stacks.insert(&hash, stack);
+    if (error && error != -EEXIST) {
+        count_lost(generation, LOST_PYTHON_FULL);
+        return 0;
+    }
+    return hash;
 }
 
 int on_sample(struct bpf_perf_event_data *ctx)
@@ -161,6 +292,10 @@ int on_sample(struct bpf_perf_event_data *ctx)
                       LOST_KERNEL_OTHER);
     count_stack_error(generation, key.user_stack_id, LOST_USER_EEXIST, LOST_USER_ENOMEM,
                       LOST_USER_OTHER);
+    slot = SETTING_PYTHON;
+    u32 *python_on = settings.lookup(&slot);
+    if ((wanted & STACKS_USER) && python_on && *python_on)
+        key.python_stack = python_stack_of(generation, tgid, tid);
 
     struct count_value *value = count_entry(generation, &key);
     if (!value) {

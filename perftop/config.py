@@ -16,6 +16,7 @@ class SamplerConfig:
     interval_s: float = 1.0
     pids: tuple[int, ...] = ()
     stack_mode: StackMode = StackMode.BOTH
+    python_frames: bool = True  # walk CPython frames in the kernel (--no-python turns it off)
     counts_entries: int = 40960
     stack_entries: int = 16384
     debuginfod: bool = False  # network symbol lookups are opt-in

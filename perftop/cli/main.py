@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which stacks to collect (default both)",
     )
     parser.add_argument(
+        "--no-python",
+        action="store_true",
+        help="show CPython processes' native frames only, not their Python functions",
+    )
+    parser.add_argument(
         "--top",
         type=_iterations,
         default=20,
@@ -190,6 +195,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         interval_s=args.delay if args.delay is not None else 1.0,
         pids=pids,
         stack_mode=StackMode(args.stacks),
+        python_frames=not args.no_python,
         debuginfod=args.debuginfod,
     )
     return Config(

@@ -45,6 +45,10 @@ class Unresolved(Enum):
     PERF_MAP_TOO_LARGE = "perf map larger than 64 MiB (refused)"  # perfmap.MAX_MAP_BYTES
     KPTR = "kernel addresses hidden by kernel.kptr_restrict"
     NO_KERNEL_SYMBOL = "not in kallsyms"
+    # Python frames (perftop.python): a CPython whose frames perftop cannot walk, and a frame
+    # whose code object was freed (or no longer reads as one) before user space named it.
+    PYTHON_UNSUPPORTED = "interpreter frames not supported for this CPython version"
+    PYTHON_CODE_GONE = "Python code object freed before it was named"
     # A reason in a recording that no member has (a hand-edited file): shown, without a remedy.
     UNKNOWN = "no symbol (reason unknown)"
 
@@ -102,6 +106,9 @@ _REMEDIES: dict[Unresolved, str] = {
     Unresolved.PERF_MAP_NOT_REGULAR: JIT_REMEDY,
     Unresolved.PERF_MAP_FOREIGN_OWNER: JIT_REMEDY,
     Unresolved.PERF_MAP_TOO_LARGE: JIT_REMEDY,
+    Unresolved.PYTHON_UNSUPPORTED: (
+        "perftop walks CPython 3.11 to 3.13 frames; for this one use py-spy, or --no-python"
+    ),
     Unresolved.KPTR: (
         "kernel addresses are hidden: run as root or set sysctl kernel.kptr_restrict=0"
     ),

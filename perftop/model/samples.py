@@ -9,27 +9,64 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple
 
 from perftop.model.reasons import Unresolved
 
 KERNEL_MODULE = "[kernel]"
-INFORMATIONAL_LOST = frozenset({"user_stack_missing"})
+INFORMATIONAL_LOST = frozenset({"user_stack_missing", "python_stack_missing"})
+
+
+class FrameKind(StrEnum):
+    """What ran in a frame. The value is what the JSON output writes as "kind"."""
+
+    NATIVE = "native"
+    KERNEL = "kernel"
+    PYTHON = "python"
+
+
+class PythonCode(NamedTuple):
+    """Where a Python frame was: its function and the line it was executing."""
+
+    qualname: str  # co_qualname (3.11+), as the target holds it
+    filename: str  # co_filename
+    first_line: int  # co_firstlineno: the function's own line, part of its identity
+    line: int | None  # the line being executed, None when the location table has none
 
 
 class Frame(NamedTuple):
     """One symbolized stack frame. A NamedTuple, not a dataclass: frames are hashed and compared
-    millions of times per interval (merging, aggregation) and tuples do that in C."""
+    millions of times per interval (merging, aggregation) and tuples do that in C.
+
+    A Python frame has `python` set; its symbol reads as py-spy prints a function,
+    "qualname (file.py:first_line)", and its module is the code's file name, so every table,
+    tree and format that keys functions by (symbol, module, kernel) keys Python functions too."""
 
     symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
-    module: str  # basename of the binary or library, "[kernel]" for the kernel
+    module: str  # basename of the binary or library, "[kernel]" for the kernel, a Python file
     kernel: bool
     # Why there is no symbol, when there is none (Unresolved.STRIPPED, Unresolved.JIT, ...).
     unresolved_reason: Unresolved | None = None
+    python: PythonCode | None = None
 
     @property
     def resolved(self) -> bool:
         return self.unresolved_reason is None
+
+    @property
+    def kind(self) -> FrameKind:
+        if self.kernel:
+            return FrameKind.KERNEL
+        return FrameKind.NATIVE if self.python is None else FrameKind.PYTHON
+
+
+def python_frame(code: PythonCode) -> Frame:
+    """The frame of one named Python code object."""
+    basename = code.filename.rpartition("/")[2] or code.filename
+    return Frame(
+        f"{code.qualname} ({basename}:{code.first_line})", code.filename, False, None, code
+    )
 
 
 FunctionKey = tuple[str, str, bool]  # (symbol, module, kernel): a function's identity
@@ -105,6 +142,7 @@ class Interval:
     stacks: tuple[StackSample, ...]
     processes: Mapping[int, ProcessInfo]  # pid -> what psutil said (sampled and watched PIDs)
     stack_mode: str = "both"  # "kernel", "user" or "both"
+    python_frames: bool = True  # CPython processes' Python frames walked (in user stacks)
     pid_filter: tuple[int, ...] = ()
     headers: str = ""  # which kernel headers the BPF program was compiled with
     cost: SamplerCost = field(default_factory=SamplerCost)

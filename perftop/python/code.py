@@ -123,6 +123,20 @@ class CodeReader:
             cached_for_pid.popitem(last=False)
         return info
 
+    def cached_frame(
+        self, runtime: PythonRuntime, code_address: int, instruction_address: int | None
+    ) -> PythonFrame | None:
+        """The frame as last read, without reading: for a process that has just exited, whose
+        code objects were checked when it was last read (the interval before) and can no
+        longer be reused by anything."""
+        info = self._by_pid.get(runtime.pid, {}).get(code_address)
+        if info is None:
+            return None
+        offset = None
+        if instruction_address:
+            offset = instruction_address - (code_address + runtime.offsets.code_code_adaptive)
+        return info.frame_at(offset)
+
     def forget_pid(self, pid: int) -> None:
         """Drop a process's entries: call it when the process exits or execs."""
         self._by_pid.pop(pid, None)

@@ -9,6 +9,7 @@ process has not mapped its libpython yet (seen in the tests), and a process can 
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,16 +40,24 @@ class PythonProcesses:
         self.codes = CodeReader()
 
     def detection(self, pid: int) -> Detection:
-        remembered = self._detections.get(pid)
-        now = self._clock()
-        if remembered is not None:
-            detection, when = remembered
-            if not isinstance(detection, NotPython) or now - when < RECHECK_SECONDS:
-                return detection
+        known = self.known(pid)
+        if known is not None:
+            return known
         detection = self._detect(pid)
+        now = self._clock()
         self._detections[pid] = (detection, now)
         if len(self._detections) > MAX_DETECTIONS:
             self.forget(next(iter(self._detections)))
+        return detection
+
+    def known(self, pid: int) -> Detection | None:
+        """The remembered detection, or None when `pid` would be classified (again) now."""
+        remembered = self._detections.get(pid)
+        if remembered is None:
+            return None
+        detection, when = remembered
+        if isinstance(detection, NotPython) and self._clock() - when >= RECHECK_SECONDS:
+            return None
         return detection
 
     def frame(
@@ -62,7 +71,9 @@ class PythonProcesses:
             memory = self._memory(pid)
             return self.codes.frame(memory, runtime, code_address, instruction_address)
         except (MemoryReadError, CodeReadError):
-            return None
+            if os.path.exists(f"/proc/{pid}"):
+                return None  # alive: the address no longer holds that code object
+            return self.codes.cached_frame(runtime, code_address, instruction_address)
 
     def forget(self, pid: int) -> None:
         self._detections.pop(pid, None)

@@ -6,6 +6,7 @@ between any two lines of perftop. Only the BPF side (sampling/bcc) keeps its own
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -175,3 +176,12 @@ def max_sample_rate() -> int | None:
         return int(Path("/proc/sys/kernel/perf_event_max_sample_rate").read_text())
     except (OSError, ValueError):
         return None
+
+
+def running_pids(root: str = "/proc") -> list[int]:
+    """The thread-group ids in /proc now."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return [int(name) for name in names if name.isdigit()]

@@ -15,6 +15,8 @@ from perftop.sampling.bcc import abi
 
 TASK_COMM_LEN = 16  # include/linux/sched.h: a kernel ABI constant, not perftop's to choose
 C_TYPES = {
+    "u8": (1, ct.c_uint8),
+    "u16": (2, ct.c_uint16),
     "u32": (4, ct.c_uint32),
     "s32": (4, ct.c_int32),
     "u64": (8, ct.c_uint64),
@@ -25,7 +27,7 @@ C_TYPES = {
 @dataclass(frozen=True, slots=True)
 class CField:
     name: str
-    type: str  # u32, s32, u64 or char
+    type: str  # u8, u16, u32, s32, u64 or char
     count: int  # array length; 1 for a scalar
 
 
@@ -53,8 +55,8 @@ def _value(expression: str, defines: dict[str, int]) -> int:
     result = 1
     for factor in expression.split("*"):
         token = factor.strip().strip("()").strip()
-        if re.fullmatch(r"-?\d+", token):
-            result *= int(token)
+        if re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)", token):
+            result *= int(token, 0)
         elif token in defines:
             result *= defines[token]
         else:
@@ -66,13 +68,13 @@ def parse(text: str) -> CProgram:
     text = _without_comments(text)
     defines = {"TASK_COMM_LEN": TASK_COMM_LEN}
     for name, value in re.findall(r"^\s*#define\s+(\w+)\s+(.+?)\s*$", text, flags=re.M):
-        if re.fullmatch(r"\(?-?\d+\)?", value):
+        if re.fullmatch(r"\(?-?(0x[0-9a-fA-F]+|\d+)\)?", value):
             defines[name] = _value(value, defines)
     structs = {}
     for name, body in re.findall(r"struct\s+(\w+)\s*\{([^}]*)\}\s*;", text):
         fields = []
         for declaration in filter(None, (part.strip() for part in body.split(";"))):
-            match = re.fullmatch(r"(u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration)
+            match = re.fullmatch(r"(u8|u16|u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration)
             if match is None:
                 raise ValueError(f"struct {name}: cannot read {declaration!r}")
             count = _value(match.group(3), defines) if match.group(3) else 1
@@ -145,8 +147,15 @@ def abi_mismatches(text: str) -> list[str]:
     expect("STACKS_KERNEL", abi.STACKS_KERNEL)
     expect("STACKS_USER", abi.STACKS_USER)
     expect("GENERATIONS", abi.GENERATIONS)
+    expect("PERFTOP_PYTHON_FRAMES", abi.PYTHON_FRAMES)
+    expect("PERFTOP_PYTHON_THREADS", abi.PYTHON_THREADS)
+    expect("PERFTOP_PYTHON_STACK_ENTRIES", abi.PYTHON_STACK_ENTRIES_DEFAULT)
+    expect("PERFTOP_PYTHON_PROCS", abi.PYTHON_PROCS_DEFAULT)
+    expect("PYTHON_NO_OFFSET", abi.PYTHON_NO_OFFSET)
+    expect("PYTHON_NO_OWNER", abi.PYTHON_NO_OWNER)
     settings = {"SETTING_PID_FILTER": abi.SETTING_PID_FILTER, "SETTING_STACKS": abi.SETTING_STACKS}
     settings["SETTING_GENERATION"] = abi.SETTING_GENERATION
+    settings["SETTING_PYTHON"] = abi.SETTING_PYTHON
     c_settings = {name for name in defines if name.startswith("SETTING_")}
     if c_settings != settings.keys():
         problems.append(f"settings slots {sorted(c_settings)} in C, {sorted(settings)} in abi.py")
@@ -166,6 +175,8 @@ def abi_mismatches(text: str) -> list[str]:
         ("count_key", abi.CountKey),
         ("count_value", abi.CountValue),
         ("cpu_totals", abi.CpuTotals),
+        ("python_proc", abi.PythonProc),
+        ("python_stack", abi.PythonStack),
     ):
         if c_name not in program.structs:
             problems.append(f"struct {c_name}: missing in C")
@@ -205,6 +216,11 @@ def abi_mismatches(text: str) -> list[str]:
     expect_map("stacks", "BPF_STACK_TRACE", "PERFTOP_STACK_ENTRIES")
     expect_map("cpu_totals", "BPF_PERCPU_ARRAY", "struct cpu_totals")
     expect_map("lost", "BPF_PERCPU_ARRAY", "u64")
+    expect_map("python_procs", "BPF_HASH", "u32", "struct python_proc", "PERFTOP_PYTHON_PROCS")
+    expect_map("python_scratch", "BPF_PERCPU_ARRAY", "struct python_stack", "1")
+    expect_map(
+        "python_stacks", "BPF_HASH", "u64", "struct python_stack", "PERFTOP_PYTHON_STACK_ENTRIES"
+    )
     for name, entries in (
         ("cpu_totals", abi.GENERATIONS),
         ("lost", abi.GENERATIONS * abi.LOST_COUNT),
@@ -227,8 +243,9 @@ def test_the_program_and_its_mirror_agree(c_text: str) -> None:
 def test_the_parser_reads_the_real_file(c_text: str) -> None:
     """Guards the guard: a parser that found nothing would find nothing wrong."""
     program = parse(c_text)
-    assert [field.name for field in program.structs["count_key"]][-1] == "comm"
-    assert program.structs["count_key"][-1].count == TASK_COMM_LEN
+    assert [field.name for field in program.structs["count_key"]][-2:] == ["comm", "python_stack"]
+    assert program.structs["count_key"][-2].count == TASK_COMM_LEN
+    assert program.structs["python_stack"][-1].count == abi.PYTHON_FRAMES
     assert {
         "counts_0",
         "counts_1",
@@ -236,8 +253,11 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         "settings",
         "cpu_totals",
         "lost",
+        "python_procs",
+        "python_stacks",
     } <= program.maps.keys()
-    assert program.defines["LOST_COUNT"] == 7
+    assert program.defines["LOST_COUNT"] == 10
+    assert program.defines["PYTHON_NO_OFFSET"] == 0xFFFF
 
 
 @pytest.mark.parametrize(
@@ -265,14 +285,14 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         ),
         (
             "slot added",
-            "#define SETTINGS_COUNT 3",
-            "#define SETTING_CGROUP 3\n#define SETTINGS_COUNT 4",
+            "#define SETTINGS_COUNT 4",
+            "#define SETTING_CGROUP 4\n#define SETTINGS_COUNT 5",
             "settings slots",
         ),
         (
             "lost slot added",
-            "#define LOST_COUNT 7",
-            "#define LOST_FILTERED 7\n#define LOST_COUNT 8",
+            "#define LOST_COUNT 10",
+            "#define LOST_FILTERED 10\n#define LOST_COUNT 11",
             "lost slots",
         ),
         (
@@ -282,6 +302,8 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
             "PERFTOP_MAX_PIDS",
         ),
         ("skip marker changed", "(-65536)", "(-65535)", "PERFTOP_STACK_SKIPPED"),
+        ("python offset narrowed", "u16 frame_owner;", "u8 frame_owner;", "python_proc"),
+        ("python depth changed", "FRAMES 64 ", "FRAMES 32 ", "PERFTOP_PYTHON_FRAMES"),
         ("one generation", "#define GENERATIONS 2", "#define GENERATIONS 1", "GENERATIONS"),
         ("lost map halved", "GENERATIONS * LOST_COUNT);", "LOST_COUNT);", "map lost"),
         ("counts map renamed", "BPF_HASH(counts_1,", "BPF_HASH(counts_b,", "map counts_1"),

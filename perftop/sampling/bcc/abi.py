@@ -24,6 +24,12 @@ STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_STACK_ENTRIES
 MAX_PIDS: Final = pids.MAX_PIDS
 TASK_COMM_LEN: Final = 16  # linux/sched.h
 MAX_STACK_DEPTH: Final = 127  # BPF_STACK_TRACE's value: u64 ips[PERF_MAX_STACK_DEPTH]
+PYTHON_FRAMES: Final = 64  # PERFTOP_PYTHON_FRAMES: Python frames walked per sample
+PYTHON_THREADS: Final = 32  # PERFTOP_PYTHON_THREADS: PyThreadStates searched per sample
+PYTHON_STACK_ENTRIES_DEFAULT: Final = 4096  # PERFTOP_PYTHON_STACK_ENTRIES
+PYTHON_PROCS_DEFAULT: Final = 1024  # PERFTOP_PYTHON_PROCS: Python processes walked at once
+PYTHON_NO_OFFSET: Final = 0xFFFF  # a python_proc offset the version does not have
+PYTHON_NO_OWNER: Final = 0xFF  # python_proc.owner_cstack when no frames are skipped
 
 # A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
 STACK_SKIPPED: Final = -65536  # PERFTOP_STACK_SKIPPED
@@ -41,7 +47,8 @@ STACK_BITS: Final = {
 SETTING_PID_FILTER: Final = 0  # 1: only count thread groups present in pid_filter
 SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
 SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
-SETTINGS_COUNT: Final = 3
+SETTING_PYTHON: Final = 3  # 1: walk the Python frames of processes in python_procs
+SETTINGS_COUNT: Final = 4
 
 # Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
 # cpu_totals and lost): the program writes one generation while user space drains the other.
@@ -58,6 +65,9 @@ LOST_NAMES: Final = (
     "user_stack_map_full",  # LOST_USER_ENOMEM
     "kernel_stack_error",  # LOST_KERNEL_OTHER
     "user_stack_error",  # LOST_USER_OTHER
+    "python_stack_map_full",  # LOST_PYTHON_FULL: counted without its Python frames
+    "python_stack_truncated",  # LOST_PYTHON_TRUNCATED: outermost frames past PYTHON_FRAMES cut
+    "python_stack_missing",  # LOST_PYTHON_MISSING: a Python process's thread with no frames
 )
 LOST_SLOTS: Final = {  # the C name of each slot -> its number
     "LOST_COUNTS_FULL": 0,
@@ -67,6 +77,9 @@ LOST_SLOTS: Final = {  # the C name of each slot -> its number
     "LOST_USER_ENOMEM": 4,
     "LOST_KERNEL_OTHER": 5,
     "LOST_USER_OTHER": 6,
+    "LOST_PYTHON_FULL": 7,
+    "LOST_PYTHON_TRUNCATED": 8,
+    "LOST_PYTHON_MISSING": 9,
 }
 LOST_COUNT: Final = len(LOST_NAMES)
 
@@ -80,6 +93,7 @@ class CountKey(ct.Structure):
         ("kernel_stack_id", ct.c_int32),
         ("user_stack_id", ct.c_int32),
         ("comm", ct.c_char * TASK_COMM_LEN),
+        ("python_stack", ct.c_uint64),  # key in python_stacks; 0: no Python frames
     )
 
 
@@ -101,6 +115,37 @@ class CpuTotals(ct.Structure):
         ("idle_samples", ct.c_uint64),
         ("idle_period", ct.c_uint64),
         ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid filter
+    )
+
+
+class PythonProc(ct.Structure):
+    """struct python_proc: how to walk one CPython process (perftop.python.PythonOffsets)."""
+
+    _fields_ = (
+        ("runtime", ct.c_uint64),
+        ("interpreters_head", ct.c_uint16),
+        ("threads_head", ct.c_uint16),
+        ("thread_next", ct.c_uint16),
+        ("native_thread_id", ct.c_uint16),
+        ("current_frame", ct.c_uint16),
+        ("cframe_current_frame", ct.c_uint16),
+        ("frame_code", ct.c_uint16),
+        ("frame_previous", ct.c_uint16),
+        ("frame_instruction", ct.c_uint16),
+        ("frame_owner", ct.c_uint16),
+        ("owner_cstack", ct.c_uint8),
+        ("pad", ct.c_uint8 * 3),
+    )
+
+
+class PythonStack(ct.Structure):
+    """struct python_stack: one thread's Python frames, innermost first."""
+
+    _fields_ = (
+        ("depth", ct.c_uint32),
+        ("truncated", ct.c_uint32),
+        ("code", ct.c_uint64 * PYTHON_FRAMES),
+        ("instruction", ct.c_uint64 * PYTHON_FRAMES),
     )
 
 

@@ -36,6 +36,7 @@ class CountEntry(NamedTuple):
     kernel_stack_id: int
     user_stack_id: int
     comm: bytes
+    python_stack: int  # key of the thread's Python frames in python_stacks; 0: none
     samples: int
     period: int
 

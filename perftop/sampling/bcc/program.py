@@ -23,6 +23,7 @@ from perftop.sampling.bcc.abi import (
     MAX_STACK_DEPTH,
     SETTING_GENERATION,
     SETTING_PID_FILTER,
+    SETTING_PYTHON,
     SETTING_STACKS,
     VALUE_FORMAT,
     size_cflags,
@@ -155,6 +156,8 @@ class Maps:
         self.cpu_totals = bpf[b"cpu_totals"]
         self.lost = bpf[b"lost"]
         self.grace = bpf[b"grace"]
+        self.python_procs = bpf[b"python_procs"]
+        self.python_stacks = bpf[b"python_stacks"]
         self.capacity = counts_entries
         counts = self.counts[0]
         if (ct.sizeof(counts.Key), ct.sizeof(counts.Leaf)) != (KEY_FORMAT.size, VALUE_FORMAT.size):
@@ -206,6 +209,10 @@ class Program:
 
     def set_stack_bits(self, bits: int) -> None:
         self.maps.settings[ct.c_int(SETTING_STACKS)] = ct.c_uint32(bits)
+
+    def set_python(self, walk: bool) -> None:
+        """Walk the Python frames of registered processes, or not."""
+        self.maps.settings[ct.c_int(SETTING_PYTHON)] = ct.c_uint32(1 if walk else 0)
 
     def set_pid_filter(self, pids: Sequence[int]) -> None:
         """Count only `pids` (all processes when empty)."""

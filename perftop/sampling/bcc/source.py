@@ -45,7 +45,7 @@ from perftop.sampling.bcc.program import (
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.system.memory import freeze_long_lived_objects, release_free_memory
 from perftop.system.processes import ProcessDetails
-from perftop.system.procfs import online_cpus
+from perftop.system.procfs import online_cpus, running_pids
 
 if TYPE_CHECKING:
     from perftop.sampling.bcc.drain import CountEntry
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 # RSS swung ~3 MB in a 30 s sawtooth, which hid its trend in the soak (108 KiB/min one run);
 # each interval costs ~0.6 ms a second and keeps RSS at what is in use.
 TRIM_EVERY_S = 1.0
+# Processes classified as Python or not before the first interval (the rest as they are sampled).
+STARTUP_DETECTIONS = 512
 
 
 class BccSource:
@@ -78,19 +80,28 @@ class BccSource:
         self._event = EVENTS[config.event]
         self._frequency = config.frequency_hz
         self._stack_mode = config.stack_mode
+        self._python = config.python_frames
         self._pids: tuple[int, ...] = ()
         self._event_status: dict[str, str | None] = {}
         self.headers = prepare_headers()
         self._program = Program(config)
         try:
             self._apply_stack_mode(config.stack_mode)
+            self._program.set_python(config.python_frames)
             self._apply_pid_filter(config.pids)
             self._counts = CountsDrain(self._program.maps)
             self._stack_ids = StackIds(self._program.maps, config.stack_entries)
             # Imported after the compile: see Symbolizer.
             from perftop.sampling.bcc import symbolize
 
-            self._symbols: Symbolizer = symbolize.Symbolizer()
+            from perftop.sampling.bcc.python_frames import PythonFrames
+
+            self._python_frames = PythonFrames(self._program.maps)
+            if config.python_frames:
+                # Before the first interval, so its samples already carry Python frames: the
+                # filtered pids, else the running processes (~0.1 ms each, bounded).
+                self._python_frames.observe(config.pids or running_pids(), STARTUP_DETECTIONS)
+            self._symbols: Symbolizer = symbolize.Symbolizer(self._python_frames)
             notice = self._symbols.notice()
             if notice:
                 # Said once, in words, wherever the output goes (the frames carry the reason too).
@@ -167,6 +178,14 @@ class BccSource:
         with self._lock:
             self._pending["stacks"] = stack_mode
 
+    @property
+    def python_frames(self) -> bool:
+        return self._python
+
+    def set_python_frames(self, walk: bool) -> None:
+        with self._lock:
+            self._pending["python"] = walk
+
     def _apply_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -174,6 +193,9 @@ class BccSource:
             self._apply_pid_filter(pending["pids"])
         if "stacks" in pending:
             self._apply_stack_mode(pending["stacks"])
+        if "python" in pending:
+            self._program.set_python(pending["python"])
+            self._python = pending["python"]
         if "event" in pending or "frequency" in pending:
             event = EVENTS[pending.get("event", self._event.name)]
             hz = pending.get("frequency", self._frequency)
@@ -215,10 +237,11 @@ class BccSource:
         started = (time.perf_counter(), time.thread_time())
         # What the drained interval was sampled with; changes apply from this instant, just
         # before the flip, so the next interval is sampled wholly with the new settings.
-        event, frequency, stack_mode, pids = (
+        event, frequency, stack_mode, python, pids = (
             self._event,
             self._frequency,
             self._stack_mode,
+            self._python,
             self._pids,
         )
         self._apply_pending()
@@ -229,7 +252,7 @@ class BccSource:
         entries = self._counts.drain(self._program.maps.counts[generation])
         cpus, lost = take_counters(self._program.maps, generation, set(online_cpus()))
         stack_ips = self._stack_ids.read(_stack_ids_of(entries), lost)
-        stacks = self._symbols.stacks(entries, stack_ips, lost)
+        stacks = self._symbols.stacks(entries, stack_ips, lost, python)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
         self._trim_heap(now)
@@ -251,6 +274,7 @@ class BccSource:
             stacks=stacks,
             processes=processes,
             stack_mode=stack_mode,
+            python_frames=python,
             pid_filter=pids,
             headers=self.headers.description if self.headers else "",
             cost=self._cost.measure(interval, maps, started),

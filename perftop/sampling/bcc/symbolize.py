@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, StackSample
 from perftop.profile.aggregate import StackTotals
+from perftop.sampling.bcc.abi import STACK_SKIPPED as PERFTOP_STACK_SKIPPED
 from perftop.sampling.bcc.drain import CountEntry
+from perftop.sampling.bcc.python_frames import PythonFrames
 from perftop.sanitize import decode
 from perftop.symbols.kernel import KernelSymbols
 from perftop.symbols.memo import Generations
@@ -23,7 +25,8 @@ KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork
 class Symbolizer:
     """Kernel and user symbols for the live source, with memos that last across intervals."""
 
-    def __init__(self) -> None:
+    def __init__(self, python: PythonFrames | None = None) -> None:
+        self._python = python
         self._kernel = KernelSymbols()
         # Imported here, after the compile (pyelftools is ~25 ms of imports holding the GIL,
         # which the screen's start-up shares while clang runs with it released).
@@ -48,18 +51,29 @@ class Symbolizer:
         entries: list[CountEntry],
         stack_ips: Mapping[int, tuple[int, ...]],
         lost: dict[str, int],
+        python_frames: bool = True,
     ) -> tuple[StackSample, ...]:
         """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
-        stack count in lost["user_stack_missing"]."""
+        stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
+        Python frames take the place of its interpreter's (PythonFrames.stack)."""
         comms: dict[bytes, str] = {}
+        python = self._python if python_frames else None
+        if python is not None:
+            python.observe(dict.fromkeys(entry.tgid for entry in entries))
+            python.read({entry.python_stack for entry in entries if entry.python_stack})
+            read_failed, python.read_failed = python.read_failed, 0
+            if read_failed:
+                lost["python_stack_read_failed"] = read_failed
         # Two stack ids can symbolize alike (two addresses in one function): merged here.
         merged = StackTotals()
-        for pid, tid, kernel_id, user_id, raw_comm, count, period in entries:
+        for pid, tid, kernel_id, user_id, raw_comm, python_stack, count, period in entries:
             frames: tuple[Frame, ...] = ()
             if user_id >= 0 and user_id in stack_ips:
                 frames = self._user.chain(pid, stack_ips[user_id])
             elif user_id == -errno.EFAULT and not self._is_kernel_thread(pid):
                 lost["user_stack_missing"] = lost.get("user_stack_missing", 0) + count
+            if python is not None and user_id != PERFTOP_STACK_SKIPPED:
+                frames = python.stack(pid, python_stack, frames)
             if kernel_id >= 0 and kernel_id in stack_ips:
                 frames += self._kernel_chain(stack_ips[kernel_id])
             comm = comms.get(raw_comm)
@@ -71,10 +85,14 @@ class Symbolizer:
     def forget_unused(self) -> None:
         """Called once per drain: drop what exited processes and old kernel chains hold."""
         self._user.evict_exited()
+        if self._python is not None:
+            self._python.forget_exited()
         self._kernel_chains.age()  # keeps what this interval and the last one used
 
     def close(self) -> None:
         self._user.close()
+        if self._python is not None:
+            self._python.close()
 
     def _is_kernel_thread(self, pid: int) -> bool:
         known = self._kernel_thread.get(pid)

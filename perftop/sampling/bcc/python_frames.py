@@ -1,0 +1,252 @@
+"""Python frames for the live source: which processes the BPF program walks, the frames it
+walked, named, and put in place of the interpreter's own frames in each native chain.
+
+The kernel side (bpf/profile.bpf.c, python_stack_of) walks a sampled thread's own
+`_PyInterpreterFrame` chain in any process registered in `python_procs` and stores the
+(code object, instruction) pairs in `python_stacks` under a hash of the sequence, which the
+sample's count key carries. Here:
+
+- every process seen in an interval is classified once (perftop.python.detect_python, asked
+  again later for a process that was not Python yet: a pyenv interpreter maps its libpython
+  a moment after exec) and, when CPython can be walked, registered with its offsets;
+- each stack hash is read from the map once, remembered while in use, and deleted from the
+  map, so the map holds only stacks not read yet (a later sample stores its stack again);
+- each code object is named from the target's memory by perftop.python, which re-checks a
+  cached code object against its header on every drain, so a freed and reused address is read
+  afresh, never shown under the old name;
+- exited and exec'd processes are unregistered and their caches dropped.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from perftop.model.reasons import Unresolved
+from perftop.model.samples import Frame, PythonCode, python_frame
+from perftop.python import PythonProcesses, PythonRuntime, UnsupportedPython
+from perftop.sampling.bcc.abi import PYTHON_NO_OFFSET, PYTHON_NO_OWNER, PythonProc, PythonStack
+from perftop.sampling.bcc.program import Maps, lib
+from perftop.symbols.memo import Generations
+from perftop.symbols.user import BROKEN_UNWIND
+from perftop.system.procfs import process_start_time
+
+# Classifying a process reads its maps and an ELF header or two (~0.1 ms); under fork churn
+# every pid is new, so at most this many are classified per interval (the rest the next one).
+MAX_DETECTIONS_PER_DRAIN = 64
+# Raw stacks remembered: what the last two intervals used, capped.
+RAW_STACKS_MAX = 65536
+# The interpreter's frames that run Python code: the Python frames take their place.
+EVAL_PREFIX = "_PyEval_EvalFrame"
+PYTHON_MODULE = "[python]"
+UNKNOWN_CODE = Frame("[unknown Python code]", PYTHON_MODULE, False, Unresolved.PYTHON_CODE_GONE)
+TRUNCATED = Frame("[more Python frames]", PYTHON_MODULE, False)
+
+RawStack = tuple[tuple[tuple[int, int], ...], bool]  # ((code, instruction) innermost first, cut)
+
+
+@dataclass(frozen=True, slots=True)
+class _Walked:
+    """A registered process, and what says it is still the same image."""
+
+    runtime: PythonRuntime
+    start_time: int | None
+    executable: str
+    interpreter_module: str  # basename of the binary holding the runtime, as frames name it
+
+
+def _executable(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _proc_entry(runtime: PythonRuntime) -> PythonProc:
+    offsets = runtime.offsets
+    cframe = offsets.cframe_current_frame
+    return PythonProc(
+        runtime=runtime.runtime_address,
+        interpreters_head=offsets.runtime_interpreters_head,
+        threads_head=offsets.interpreter_threads_head,
+        thread_next=offsets.thread_next,
+        native_thread_id=offsets.thread_native_thread_id,
+        current_frame=offsets.thread_current_frame,
+        cframe_current_frame=PYTHON_NO_OFFSET if cframe is None else cframe,
+        frame_code=offsets.frame_code,
+        frame_previous=offsets.frame_previous,
+        frame_instruction=offsets.frame_instruction,
+        frame_owner=offsets.frame_owner,
+        owner_cstack=PYTHON_NO_OWNER if offsets.owner_cstack is None else offsets.owner_cstack,
+    )
+
+
+class PythonFrames:
+    """The user-space half of the Python walk. Never raises for a process that lies or exits."""
+
+    def __init__(self, maps: Maps, processes: PythonProcesses | None = None) -> None:
+        self._procs_map = maps.python_procs
+        self._stacks_map = maps.python_stacks
+        self._processes = processes or PythonProcesses()
+        self._walked: dict[int, _Walked] = {}
+        self._unsupported: dict[int, str] = {}  # pid -> why its frames cannot be walked
+        self._raw: Generations[int, RawStack] = Generations(RAW_STACKS_MAX)
+        self._buffer = PythonStack()
+        self._named: dict[tuple[int, int, int], Frame] = {}  # this drain's (pid, code, instr)
+        self.read_failed = 0
+
+    # -- which processes ---------------------------------------------------------------------
+
+    def observe(self, pids: Iterable[int], budget: int = MAX_DETECTIONS_PER_DRAIN) -> None:
+        """Classify the processes of an interval that are not known yet (a bounded number)."""
+        for pid in pids:
+            if pid in self._walked or pid <= 0:
+                continue
+            if budget <= 0:
+                break
+            detection = self._processes.known(pid)
+            if detection is None:
+                budget -= 1
+                detection = self._processes.detection(pid)
+            if isinstance(detection, PythonRuntime):
+                self._register(pid, detection)
+            elif isinstance(detection, UnsupportedPython):
+                self._unsupported[pid] = detection.reason
+
+    def _register(self, pid: int, runtime: PythonRuntime) -> None:
+        key, entry = ct.c_uint32(pid), _proc_entry(runtime)
+        if lib.bpf_update_elem(self._procs_map.map_fd, ct.byref(key), ct.byref(entry), 0) != 0:
+            return  # the map is full: this process's frames stay native, tried again later
+        self._unsupported.pop(pid, None)
+        self._walked[pid] = _Walked(
+            runtime,
+            process_start_time(pid),
+            _executable(pid),
+            os.path.basename(runtime.binary_path),
+        )
+
+    @property
+    def walked(self) -> dict[int, PythonRuntime]:
+        return {pid: walked.runtime for pid, walked in self._walked.items()}
+
+    def forget_exited(self) -> None:
+        """Once per drain: unregister processes that exited or exec'd, and drop their caches."""
+        self._named = {}
+        self._raw.age()
+        for pid, walked in list(self._walked.items()):
+            start_time = process_start_time(pid)
+            if start_time is None or start_time != walked.start_time:
+                self._forget(pid)
+            elif _executable(pid) != walked.executable:
+                self._forget(pid)
+        for pid in list(self._unsupported):
+            if process_start_time(pid) is None:
+                del self._unsupported[pid]
+                self._processes.forget(pid)
+
+    def _forget(self, pid: int) -> None:
+        del self._walked[pid]
+        lib.bpf_delete_elem(self._procs_map.map_fd, ct.byref(ct.c_uint32(pid)))
+        self._processes.forget(pid)
+
+    def close(self) -> None:
+        self._processes.close()
+
+    # -- the frames --------------------------------------------------------------------------
+
+    def read(self, hashes: Iterable[int]) -> None:
+        """Fetch the stacks behind `hashes` that are not remembered, then delete every one of
+        them from the kernel's map (a sample after this stores its stack again)."""
+        fd = self._stacks_map.map_fd
+        buffer = self._buffer
+        for stack_hash in hashes:
+            key = ct.c_uint64(stack_hash)
+            if self._raw.get(stack_hash) is None:
+                if lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(buffer)) != 0:
+                    self.read_failed += 1
+                    continue
+                depth = min(buffer.depth, len(buffer.code))
+                pairs = tuple(zip(buffer.code[:depth], buffer.instruction[:depth], strict=True))
+                self._raw.put(stack_hash, (pairs, bool(buffer.truncated)))
+            lib.bpf_delete_elem(fd, ct.byref(key))
+
+    def stack(self, pid: int, stack_hash: int, native: tuple[Frame, ...]) -> tuple[Frame, ...]:
+        """`native` (a user chain, outermost first) with this sample's Python frames merged
+        in: native callers ; Python frames ; native leaf. Unchanged for a process whose frames
+        are not walked; an interpreter perftop cannot walk gets a frame that says so."""
+        if pid not in self._walked:
+            reason = self._unsupported.get(pid)
+            if reason is None or not _eval_indexes(native):
+                return native
+            explanation = Frame(f"[{reason}]", PYTHON_MODULE, False, Unresolved.PYTHON_UNSUPPORTED)
+            return merge(native, (explanation,), "", keep_eval=True)
+        raw = self._raw.get(stack_hash) if stack_hash else None
+        if raw is None:
+            return native
+        pairs, truncated = raw
+        frames = [self._frame(pid, code, instruction) for code, instruction in reversed(pairs)]
+        if truncated:
+            frames.insert(0, TRUNCATED)
+        return merge(native, tuple(frames), self._walked[pid].interpreter_module)
+
+    def _frame(self, pid: int, code_address: int, instruction: int) -> Frame:
+        key = (pid, code_address, instruction)
+        frame = self._named.get(key)
+        if frame is None:
+            named = self._processes.frame(pid, code_address, instruction)
+            if named is None:
+                frame = UNKNOWN_CODE
+            else:
+                frame = python_frame(
+                    PythonCode(named.qualname, named.filename, named.first_line, named.line)
+                )
+            self._named[key] = frame
+        return frame
+
+
+def _eval_indexes(native: tuple[Frame, ...]) -> list[int]:
+    return [
+        index
+        for index, frame in enumerate(native)
+        if frame.symbol.startswith(EVAL_PREFIX) and not frame.kernel
+    ]
+
+
+def merge(
+    native: tuple[Frame, ...],
+    python: tuple[Frame, ...],
+    interpreter_module: str,
+    keep_eval: bool = False,
+) -> tuple[Frame, ...]:
+    """native callers ; `python` ; native leaf.
+
+    The callers are the native frames below the outermost eval frame (main, Py_RunMain, a
+    thread's start), dropped when the walk broke below it (no frame pointers: they are noise,
+    and the Python frames already start at the root). The leaf is what ran above the innermost
+    eval frame, without the interpreter's own frames at its start (they are the Python
+    function's own work, as py-spy counts it): a C extension, libc, and what they called.
+    Native frames between eval frames (a builtin calling back into Python) are left out."""
+    evals = _eval_indexes(native)
+    if evals:
+        callers = native[: evals[0]]
+        leaf = native[evals[-1] + (0 if keep_eval else 1) :]
+    else:
+        callers, leaf = (), native
+    if BROKEN_UNWIND in callers:
+        callers = ()
+    if BROKEN_UNWIND in leaf:
+        leaf = leaf[len(leaf) - leaf[::-1].index(BROKEN_UNWIND) :]
+    if interpreter_module:
+        start = 0
+        while start < len(leaf) and leaf[start].module == interpreter_module:
+            start += 1
+        leaf = leaf[start:]
+    return (*callers, *python, *leaf)
+
+
+def python_stack_hashes(entries: Iterable[Any]) -> set[int]:
+    return {entry.python_stack for entry in entries if entry.python_stack}
+
