@@ -129,7 +129,8 @@ class CodeReader:
         """The frame as last read, without reading: for a process that has just exited, whose
         code objects were checked when it was last read (the interval before) and can no
         longer be reused by anything."""
-        info = self._by_pid.get(runtime.pid, {}).get(code_address)
+        cached_for_pid = self._by_pid.get(runtime.pid)
+        info = cached_for_pid.get(code_address) if cached_for_pid is not None else None
         if info is None:
             return None
         offset = None

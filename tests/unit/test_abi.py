@@ -74,7 +74,9 @@ def parse(text: str) -> CProgram:
     for name, body in re.findall(r"struct\s+(\w+)\s*\{([^}]*)\}\s*;", text):
         fields = []
         for declaration in filter(None, (part.strip() for part in body.split(";"))):
-            match = re.fullmatch(r"(u8|u16|u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration)
+            match = re.fullmatch(
+                r"(u8|u16|u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration
+            )
             if match is None:
                 raise ValueError(f"struct {name}: cannot read {declaration!r}")
             count = _value(match.group(3), defines) if match.group(3) else 1

@@ -138,9 +138,7 @@ class PythonFrames:
         self._raw.age()
         for pid, walked in list(self._walked.items()):
             start_time = process_start_time(pid)
-            if start_time is None or start_time != walked.start_time:
-                self._forget(pid)
-            elif _executable(pid) != walked.executable:
+            if start_time is None or start_time != walked.start_time or _executable(pid) != walked.executable:
                 self._forget(pid)
         for pid in list(self._unsupported):
             if process_start_time(pid) is None:
@@ -249,4 +247,3 @@ def merge(
 
 def python_stack_hashes(entries: Iterable[Any]) -> set[int]:
     return {entry.python_stack for entry in entries if entry.python_stack}
-

@@ -93,7 +93,6 @@ class BccSource:
             self._stack_ids = StackIds(self._program.maps, config.stack_entries)
             # Imported after the compile: see Symbolizer.
             from perftop.sampling.bcc import symbolize
-
             from perftop.sampling.bcc.python_frames import PythonFrames
 
             self._python_frames = PythonFrames(self._program.maps)
