@@ -138,8 +138,10 @@ class PythonFrames:
         self._raw.age()
         for pid, walked in list(self._walked.items()):
             start_time = process_start_time(pid)
-            if start_time is None or start_time != walked.start_time or _executable(pid) != walked.executable:
-                self._forget(pid)
+            if start_time is None or start_time != walked.start_time:
+                self._forget(pid)  # exited (or the pid is another process's now)
+            elif _executable(pid) != walked.executable:
+                self._forget(pid)  # exec'd: the runtime, if any, is elsewhere
         for pid in list(self._unsupported):
             if process_start_time(pid) is None:
                 del self._unsupported[pid]
