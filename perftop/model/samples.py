@@ -25,6 +25,14 @@ class FrameKind(StrEnum):
     KERNEL = "kernel"
     PYTHON = "python"
 
+    @property
+    def mark(self) -> str:
+        """perf's marks, [k] kernel and [.] user space, and [py] for a Python function."""
+        return _MARKS[self]
+
+
+_MARKS = {FrameKind.NATIVE: "[.]", FrameKind.KERNEL: "[k]", FrameKind.PYTHON: "[py]"}
+
 
 class PythonCode(NamedTuple):
     """Where a Python frame was: its function and the line it was executing."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from perftop.model.samples import (
     CpuStat,
+    FrameKind,
     Interval,
     ProcessInfo,
     SamplerCost,
@@ -38,6 +39,13 @@ class FunctionStat:
     total_samples: int  # inclusive: every stack it appears in, recursion counted once
     total_percent: float
     resolved: bool = True  # False: an address without a symbol, shown dim
+    python: bool = False  # a Python function (its module is the code's file)
+
+    @property
+    def kind(self) -> FrameKind:
+        if self.kernel:
+            return FrameKind.KERNEL
+        return FrameKind.PYTHON if self.python else FrameKind.NATIVE
 
 
 @dataclass(frozen=True, slots=True)

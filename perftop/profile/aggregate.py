@@ -47,6 +47,7 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
     self_samples: dict[FunctionKey, int] = defaultdict(int)
     total_samples: dict[FunctionKey, int] = defaultdict(int)
     unresolved: set[FunctionKey] = set()  # the functions without a symbol, shown dim
+    python: set[FunctionKey] = set()
     total = 0
     for stack in stacks:
         samples = stack.samples
@@ -59,6 +60,8 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
             total_samples[key] += samples
             if frame[3] is not None:
                 unresolved.add(key)
+            elif frame[4] is not None:
+                python.add(key)
     rows = [
         FunctionStat(
             symbol=key[0],
@@ -69,6 +72,7 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
             total_samples=count,
             total_percent=percent(count, total),
             resolved=key not in unresolved,
+            python=key in python,
         )
         for key, count in total_samples.items()
     ]
