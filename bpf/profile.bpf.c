@@ -116,6 +116,8 @@ struct python_proc {
 struct python_stack {
     u32 depth;
     u32 truncated;  // 1: the chain went on past PERFTOP_PYTHON_FRAMES
+    u32 tgid;  // whose frames: user space names them while the process lives
+    u32 pad;
     u64 code[PERFTOP_PYTHON_FRAMES];
     u64 instruction[PERFTOP_PYTHON_FRAMES];
 };
@@ -208,7 +210,10 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
     // "kept or skipped" exhausted its budget (E2BIG). Read back from memory it is unknown,
     // and the states prune.
     stack->depth = 0;
-    u64 hash = 14695981039346656037ULL;  // FNV-1a over (code, instruction) pairs
+    stack->tgid = tgid;
+    // FNV-1a over the tgid and the (code, instruction) pairs: forked workers share addresses,
+    // and each keeps stacks of its own.
+    u64 hash = (14695981039346656037ULL ^ tgid) * 1099511628211ULL;
     for (int i = 0; i < PERFTOP_PYTHON_FRAMES; i++) {
         if (!frame)
             break;

@@ -9,7 +9,6 @@ process has not mapped its libpython yet (seen in the tests), and a process can 
 
 from __future__ import annotations
 
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -71,7 +70,7 @@ class PythonProcesses:
             memory = self._memory(pid)
             return self.codes.frame(memory, runtime, code_address, instruction_address)
         except (MemoryReadError, CodeReadError):
-            if os.path.exists(f"/proc/{pid}"):
+            if _running(pid):
                 return None  # alive: the address no longer holds that code object
             return self.codes.cached_frame(runtime, code_address, instruction_address)
 
@@ -96,3 +95,13 @@ class PythonProcesses:
                 oldest.close()
         self._memories.move_to_end(pid)
         return memory
+
+
+def _running(pid: int) -> bool:
+    """False once the process has exited, a zombie included (its memory is gone already)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False
+    return state not in ([b"Z"], [b"X"])

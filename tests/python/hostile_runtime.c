@@ -7,6 +7,7 @@
  *                             followed by offsets that are all 0xffffffff (garbage)
  *   LONG_CHAIN                point the current frame at a chain of 4096 distinct frames
  *   HIDDEN                    make _PyRuntime static (strip the binary to leave only the section)
+ *   SPIN                      spin on the CPU instead of sleeping, to be sampled
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,6 +56,12 @@ int main(void) {
 #endif
     printf("ready\n");
     fflush(stdout);
+#ifdef SPIN
+    /* Busy, so that the sampler walks it (SPIN: the kernel walker's tests). */
+    for (volatile uint64_t spins = 0;; spins++)
+        ;
+#else
     for (;;)
         pause();
+#endif
 }

@@ -144,6 +144,8 @@ class PythonStack(ct.Structure):
     _fields_ = (
         ("depth", ct.c_uint32),
         ("truncated", ct.c_uint32),
+        ("tgid", ct.c_uint32),
+        ("pad", ct.c_uint32),
         ("code", ct.c_uint64 * PYTHON_FRAMES),
         ("instruction", ct.c_uint64 * PYTHON_FRAMES),
     )

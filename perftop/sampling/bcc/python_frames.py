@@ -173,14 +173,37 @@ class PythonFrames:
                 self._raw.put(stack_hash, (pairs, bool(buffer.truncated)))
             lib.bpf_delete_elem(fd, ct.byref(key))
 
+    def prefetch(self) -> None:
+        """Between drains: read the stacks stored since the last look and name their code
+        while the process still runs, so a process that exits before the drain is named too
+        (its code objects were read, and checked, while it lived). Only unread stacks are in
+        the map, so this costs little once the working set is known."""
+        table = self._stacks_map
+        fd = table.map_fd
+        buffer = self._buffer
+        for key in list(table.keys()):
+            if lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(buffer)) != 0:
+                continue
+            stack_hash = key.value
+            if self._raw.get(stack_hash) is None:
+                depth = min(buffer.depth, len(buffer.code))
+                pairs = tuple(zip(buffer.code[:depth], buffer.instruction[:depth], strict=True))
+                self._raw.put(stack_hash, (pairs, bool(buffer.truncated)))
+                pid = buffer.tgid
+                if pid in self._walked:
+                    for code, instruction in pairs:
+                        self._processes.frame(pid, code, instruction)
+            lib.bpf_delete_elem(fd, ct.byref(key))
+
     def stack(self, pid: int, stack_hash: int, native: tuple[Frame, ...]) -> tuple[Frame, ...]:
         """`native` (a user chain, outermost first) with this sample's Python frames merged
         in: native callers ; Python frames ; native leaf. Unchanged for a process whose frames
         are not walked; an interpreter perftop cannot walk gets a frame that says so."""
         if pid not in self._walked:
             reason = self._unsupported.get(pid)
-            if reason is None or not _eval_indexes(native):
+            if reason is None:
                 return native
+            # Where the Python frames would be (the innermost eval frame kept, to show where).
             explanation = Frame(f"[{reason}]", PYTHON_MODULE, False, Unresolved.PYTHON_UNSUPPORTED)
             return merge(native, (explanation,), "", keep_eval=True)
         raw = self._raw.get(stack_hash) if stack_hash else None

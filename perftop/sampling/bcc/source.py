@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 # RSS swung ~3 MB in a 30 s sawtooth, which hid its trend in the soak (108 KiB/min one run);
 # each interval costs ~0.6 ms a second and keeps RSS at what is in use.
 TRIM_EVERY_S = 1.0
+# How often new Python stacks are read and named between drains: a process that lives less
+# than an interval is named before it exits.
+PREFETCH_EVERY_S = 0.25
 # Processes classified as Python or not before the first interval (the rest as they are sampled).
 STARTUP_DETECTIONS = 512
 
@@ -136,6 +139,9 @@ class BccSource:
     def _apply_pid_filter(self, pids: Sequence[int]) -> None:
         self._program.set_pid_filter(pids)
         self._pids = tuple(sorted(set(pids)))
+        python = getattr(self, "_python_frames", None)
+        if python is not None and self._python:
+            python.observe(pids)  # so the first interval of a PID filtered to has its frames
 
     # -- the IntervalSource protocol -------------------------------------------------------------
 
@@ -210,9 +216,14 @@ class BccSource:
         if self._first_interval and self._config.first_interval_s is not None:
             interval = min(interval, self._config.first_interval_s)
         deadline = self._last_drain + interval
-        if self._closed.wait(max(0.0, deadline - time.monotonic())):
-            return None
-        return self.drain()
+        while True:
+            left = deadline - time.monotonic()
+            if self._closed.wait(max(0.0, min(left, PREFETCH_EVERY_S))):
+                return None
+            if left <= PREFETCH_EVERY_S:
+                return self.drain()
+            if self._python:
+                self._python_frames.prefetch()
 
     def interrupt(self) -> None:
         self._closed.set()
