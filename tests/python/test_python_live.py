@@ -274,7 +274,7 @@ def test_a_process_that_exits_mid_interval_leaves_nothing(source: object, tmp_pa
     source.next_interval()  # type: ignore[attr-defined]  # the drain after the exit forgets it
     assert pid not in frames.walked
     maps = source._program.maps  # type: ignore[attr-defined]
-    assert not any(key.value == pid for key in maps.python_procs.keys())
+    assert not any(key.value == pid for key in list(maps.python_procs))
     assert not any(
         os.readlink(f"/proc/self/fd/{fd}") == f"/proc/{pid}/mem"
         for fd in os.listdir("/proc/self/fd")
