@@ -151,10 +151,6 @@ def _row(value: Any, length: int, what: str) -> list[Any]:
     return value
 
 
-def _optional_int(value: Any, what: str) -> int | None:
-    return None if value is None else _check(value, int, what)
-
-
 def _decode_reason(value: Any) -> Unresolved | None:
     if value is None:
         return None
@@ -180,7 +176,7 @@ def _decode_python(value: Any) -> PythonCode | None:
         qualname=_check(qualname, str, "frame python qualname"),
         filename=_check(filename, str, "frame python filename"),
         first_line=_check(first_line, int, "frame python first_line"),
-        line=_optional_int(line, "frame python line"),
+        line=None if line is None else _check(line, int, "frame python line"),
     )
 
 
