@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perftop import __version__
-from perftop.model.samples import Frame, StackSample
+from perftop.model.samples import Frame, FunctionKey, StackSample
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
@@ -32,12 +32,20 @@ def _frame_name(frame: Frame) -> str:
     return frame.symbol + (" [k]" if frame.kernel else "")
 
 
+def _speedscope_frame(frame: Frame) -> dict[str, str | int]:
+    """speedscope's frame: a name, and where it is. A frame here is a function (the stacks'
+    frames are shared by function), so a Python one's line is the function's first line."""
+    if frame.python is None:
+        return {"name": _frame_name(frame), "file": frame.module}
+    return {"name": frame.symbol, "file": frame.python.filename, "line": frame.python.first_line}
+
+
 def speedscope_profile(
     stacks: Sequence[StackSample], meta: ProfileMeta, name: str
 ) -> dict[str, Any]:
     """One sampled profile per process, frames shared, root first as speedscope wants."""
-    frames: list[dict[str, str]] = []
-    frame_index: dict[tuple[str, str, bool], int] = {}
+    frames: list[dict[str, str | int]] = []
+    frame_index: dict[FunctionKey, int] = {}
     by_process: dict[tuple[int, str], tuple[list[list[int]], list[int]]] = {}
 
     def index_of(frame: Frame) -> int:
@@ -45,7 +53,7 @@ def speedscope_profile(
         found = frame_index.get(key)
         if found is None:
             found = frame_index[key] = len(frames)
-            frames.append({"name": _frame_name(frame), "file": frame.module})
+            frames.append(_speedscope_frame(frame))
         return found
 
     for stack in stacks:
@@ -129,12 +137,34 @@ def _clock_event(event: str) -> bool:
     return event in ("cpu-clock", "task-clock")
 
 
+@dataclass(frozen=True, slots=True)
+class _PprofFunction:
+    name: str
+    filename: str
+    start_line: int = 0  # 0: unknown, as proto3 leaves an unset field
+
+
+def _pprof_function(frame: Frame) -> _PprofFunction:
+    code = frame.python
+    if code is None:
+        return _PprofFunction(frame.symbol, frame.module)
+    # pprof shows a function with its file and line itself: the bare qualname, not the symbol.
+    return _PprofFunction(code.qualname, code.filename, code.first_line)
+
+
 def pprof_profile(stacks: Sequence[StackSample], meta: ProfileMeta) -> bytes:
-    """An uncompressed profile.proto message: values are [samples/count, event/unit]."""
+    """An uncompressed profile.proto message: values are [samples/count, event/unit].
+
+    A Function is a function; a Location is a place in one, so a Python function has one
+    Location per line it was seen executing (Line.line), and a native one a single Location
+    without a line (perftop reads no line tables)."""
     strings = _Strings()
     mappings: dict[str, int] = {}
-    functions: dict[tuple[str, str], int] = {}
-    locations: dict[tuple[str, str, bool], tuple[int, int, int]] = {}  # -> id, mapping, function
+    python_mappings: set[int] = set()  # their functions have file names and line numbers
+    functions: dict[_PprofFunction, int] = {}
+    function_ids: dict[FunctionKey, int] = {}
+    locations: dict[tuple[int, int], tuple[int, int]] = {}  # (function, line) -> id, mapping
+    frame_locations: dict[Frame, int] = {}
     body = bytearray()
 
     period_unit = "nanoseconds" if _clock_event(meta.event) else "count"
@@ -144,16 +174,28 @@ def pprof_profile(stacks: Sequence[StackSample], meta: ProfileMeta) -> bytes:
             1, _field_varint(1, strings(type_name)) + _field_varint(2, strings(unit))
         )
 
+    def location_of(frame: Frame) -> int:
+        key = (frame.symbol, frame.module, frame.kernel)
+        function_id = function_ids.get(key)
+        if function_id is None:
+            function = _pprof_function(frame)
+            function_id = function_ids[key] = functions.setdefault(function, len(functions) + 1)
+        line = 0 if frame.python is None or frame.python.line is None else frame.python.line
+        location = locations.get((function_id, line))
+        if location is None:
+            mapping_id = mappings.setdefault(frame.module, len(mappings) + 1)
+            if frame.python is not None:
+                python_mappings.add(mapping_id)
+            location = locations[(function_id, line)] = (len(locations) + 1, mapping_id)
+        return location[0]
+
     for stack in stacks:
         location_ids = []
         for frame in reversed(stack.frames):  # pprof wants the leaf first
-            key = (frame.symbol, frame.module, frame.kernel)
-            location = locations.get(key)
-            if location is None:
-                mapping_id = mappings.setdefault(frame.module, len(mappings) + 1)
-                function_id = functions.setdefault((frame.symbol, frame.module), len(functions) + 1)
-                location = locations[key] = (len(locations) + 1, mapping_id, function_id)
-            location_ids.append(location[0])
+            location_id = frame_locations.get(frame)
+            if location_id is None:
+                location_id = frame_locations[frame] = location_of(frame)
+            location_ids.append(location_id)
         labels = (
             _field_bytes(3, _field_varint(1, strings("pid")) + _field_varint(3, stack.pid))
             + _field_bytes(3, _field_varint(1, strings("tid")) + _field_varint(3, stack.tid))
@@ -165,26 +207,30 @@ def pprof_profile(stacks: Sequence[StackSample], meta: ProfileMeta) -> bytes:
         body += _field_bytes(2, sample + labels)
 
     for module, mapping_id in mappings.items():
+        python = mapping_id in python_mappings
         mapping = (
             _field_varint(1, mapping_id)
             + _field_varint(5, strings(module))
             + _field_varint(7, 1)  # has_functions
+            + _field_varint(8, int(python))  # has_filenames
+            + _field_varint(9, int(python))  # has_line_numbers
         )
         body += _field_bytes(3, mapping)
-    for location_id, mapping_id, function_id in locations.values():
-        line = _field_varint(1, function_id)
+    for (function_id, line_number), (location_id, mapping_id) in locations.items():
+        line = _field_varint(1, function_id) + _field_varint(2, line_number)
         encoded = (
             _field_varint(1, location_id) + _field_varint(2, mapping_id) + _field_bytes(4, line)
         )
         body += _field_bytes(4, encoded)
-    for (symbol, module), function_id in functions.items():
-        function = (
+    for function, function_id in functions.items():
+        encoded = (
             _field_varint(1, function_id)
-            + _field_varint(2, strings(symbol))
-            + _field_varint(3, strings(symbol))
-            + _field_varint(4, strings(module))
+            + _field_varint(2, strings(function.name))
+            + _field_varint(3, strings(function.name))
+            + _field_varint(4, strings(function.filename))
+            + _field_varint(5, function.start_line)
         )
-        body += _field_bytes(5, function)
+        body += _field_bytes(5, encoded)
 
     comment = strings(f"perftop {__version__}: {meta.event} at {meta.frequency_hz} Hz")
     tail = bytearray()

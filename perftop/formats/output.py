@@ -11,9 +11,9 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from perftop.model.samples import StackSample
+from perftop.model.samples import FunctionKey, StackSample
 from perftop.model.stats import View
 from perftop.model.units import human_bytes
 from perftop.sanitize import printable
@@ -53,12 +53,12 @@ def format_text(view: View, top: int = 20) -> str:
             f"{printable(info.cmdline, 200)}{state}"
         )
     lines.append("")
-    lines.append(f"{'SELF':>7} {'TOTAL':>7} {'SAMPLES':>8}     {'SYMBOL':<50} MODULE")
+    lines.append(f"{'SELF':>7} {'TOTAL':>7} {'SAMPLES':>8} {'':<4} {'SYMBOL':<50} MODULE")
     for function in view.functions[:top]:
-        mark = "[k]" if function.kernel else "[.]"
         lines.append(
             f"{function.self_percent:>6.2f}% {function.total_percent:>6.2f}% "
-            f"{function.self_samples:>8} {mark} {printable(function.symbol, 200):<50} "
+            f"{function.self_samples:>8} {function.kind.mark:<4} "
+            f"{printable(function.symbol, 200):<50} "
             f"{printable(function.module, 60)}"
         )
     return "\n".join(lines) + "\n"
@@ -96,18 +96,7 @@ def view_json(view: View) -> dict[str, Any]:
             }
             for process in view.processes
         ],
-        "functions": [
-            {
-                "symbol": function.symbol,
-                "module": function.module,
-                "kernel": function.kernel,
-                "self_samples": function.self_samples,
-                "self_percent": round(function.self_percent, 3),
-                "total_samples": function.total_samples,
-                "total_percent": round(function.total_percent, 3),
-            }
-            for function in view.functions
-        ],
+        "functions": _functions_json(view),
         "cost": {
             "cpu_percent": round(view.cost.cpu_percent, 2),
             "bpf_run_ns_per_s": view.cost.bpf_run_ns_per_s,
@@ -119,6 +108,59 @@ def view_json(view: View) -> dict[str, Any]:
             "drain_ms": round(view.cost.drain_ms, 3),
         },
     }
+
+
+class _PythonLines(NamedTuple):
+    first_line: int
+    lines: Counter[int]  # executing line -> samples of the stacks with the function on it
+
+
+def _python_lines(stacks: Iterable[StackSample]) -> dict[FunctionKey, _PythonLines]:
+    """Each Python function's first line, and the samples of the stacks it was on each line in.
+
+    Inclusive: a Python frame is seldom the leaf (the interpreter's C code runs below it), and
+    a caller's line is where its callees' time went. A line counts once per stack, as the
+    functions' totals count recursion once."""
+    found: dict[FunctionKey, _PythonLines] = {}
+    for stack in stacks:
+        seen: set[tuple[FunctionKey, int]] = set()
+        for frame in stack.frames:
+            code = frame.python
+            if code is None:
+                continue
+            key = (frame.symbol, frame.module, frame.kernel)
+            entry = found.get(key)
+            if entry is None:
+                entry = found[key] = _PythonLines(code.first_line, Counter())
+            if code.line is not None and (key, code.line) not in seen:
+                seen.add((key, code.line))
+                entry.lines[code.line] += stack.samples
+    return found
+
+
+def _functions_json(view: View) -> list[dict[str, Any]]:
+    python = _python_lines(view.stacks) if any(f.python for f in view.functions) else {}
+    rows = []
+    for function in view.functions:
+        row: dict[str, Any] = {
+            "symbol": function.symbol,
+            "module": function.module,
+            "kernel": function.kernel,
+            "kind": function.kind.value,
+            "self_samples": function.self_samples,
+            "self_percent": round(function.self_percent, 3),
+            "total_samples": function.total_samples,
+            "total_percent": round(function.total_percent, 3),
+        }
+        lines = python.get((function.symbol, function.module, function.kernel))
+        if function.python and lines is not None:
+            hottest = lines.lines.most_common(1)
+            # A function runs on many lines; "line" is the one most of its samples were on.
+            row["file"] = function.module
+            row["line"] = hottest[0][0] if hottest else None
+            row["first_line"] = lines.first_line
+        rows.append(row)
+    return rows
 
 
 def format_json(view: View) -> str:

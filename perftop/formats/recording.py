@@ -19,7 +19,15 @@ from perftop.formats.files import ExportError, ExportExists, open_export
 from perftop.model.errors import SourceError
 from perftop.model.modes import StackMode
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
+from perftop.model.samples import (
+    CpuStat,
+    Frame,
+    Interval,
+    ProcessInfo,
+    PythonCode,
+    SamplerCost,
+    StackSample,
+)
 
 FORMAT = "perftop-recording/2"
 # Version 1 also held the aggregated tables (processes with their shares, functions); they are
@@ -37,7 +45,11 @@ class RecordingError(SourceError):
 
 def _encode_frame(frame: Frame) -> list[Any]:
     reason = frame.unresolved_reason
-    return [frame.symbol, frame.module, frame.kernel, None if reason is None else reason.name]
+    row = [frame.symbol, frame.module, frame.kernel, None if reason is None else reason.name]
+    code = frame.python
+    if code is not None:  # a native or kernel frame keeps the four values it always had
+        row.append([code.qualname, code.filename, code.first_line, code.line])
+    return row
 
 
 def _encode_info(info: ProcessInfo) -> dict[str, Any]:
@@ -97,6 +109,7 @@ def encode_interval(interval: Interval) -> dict[str, Any]:
             {"pid": pid, "info": _encode_info(info)} for pid, info in interval.processes.items()
         ],
         "stack_mode": interval.stack_mode,
+        "python_frames": interval.python_frames,
         "pid_filter": list(interval.pid_filter),
         "headers": interval.headers,
         "cost": _encode_cost(interval.cost),
@@ -155,14 +168,33 @@ def _decode_stack_mode(text: str) -> StackMode:
         ) from None
 
 
+def _decode_python(value: Any) -> PythonCode | None:
+    if value is None:
+        return None
+    qualname, filename, first_line, line = _row(value, 4, "frame python")
+    return PythonCode(
+        qualname=_check(qualname, str, "frame python qualname"),
+        filename=_check(filename, str, "frame python filename"),
+        first_line=_check(first_line, int, "frame python first_line"),
+        line=None if line is None else _check(line, int, "frame python line"),
+    )
+
+
 def _decode_frame(value: Any) -> Frame:
-    symbol, module, kernel, reason = _row(value, 4, "frames")
-    return Frame(
+    # Four values, and a fifth for a Python frame's code (made before Python frames: four).
+    if not isinstance(value, list) or len(value) not in (4, 5):
+        raise RecordingError("each entry of 'frames' should be a list of 4 or 5 values")
+    symbol, module, kernel, reason, python = value if len(value) == 5 else [*value, None]
+    frame = Frame(
         symbol=_check(symbol, str, "frame symbol"),
         module=_check(module, str, "frame module"),
         kernel=_check(kernel, bool, "frame kernel"),
         unresolved_reason=_decode_reason(reason),
+        python=_decode_python(python),
     )
+    if frame.kernel and frame.python is not None:
+        raise RecordingError(f"kernel frame {frame.symbol!r:.40} has Python code")
+    return frame
 
 
 def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
@@ -243,6 +275,8 @@ def decode_interval(data: Any) -> Interval:
         stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
         processes={info.pid: info for info in infos},
         stack_mode=_decode_stack_mode(_field(data, "stack_mode", str)),
+        # Recordings made before Python frames were walked have no such field: none were.
+        python_frames=_check(data.get("python_frames", False), bool, "python_frames"),
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from perftop.model.samples import KERNEL_MODULE, Frame, StackSample
+from perftop.model.samples import KERNEL_MODULE, Frame, PythonCode, StackSample, python_frame
 
 
 def user(symbol: str, module: str = "app") -> Frame:
     return Frame(symbol, module, False)
+
+
+def python(
+    qualname: str, filename: str = "/srv/app/work.py", first_line: int = 10, line: int | None = 12
+) -> Frame:
+    return python_frame(PythonCode(qualname, filename, first_line, line))
 
 
 def kernel(symbol: str) -> Frame:

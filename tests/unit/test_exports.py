@@ -13,8 +13,13 @@ from types import ModuleType
 import jsonschema
 import pytest
 
-from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_profile
-from tests.unit.factories import kernel, stack, user
+from perftop.formats.exports import (
+    ProfileMeta,
+    pprof_bytes,
+    speedscope_bytes,
+    speedscope_profile,
+)
+from tests.unit.factories import kernel, python, stack, user
 
 DATA = Path(__file__).parents[1] / "data"
 SCHEMA = Path(__file__).parents[1] / ".cache" / "speedscope-file-format-schema.json"
@@ -105,3 +110,120 @@ def test_empty_profile_is_still_valid(profile_pb2: ModuleType) -> None:
     profile.ParseFromString(gzip.decompress(pprof_bytes((), META)))
     assert len(profile.sample) == 0
     jsonschema.validate(speedscope_profile((), META, "empty"), json.loads(SCHEMA.read_text()))
+
+
+# Python frames: callers, Python functions (one seen on two lines, one hostile), C, kernel ---
+
+HOSTILE_QUALNAME = "Evil.\x1b[31m[bold]x[/bold];run"
+PYTHON_STACKS = (
+    stack(
+        user("main", "python3.12"),
+        python("handle", line=12),
+        python(HOSTILE_QUALNAME, "/srv/app/evil.py", first_line=3, line=4),
+        user("PyLong_FromLong", "python3.12"),
+        pid=30,
+        comm="py",
+        samples=5,
+    ),
+    stack(
+        user("main", "python3.12"),
+        python("handle", line=14),
+        user("write", "libc.so.6"),
+        kernel("do_syscall_64"),
+        pid=30,
+        comm="py",
+        samples=2,
+    ),
+    stack(user("main", "python3.12"), python("handle", line=None), pid=30, comm="py"),
+)
+
+
+def test_pprof_python_functions_have_file_and_start_line_and_lines(
+    profile_pb2: ModuleType,
+) -> None:
+    profile = profile_pb2.Profile()
+    profile.ParseFromString(gzip.decompress(pprof_bytes(PYTHON_STACKS, META)))
+    strings = list(profile.string_table)
+    locations = {loc.id: loc for loc in profile.location}
+    functions = {f.id: f for f in profile.function}
+    mappings = {m.id: m for m in profile.mapping}
+
+    def frames(sample: object) -> list[tuple[str, str, int, int]]:
+        """(name, file, start line, line) of each location, leaf first."""
+        result = []
+        for location_id in sample.location_id:  # type: ignore[attr-defined]
+            location = locations[location_id]
+            assert location.mapping_id in mappings and len(location.line) == 1
+            function = functions[location.line[0].function_id]
+            assert function.system_name == function.name
+            result.append(
+                (
+                    strings[function.name],
+                    strings[function.filename],
+                    function.start_line,
+                    location.line[0].line,
+                )
+            )
+        return result
+
+    assert frames(profile.sample[0]) == [
+        ("PyLong_FromLong", "python3.12", 0, 0),
+        (HOSTILE_QUALNAME, "/srv/app/evil.py", 3, 4),
+        ("handle", "/srv/app/work.py", 10, 12),
+        ("main", "python3.12", 0, 0),
+    ]
+    assert frames(profile.sample[1]) == [
+        ("do_syscall_64", "[kernel]", 0, 0),
+        ("write", "libc.so.6", 0, 0),
+        ("handle", "/srv/app/work.py", 10, 14),
+        ("main", "python3.12", 0, 0),
+    ]
+    assert frames(profile.sample[2])[0] == ("handle", "/srv/app/work.py", 10, 0)  # no line
+    # One Function for handle, one Location per line it was on; the natives' shared.
+    handle = [f.id for f in profile.function if strings[f.name] == "handle"]
+    assert len(handle) == 1
+    assert sorted(
+        loc.line[0].line for loc in profile.location if loc.line[0].function_id in handle
+    ) == [0, 12, 14]
+    assert len(profile.location) == 8 and len(profile.function) == 6
+    python_mapping = next(m for m in profile.mapping if strings[m.filename] == "/srv/app/work.py")
+    assert python_mapping.has_filenames and python_mapping.has_line_numbers
+    native_mapping = next(m for m in profile.mapping if strings[m.filename] == "libc.so.6")
+    assert native_mapping.has_functions and not native_mapping.has_line_numbers
+
+
+def test_pprof_keeps_python_functions_of_one_name_apart(profile_pb2: ModuleType) -> None:
+    # Two lambdas in one file: told apart by their first line, as CPython tells them apart.
+    lambdas = (
+        stack(python("<lambda>", first_line=5, line=5)),
+        stack(python("<lambda>", first_line=9, line=9)),
+    )
+    profile = profile_pb2.Profile()
+    profile.ParseFromString(gzip.decompress(pprof_bytes(lambdas, META)))
+    assert sorted(f.start_line for f in profile.function) == [5, 9]
+    assert {profile.string_table[f.name] for f in profile.function} == {"<lambda>"}
+
+
+def test_speedscope_python_frames_have_file_and_first_line() -> None:
+    document = speedscope_profile(PYTHON_STACKS, META, "python")
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    frames = document["shared"]["frames"]
+    by_name = {frame["name"]: frame for frame in frames}
+    # A frame is a function: handle on lines 12, 14 and none is one frame, at its first line.
+    assert by_name["handle (work.py:10)"] == {
+        "name": "handle (work.py:10)",
+        "file": "/srv/app/work.py",
+        "line": 10,
+    }
+    assert by_name[f"{HOSTILE_QUALNAME} (evil.py:3)"]["line"] == 3
+    assert by_name["PyLong_FromLong"] == {"name": "PyLong_FromLong", "file": "python3.12"}
+    assert by_name["do_syscall_64 [k]"] == {"name": "do_syscall_64 [k]", "file": "[kernel]"}
+    assert len(frames) == 6
+    (profile,) = document["profiles"]
+    assert [frames[i]["name"] for i in profile["samples"][0]] == [
+        "main",
+        "handle (work.py:10)",
+        f"{HOSTILE_QUALNAME} (evil.py:3)",
+        "PyLong_FromLong",
+    ]
+    assert b"\x1b" not in speedscope_bytes(PYTHON_STACKS, META, "python")  # escaped as \u001b

@@ -20,13 +20,27 @@ from perftop.formats.recording import (
     read_recording,
 )
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import CpuStat, Frame, Interval, ProcessInfo, SamplerCost, StackSample
+from perftop.model.samples import (
+    CpuStat,
+    Frame,
+    FrameKind,
+    Interval,
+    ProcessInfo,
+    PythonCode,
+    SamplerCost,
+    StackSample,
+    python_frame,
+)
 from perftop.profile.view import build_view
 from perftop.sampling.replay import NOT_IN_REPLAY, ReplaySource
 from perftop.sampling.source import SourceError
 
 SHARED = (Frame("main", "app", False), Frame("work", "app", False))
 STRIPPED = Frame("libfoo.so+0x1a2b", "libfoo.so", False, Unresolved.STRIPPED)
+HOSTILE_PYTHON = python_frame(
+    PythonCode("Evil.\x1b[31m[bold]x[/bold];run\udcff", "/srv/ev\x1bil.py", 3, None)
+)
+PYTHON = (python_frame(PythonCode("Handler.run", "/srv/app/handler.py", 40, 42)), HOSTILE_PYTHON)
 
 
 def full_snapshot(number: int = 0) -> Interval:
@@ -44,12 +58,14 @@ def full_snapshot(number: int = 0) -> Interval:
                 10, 12, "app", (*SHARED, Frame("read", "[kernel]", True)), 10 + number, 1000
             ),
             StackSample(20, 20, "idle\udcff", (), 0, 0),
+            StackSample(10, 13, "app", (*SHARED, *PYTHON, Frame("read", "[kernel]", True)), 3, 300),
         ),
         processes={
             10: ProcessInfo(10, "bob", "app -x", 2, 9.5, 4096, name="app"),
             20: ProcessInfo(20, exited=True, kernel_thread=True),
         },
         stack_mode="user",
+        python_frames=False,
         pid_filter=(10, 20),
         headers="/usr/src/linux-headers-6.8.0",
         cost=SamplerCost(1.25, None, 300.0, 5, 100, 6, 200, 2.5, 1.75),
@@ -75,8 +91,57 @@ def test_a_snapshot_survives_the_round_trip_through_json() -> None:
 
 def test_frames_are_stored_once_per_line() -> None:
     encoded = encode_interval(full_snapshot())
-    assert len(encoded["frames"]) == 4  # main, work, the stripped one, read
+    # main, work, the stripped one, read, two Python functions
+    assert len(encoded["frames"]) == 6
     assert encoded["stacks"][0][3] == [0, 1, 2]
+    assert encoded["stacks"][3][3] == [0, 1, 4, 5, 3]
+
+
+def test_python_frames_round_trip_field_by_field() -> None:
+    snapshot = full_snapshot()
+    decoded = decode_interval(json.loads(json.dumps(encode_interval(snapshot))))
+    assert decoded.python_frames is False
+    (recorded,) = (s for s in decoded.stacks if s.tid == 13)
+    for frame, original in zip(recorded.frames, snapshot.stacks[3].frames, strict=True):
+        for name in Frame._fields:
+            assert getattr(frame, name) == getattr(original, name), name
+        assert frame.kind == original.kind
+    assert [frame.kind for frame in recorded.frames] == [
+        FrameKind.NATIVE,
+        FrameKind.NATIVE,
+        FrameKind.PYTHON,
+        FrameKind.PYTHON,
+        FrameKind.KERNEL,
+    ]
+    assert recorded.frames[2].python == PythonCode("Handler.run", "/srv/app/handler.py", 40, 42)
+    assert recorded.frames[3].python == HOSTILE_PYTHON.python  # the line unknown: None
+    walked = replace(snapshot, python_frames=True)
+    assert decode_interval(encode_interval(walked)).python_frames is True
+
+
+def test_native_frames_keep_four_values_and_python_ones_add_their_code() -> None:
+    frames = encode_interval(full_snapshot())["frames"]
+    assert frames[0] == ["main", "app", False, None]
+    assert frames[4] == [
+        "Handler.run (handler.py:40)",
+        "/srv/app/handler.py",
+        False,
+        None,
+        ["Handler.run", "/srv/app/handler.py", 40, 42],
+    ]
+
+
+def test_recordings_made_before_python_frames_still_read() -> None:
+    data = json.loads(json.dumps(encode_interval(full_snapshot())))
+    del data["python_frames"]
+    data["frames"][0].append(None)  # a fifth value of null: no Python code
+    decoded = decode_interval(data)
+    assert decoded.python_frames is False  # nothing was walked before the field existed
+    assert decoded.stacks[0].frames[0] == Frame("main", "app", False)
+    session = read_recording(Path(__file__).parents[1] / "data" / "session.jsonl")
+    assert all(not s.python_frames for s in session)
+    assert all(f.python is None for s in session for t in s.stacks for f in t.frames)
+    assert build_view(session[0]).functions  # and it still aggregates
 
 
 def test_an_empty_interval_round_trips() -> None:
@@ -95,6 +160,16 @@ def test_an_empty_interval_round_trips() -> None:
         (lambda d: d["stacks"].append([1, 2]), "each entry of 'stacks' should be a list of 6"),
         (lambda d: d.update(format="something/9"), "not a perftop recording line"),
         (lambda d: d["processes"][0]["info"].pop("user"), "missing field 'user'"),
+        (lambda d: d.update(python_frames=1), "'python_frames' has the wrong type"),
+        (lambda d: d["frames"][0].extend([None, None]), "'frames' should be a list of 4 or 5"),
+        (lambda d: d["frames"][4].__setitem__(4, "f"), "'frame python' should be a list of 4"),
+        (lambda d: d["frames"][4][4].pop(), "'frame python' should be a list of 4"),
+        (lambda d: d["frames"][4][4].__setitem__(0, 7), "'frame python qualname' has the wrong"),
+        (lambda d: d["frames"][4][4].__setitem__(1, None), "'frame python filename' has the"),
+        (lambda d: d["frames"][4][4].__setitem__(2, "40"), "'frame python first_line' has the"),
+        (lambda d: d["frames"][4][4].__setitem__(2, True), "'frame python first_line' should be"),
+        (lambda d: d["frames"][4][4].__setitem__(3, 4.5), "'frame python line' has the wrong"),
+        (lambda d: d["frames"][4].__setitem__(2, True), "kernel frame .* has Python code"),
     ],
 )
 def test_damage_is_reported_not_raised_as_a_crash(damage: object, message: str) -> None:
@@ -113,6 +188,19 @@ def test_writer_and_reader(tmp_path: Path) -> None:
     assert read_recording(path) == snapshots
     assert len(path.read_text().splitlines()) == 3
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # command lines may hold secrets
+
+
+def test_a_damaged_python_frame_in_a_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.jsonl", full_snapshot(0), full_snapshot(1))
+    first, second = path.read_text().splitlines()
+    data = json.loads(second)
+    data["frames"][4][4][2] = "forty"
+    path.write_text(first + "\n" + json.dumps(data) + "\n")
+    with pytest.raises(RecordingError) as raised:
+        read_recording(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:2: 'frame python first_line' has the wrong type")
+    assert "\n" not in message
 
 
 def test_writer_never_overwrites(tmp_path: Path) -> None:
@@ -204,7 +292,7 @@ def test_replay_plays_every_snapshot_then_ends(tmp_path: Path) -> None:
 def test_replay_loops(tmp_path: Path) -> None:
     source = ReplaySource(recording(tmp_path, 2), interval_s=0, loop=True)
     samples = [source.next_interval().samples for _ in range(5)]  # type: ignore[union-attr]
-    assert samples == [30, 31, 30, 31, 30]
+    assert samples == [33, 34, 33, 34, 33]
 
 
 def test_replay_refuses_a_bad_file_before_anything_starts(tmp_path: Path) -> None:
