@@ -9,10 +9,13 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from perftop.system.headers import HeadersError, locate_headers
 from perftop.system.privileges import CAP_SYS_PTRACE, has_capability, privilege_summary
+
+if TYPE_CHECKING:
+    from perftop.cli.python_scan import PythonScan
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_CREATE = 0
@@ -159,18 +162,23 @@ def check_events() -> list[Check]:
 def check_python_processes() -> Check:
     """Which running processes are CPython and whether perftop walks their frames. Never FAIL:
     perftop samples everything else without them."""
-    from perftop.cli.python_scan import MAX_EXAMINED, scan_python_processes
+    from perftop.cli import python_scan
 
-    scan = scan_python_processes()
+    return python_check(python_scan.scan_python_processes(limit=python_scan.MAX_EXAMINED))
+
+
+def python_check(scan: PythonScan) -> Check:
+    """The scan as one check line and one aligned line per process (pid, version, status,
+    command last: it is the one of unbounded length)."""
     walkable = sum(process.supported for process in scan.processes)
     if scan.processes:
         detail = f"{len(scan.processes)} CPython ({walkable} walkable)"
     else:
         detail = "no CPython process"
-    detail += f" among {scan.examined} processes examined"
+    detail += f" among {scan.examined} process{'' if scan.examined == 1 else 'es'} examined"
     notes, remedy, status = [], "", "ok"
     if scan.capped:
-        notes.append(f"only the {MAX_EXAMINED} lowest pids of {scan.running} were examined")
+        notes.append(f"only the {scan.examined} lowest pids of {scan.running} were examined")
         status = "warn"
     if scan.refused and has_capability(CAP_SYS_PTRACE):
         # Even root is refused a process that made itself undumpable or lives in another

@@ -22,7 +22,8 @@ from perftop.sanitize import printable
 from perftop.system.procfs import is_kernel_thread, running_pids
 
 MAX_EXAMINED = 4096
-COMMAND_LIMIT = 120
+COMMAND_LIMIT = 200  # as in the batch report (formats/output.py)
+REASON_LIMIT = 100  # a reason may name a path of any length
 SUPPORTED = "supported (frames walked)"
 # UnsupportedPython has only a reason; its version is the "CPython 3.N" the reason starts with.
 _REASON_VERSION = re.compile(r"CPython (3\.\d+)")
@@ -116,4 +117,6 @@ def _row(pid: int, detection: Detection | str, command: str) -> PythonProcess:
     reason = detection if isinstance(detection, str) else detection.reason
     named = _REASON_VERSION.search(reason)
     version = named.group(1) if named else "?"
-    return PythonProcess(pid, command, version, supported=False, reason=printable(reason))
+    return PythonProcess(
+        pid, command, version, supported=False, reason=printable(reason, REASON_LIMIT)
+    )
