@@ -112,7 +112,13 @@ def command_line(pid: int) -> str | None:
 
 def _row(pid: int, detection: Detection | str, command: str) -> PythonProcess:
     if isinstance(detection, PythonRuntime):
-        version = ".".join(str(part) for part in detection.version)
+        # A version read from a file name has no micro number: do not print a made-up ".0".
+        parts = (
+            detection.version[:2]
+            if detection.version_found_by == "file name"
+            else detection.version
+        )
+        version = ".".join(str(part) for part in parts)
         return PythonProcess(pid, command, version, supported=True)
     reason = detection if isinstance(detection, str) else detection.reason
     named = _REASON_VERSION.search(reason)
