@@ -9,10 +9,13 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from perftop.system.headers import HeadersError, locate_headers
-from perftop.system.privileges import privilege_summary
+from perftop.system.privileges import CAP_SYS_PTRACE, has_capability, privilege_summary
+
+if TYPE_CHECKING:
+    from perftop.cli.python_scan import PythonScan
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_CREATE = 0
@@ -25,6 +28,8 @@ class Check:
     status: str  # "ok", "FAIL", "warn", "n/a"
     detail: str
     remedy: str = ""
+    listing: tuple[str, ...] = ()
+    """Lines shown indented beneath the check (never starting with "[", unlike a check)."""
 
 
 def check_privileges() -> Check:
@@ -154,6 +159,45 @@ def check_events() -> list[Check]:
     return checks
 
 
+def check_python_processes() -> Check:
+    """Which running processes are CPython and whether perftop walks their frames. Never FAIL:
+    perftop samples everything else without them."""
+    from perftop.cli import python_scan
+
+    return python_check(python_scan.scan_python_processes(limit=python_scan.MAX_EXAMINED))
+
+
+def python_check(scan: PythonScan) -> Check:
+    """The scan as one check line and one aligned line per process (pid, version, status,
+    command last: it is the one of unbounded length)."""
+    walkable = sum(process.supported for process in scan.processes)
+    if scan.processes:
+        detail = f"{len(scan.processes)} CPython ({walkable} walkable)"
+    else:
+        detail = "no CPython process"
+    detail += f" among {scan.examined} process{'' if scan.examined == 1 else 'es'} examined"
+    notes, remedy, status = [], "", "ok"
+    if scan.capped:
+        notes.append(f"only the {scan.examined} lowest pids of {scan.running} were examined")
+        status = "warn"
+    if scan.refused and has_capability(CAP_SYS_PTRACE):
+        # Even root is refused a process that made itself undumpable or lives in another
+        # user namespace: nothing to grant, only to say.
+        notes.append(f"{scan.refused} could not be read (undumpable, or in another user namespace)")
+    elif scan.refused:
+        notes.append(f"{scan.refused} closed to this user")
+        remedy = "run as root (or grant CAP_SYS_PTRACE) to see other users' processes"
+        status = "warn"
+    version_width = max((len(process.version) for process in scan.processes), default=0)
+    status_width = max((len(process.status) for process in scan.processes), default=0)
+    listing = tuple(
+        f"{process.pid:>7}  {process.version:<{version_width}}  "
+        f"{process.status:<{status_width}}  {process.command}"
+        for process in scan.processes
+    )
+    return Check("python processes", status, "; ".join([detail, *notes]), remedy, listing)
+
+
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_privileges,
     check_bpf_syscall,
@@ -162,6 +206,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_paranoid,
     check_kptr_restrict,
     check_events,
+    check_python_processes,
 )
 
 
@@ -180,6 +225,8 @@ def run_doctor(stream: TextIO) -> int:
                 if check.remedy and check.status != "ok":
                     line += f"  -> {check.remedy}"
                 stream.write(line + "\n")
+                for entry in check.listing:
+                    stream.write(f"  {entry}\n")
         stream.write(
             "perftop can sample here\n" if not failed else "perftop cannot sample here yet\n"
         )

@@ -39,5 +39,20 @@ def test_doctor_names_every_check_here() -> None:
         "kptr_restrict",
         "event cpu-clock",
         "event cycles",
+        "python processes",
     ):
         assert f"] {name}:" in text
+
+
+def test_a_checks_listing_is_printed_indented_beneath_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    listing = ("  101  3.11.2  supported (frames walked)  python3.11 app.py",)
+    monkeypatch.setattr(
+        doctor, "CHECKS", (lambda: Check("python processes", "ok", "1 CPython", "", listing),)
+    )
+    out = io.StringIO()
+    assert run_doctor(out) == 0
+    assert out.getvalue().splitlines() == [
+        "[ ok ] python processes: 1 CPython",
+        "    101  3.11.2  supported (frames walked)  python3.11 app.py",
+        "perftop can sample here",
+    ]
