@@ -29,10 +29,12 @@ from perftop.model.samples import (
     StackSample,
 )
 
-FORMAT = "perftop-recording/2"
+FORMAT = "perftop-recording/3"
 # Version 1 also held the aggregated tables (processes with their shares, functions); they are
 # derived from the stacks, so a replay of one reads its process details and ignores the rest.
-FORMATS_READ = ("perftop-recording/1", FORMAT)
+# Version 3 added Python frames (a frame row's fifth value) and `python_frames`: a perftop that
+# reads only 1 and 2 then says the file is newer instead of calling a Python frame damage.
+FORMATS_READ = ("perftop-recording/1", "perftop-recording/2", FORMAT)
 
 
 class RecordingError(SourceError):
