@@ -178,6 +178,8 @@ class PythonFrames:
         while the process still runs, so a process that exits before the drain is named too
         (its code objects were read, and checked, while it lived). Only unread stacks are in
         the map, so this costs little once the working set is known."""
+        if not self._walked:
+            return
         table = self._stacks_map
         fd = table.map_fd
         buffer = self._buffer
