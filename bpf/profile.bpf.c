@@ -32,7 +32,8 @@
 #define SETTING_STACKS 1      // STACKS_KERNEL | STACKS_USER
 #define SETTING_GENERATION 2  // which half of the double-buffered counters samples go to: 0 or 1
 #define SETTING_PYTHON 3      // 1: walk the Python frames of processes in python_procs
-#define SETTINGS_COUNT 4
+#define SETTING_UNWIND 4      // 1: walk user stacks with unwind tables where a process has them
+#define SETTINGS_COUNT 5
 
 // Every counter of an interval exists twice: counts_0 and counts_1, and one slot per generation
 // in cpu_totals and lost. A sample reads the generation once and writes only to that half, so
@@ -53,7 +54,10 @@
 #define LOST_PYTHON_FULL 7       // python_stacks full: the sample is counted without Python frames
 #define LOST_PYTHON_TRUNCATED 8  // more than PERFTOP_PYTHON_FRAMES frames: the outermost are cut
 #define LOST_PYTHON_MISSING 9    // a Python process's thread with no frames to walk (informational)
-#define LOST_COUNT 10
+#define LOST_UNWIND_FULL 10      // native_stacks full: the sample is counted without a user stack
+#define LOST_UNWIND_TRUNCATED 11 // more than PERFTOP_UNWIND_FRAMES frames: the outermost are cut
+#define LOST_UNWIND_FAILED 12    // the walk stopped short of the outermost frame (informational)
+#define LOST_COUNT 13
 
 #ifndef PERFTOP_PYTHON_FRAMES
 #define PERFTOP_PYTHON_FRAMES 64  // a power of two: frames are indexed with & (N - 1)
@@ -68,6 +72,30 @@
 #define PERFTOP_PYTHON_PROCS 1024
 #endif
 
+#ifndef PERFTOP_UNWIND_ROWS
+#define PERFTOP_UNWIND_ROWS 524288  // 16-byte rows: 8 MiB of tables
+#endif
+#ifndef PERFTOP_UNWIND_MAPPINGS
+#define PERFTOP_UNWIND_MAPPINGS 65536  // prefixes of executable mappings, all processes
+#endif
+#ifndef PERFTOP_NATIVE_STACK_ENTRIES
+#define PERFTOP_NATIVE_STACK_ENTRIES 16384
+#endif
+#define PERFTOP_UNWIND_FRAMES 64  // a power of two: frames are indexed with & (N - 1)
+#define UNWIND_SEARCH_STEPS 24    // binary search steps: tables of up to 2^24 rows
+
+// unwind_row.cfa_rule (perftop/unwind/table.py CfaRuleKind)
+#define CFA_UNDEFINED 0
+#define CFA_RSP 1
+#define CFA_RBP 2
+#define CFA_PLT 3
+#define CFA_SIGNAL 4
+#define CFA_END 5
+// unwind_row.rbp_rule (RbpRuleKind)
+#define RBP_UNCHANGED 0
+#define RBP_AT_CFA_OFFSET 1
+#define RBP_UNDEFINED 2
+
 #define PYTHON_NO_OFFSET 0xffff
 #define PYTHON_NO_OWNER 0xff
 
@@ -78,6 +106,7 @@ struct count_key {
     s32 user_stack_id;
     char comm[TASK_COMM_LEN];
     u64 python_stack;  // key of the thread's Python frames in python_stacks; 0: none
+    u64 native_stack;  // key of the table-unwound user stack in native_stacks; 0: none
 };
 
 struct count_value {
@@ -122,6 +151,40 @@ struct python_stack {
     u64 instruction[PERFTOP_PYTHON_FRAMES];
 };
 
+// One row of a binary's unwind table (perftop/unwind/table.py: 16 bytes, sorted by pc within
+// the table). A table is a run of rows in unwind_rows, shared by every process mapping it.
+struct unwind_row {
+    u64 pc;  // in the ELF's own addresses
+    s32 cfa_offset;
+    s16 rbp_offset;
+    u8 cfa_rule;
+    u8 rbp_rule;
+};
+
+// unwind_mappings is a longest-prefix-match trie over (tgid, address): each executable mapping
+// is split into aligned power-of-two blocks, one entry each. Address big-endian: the trie
+// compares bytes from the first.
+struct mapping_key {
+    u32 prefixlen;  // bits of (tgid, address) that must match: 32 + the block's prefix
+    u32 tgid;
+    u64 address;
+};
+
+struct mapping_value {
+    u64 load_bias;  // process address - ELF address
+    u32 row_start;  // the mapping's table in unwind_rows; row_count 0: no table (frame pointers)
+    u32 row_count;
+};
+
+// A table-unwound user stack, innermost first.
+struct native_stack {
+    u32 depth;
+    u32 truncated;  // 1: the chain went on past PERFTOP_UNWIND_FRAMES
+    u32 tgid;
+    u32 pad;
+    u64 ip[PERFTOP_UNWIND_FRAMES];
+};
+
 BPF_HASH(counts_0, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_HASH(counts_1, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_STACK_TRACE(stacks, PERFTOP_STACK_ENTRIES);
@@ -138,6 +201,10 @@ BPF_PERCPU_ARRAY(python_scratch, struct python_stack, 1);
 // Keyed by a hash of the frames: a stack is stored once, however many samples share it, and
 // user space deletes what it has read (a later sample of the same stack stores it again).
 BPF_HASH(python_stacks, u64, struct python_stack, PERFTOP_PYTHON_STACK_ENTRIES);
+BPF_ARRAY(unwind_rows, struct unwind_row, PERFTOP_UNWIND_ROWS);
+BPF_LPM_TRIE(unwind_mappings, struct mapping_key, struct mapping_value, PERFTOP_UNWIND_MAPPINGS);
+BPF_PERCPU_ARRAY(native_scratch, struct native_stack, 1);
+BPF_HASH(native_stacks, u64, struct native_stack, PERFTOP_NATIVE_STACK_ENTRIES);
 
 static __always_inline void count_lost(u32 generation, u32 slot)
 {
@@ -250,6 +317,159 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
     return hash;
 }
 
+// The user registers of the sampled thread: the sample's own when it interrupted user mode,
+// else the ones saved on kernel entry (task_pt_regs, through the kernel's BTF: no header offset).
+static __always_inline int user_registers(struct bpf_perf_event_data *ctx, u64 *ip, u64 *sp,
+                                          u64 *bp)
+{
+    if (ctx->regs.cs & 3) {
+        *ip = ctx->regs.ip;
+        *sp = ctx->regs.sp;
+        *bp = ctx->regs.bp;
+        return 0;
+    }
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    if (!regs)
+        return -1;
+    struct pt_regs saved = {};
+    if (bpf_probe_read_kernel(&saved, sizeof(saved), regs) != 0 || !(saved.cs & 3))
+        return -1;  // a kernel thread, or no user context saved
+    *ip = saved.ip;
+    *sp = saved.sp;
+    *bp = saved.bp;
+    return 0;
+}
+
+// The last row of [start, start + count) whose pc <= pc, or NULL. The bounds come from a map,
+// so the verifier sees unknown scalars and prunes (known ones exhausted it: E2BIG).
+static __always_inline struct unwind_row *find_row(u32 start, u32 count, u64 pc)
+{
+    u32 low = start, high = start + count;
+#pragma clang loop unroll(disable)
+    for (int step = 0; step < UNWIND_SEARCH_STEPS; step++) {
+        if (low >= high)
+            break;
+        u32 middle = low + (high - low) / 2;
+        struct unwind_row *row = unwind_rows.lookup(&middle);
+        if (!row)
+            return NULL;
+        if (row->pc <= pc)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low <= start)
+        return NULL;
+    u32 found = low - 1;
+    return unwind_rows.lookup(&found);
+}
+
+// Walks the user stack with the unwind tables of the process's mappings (frame pointers where
+// a mapping has none) into native_stacks. Returns the stack's key, 0 when it has no tables.
+static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 generation,
+                                           u32 tgid)
+{
+    struct mapping_key key = {.prefixlen = 96, .tgid = tgid};
+    u64 ip = 0, sp = 0, bp = 0;
+    if (user_registers(ctx, &ip, &sp, &bp) != 0)
+        return 0;
+    key.address = __builtin_bswap64(ip);
+    if (!unwind_mappings.lookup(&key))
+        return 0;  // not a process with tables (yet): frame pointers, as get_stackid walks
+    u32 zero = 0;
+    struct native_stack *stack = native_scratch.lookup(&zero);
+    if (!stack)
+        return 0;
+    stack->depth = 0;
+    stack->tgid = tgid;
+    stack->truncated = 0;
+    u64 hash = (14695981039346656037ULL ^ tgid) * 1099511628211ULL;
+    int exact = 1;  // frame 0's ip, and one a signal interrupted, are not return addresses
+    int complete = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < PERFTOP_UNWIND_FRAMES; i++) {
+        u32 depth = stack->depth;
+        stack->ip[depth & (PERFTOP_UNWIND_FRAMES - 1)] = ip;
+        stack->depth = depth + 1;
+        hash = (hash ^ ip) * 1099511628211ULL;
+
+        key.address = __builtin_bswap64(ip);
+        struct mapping_value *mapping = unwind_mappings.lookup(&key);
+        if (!mapping || !mapping->row_count) {
+            // No table here (JIT code, a binary built with frame pointers): one frame-pointer
+            // step, as get_stackid would take.
+            if (!bp)
+                break;
+            u64 return_address = read_pointer(bp + 8);
+            u64 caller_bp = read_pointer(bp);
+            if (!return_address || bp + 16 <= sp)
+                break;
+            sp = bp + 16;
+            bp = caller_bp;
+            ip = return_address;
+            exact = 0;
+            continue;
+        }
+        u64 pc = ip - mapping->load_bias - (exact ? 0 : 1);
+        struct unwind_row *row = find_row(mapping->row_start, mapping->row_count, pc);
+        if (!row)
+            break;
+        u8 rule = row->cfa_rule;
+        if (rule == CFA_END) {
+            complete = 1;
+            break;
+        }
+        if (rule == CFA_SIGNAL) {
+            // sp points at the kernel's ucontext: the interrupted registers are in it.
+            u64 frame = sp;
+            sp = read_pointer(frame + row->cfa_offset);
+            ip = read_pointer(frame + row->cfa_offset + 8);
+            bp = read_pointer(frame + row->rbp_offset);
+            exact = 1;
+            if (!ip)
+                break;
+            continue;
+        }
+        u64 cfa;
+        if (rule == CFA_RSP)
+            cfa = sp + row->cfa_offset;
+        else if (rule == CFA_RBP && bp)
+            cfa = bp + row->cfa_offset;
+        else if (rule == CFA_PLT)
+            cfa = sp + row->cfa_offset + ((ip & 15) >= (u64)row->rbp_offset ? 8 : 0);
+        else
+            break;  // no rule for this address, or rbp unknown
+        if (cfa <= sp)
+            break;  // the stack must grow towards callers
+        u64 return_address = read_pointer(cfa - 8);
+        if (row->rbp_rule == RBP_AT_CFA_OFFSET)
+            bp = read_pointer(cfa + row->rbp_offset);
+        else if (row->rbp_rule == RBP_UNDEFINED)
+            bp = 0;
+        sp = cfa;
+        ip = return_address;
+        exact = 0;
+        if (!ip) {
+            complete = 1;  // a zero return address ends the chain (thread start)
+            break;
+        }
+        if (i == PERFTOP_UNWIND_FRAMES - 1)
+            stack->truncated = 1;
+    }
+    if (stack->truncated)
+        count_lost(generation, LOST_UNWIND_TRUNCATED);
+    else if (!complete)
+        count_lost(generation, LOST_UNWIND_FAILED);
+    hash |= 1;
+    int error = native_stacks.insert(&hash, stack);
+    if (error && error != -EEXIST) {
+        count_lost(generation, LOST_UNWIND_FULL);
+        return 0;
+    }
+    return hash;
+}
+
 int on_sample(struct bpf_perf_event_data *ctx)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -291,7 +511,11 @@ int on_sample(struct bpf_perf_event_data *ctx)
     key.user_stack_id = PERFTOP_STACK_SKIPPED;
     if (wanted & STACKS_KERNEL)
         key.kernel_stack_id = stacks.get_stackid(ctx, 0);
-    if (wanted & STACKS_USER)
+    slot = SETTING_UNWIND;
+    u32 *unwind_on = settings.lookup(&slot);
+    if ((wanted & STACKS_USER) && unwind_on && *unwind_on)
+        key.native_stack = native_stack_of(ctx, generation, tgid);
+    if ((wanted & STACKS_USER) && !key.native_stack)
         key.user_stack_id = stacks.get_stackid(ctx, BPF_F_USER_STACK);
     count_stack_error(generation, key.kernel_stack_id, LOST_KERNEL_EEXIST, LOST_KERNEL_ENOMEM,
                       LOST_KERNEL_OTHER);

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from perftop.model.reasons import Unresolved
 
 KERNEL_MODULE = "[kernel]"
-INFORMATIONAL_LOST = frozenset({"user_stack_missing", "python_stack_missing"})
+INFORMATIONAL_LOST = frozenset({"user_stack_missing", "python_stack_missing", "unwind_incomplete"})
 
 
 class FrameKind(StrEnum):
@@ -131,6 +131,8 @@ class SamplerCost:
     counts_map_size: int = 0
     stack_map_used: int = 0
     stack_map_size: int = 0
+    unwind_rows_used: int = 0  # rows of unwind tables in the kernel (16 bytes each)
+    unwind_rows_size: int = 0
     drain_ms: float = 0.0  # drain + symbolize + aggregate time of the interval (wall clock)
     drain_cpu_ms: float = 0.0  # the same work in CPU time of the sampler thread
 

@@ -28,6 +28,11 @@ PYTHON_FRAMES: Final = 64  # PERFTOP_PYTHON_FRAMES: Python frames walked per sam
 PYTHON_THREADS: Final = 32  # PERFTOP_PYTHON_THREADS: PyThreadStates searched per sample
 PYTHON_STACK_ENTRIES_DEFAULT: Final = 4096  # PERFTOP_PYTHON_STACK_ENTRIES
 PYTHON_PROCS_DEFAULT: Final = 1024  # PERFTOP_PYTHON_PROCS: Python processes walked at once
+UNWIND_ROWS_DEFAULT: Final = 524288  # PERFTOP_UNWIND_ROWS: 16-byte rows
+UNWIND_MAPPINGS_DEFAULT: Final = 65536  # PERFTOP_UNWIND_MAPPINGS: trie entries
+NATIVE_STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_NATIVE_STACK_ENTRIES
+UNWIND_FRAMES: Final = 64  # PERFTOP_UNWIND_FRAMES
+UNWIND_SEARCH_STEPS: Final = 24  # binary search steps: a table holds fewer than 2**24 rows
 PYTHON_NO_OFFSET: Final = 0xFFFF  # a python_proc offset the version does not have
 PYTHON_NO_OWNER: Final = 0xFF  # python_proc.owner_cstack when no frames are skipped
 
@@ -48,7 +53,8 @@ SETTING_PID_FILTER: Final = 0  # 1: only count thread groups present in pid_filt
 SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
 SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
 SETTING_PYTHON: Final = 3  # 1: walk the Python frames of processes in python_procs
-SETTINGS_COUNT: Final = 4
+SETTING_UNWIND: Final = 4  # 1: walk user stacks with unwind tables where a process has them
+SETTINGS_COUNT: Final = 5
 
 # Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
 # cpu_totals and lost): the program writes one generation while user space drains the other.
@@ -68,6 +74,9 @@ LOST_NAMES: Final = (
     "python_stack_map_full",  # LOST_PYTHON_FULL: counted without its Python frames
     "python_stack_truncated",  # LOST_PYTHON_TRUNCATED: outermost frames past PYTHON_FRAMES cut
     "python_stack_missing",  # LOST_PYTHON_MISSING: a Python process's thread with no frames
+    "native_stack_map_full",  # LOST_UNWIND_FULL: counted without a user stack
+    "native_stack_truncated",  # LOST_UNWIND_TRUNCATED: outermost frames past UNWIND_FRAMES cut
+    "unwind_incomplete",  # LOST_UNWIND_FAILED: the walk stopped short of the outermost frame
 )
 LOST_SLOTS: Final = {  # the C name of each slot -> its number
     "LOST_COUNTS_FULL": 0,
@@ -80,6 +89,9 @@ LOST_SLOTS: Final = {  # the C name of each slot -> its number
     "LOST_PYTHON_FULL": 7,
     "LOST_PYTHON_TRUNCATED": 8,
     "LOST_PYTHON_MISSING": 9,
+    "LOST_UNWIND_FULL": 10,
+    "LOST_UNWIND_TRUNCATED": 11,
+    "LOST_UNWIND_FAILED": 12,
 }
 LOST_COUNT: Final = len(LOST_NAMES)
 
@@ -94,6 +106,7 @@ class CountKey(ct.Structure):
         ("user_stack_id", ct.c_int32),
         ("comm", ct.c_char * TASK_COMM_LEN),
         ("python_stack", ct.c_uint64),  # key in python_stacks; 0: no Python frames
+        ("native_stack", ct.c_uint64),  # key in native_stacks; 0: not table-unwound
     )
 
 
@@ -115,6 +128,50 @@ class CpuTotals(ct.Structure):
         ("idle_samples", ct.c_uint64),
         ("idle_period", ct.c_uint64),
         ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid filter
+    )
+
+
+class UnwindRow(ct.Structure):
+    """struct unwind_row: perftop.unwind.table's 16-byte row."""
+
+    _fields_ = (
+        ("pc", ct.c_uint64),
+        ("cfa_offset", ct.c_int32),
+        ("rbp_offset", ct.c_int16),
+        ("cfa_rule", ct.c_uint8),
+        ("rbp_rule", ct.c_uint8),
+    )
+
+
+class MappingKey(ct.Structure):
+    """struct mapping_key: (tgid, big-endian address) under a prefix length, for the trie."""
+
+    _fields_ = (
+        ("prefixlen", ct.c_uint32),
+        ("tgid", ct.c_uint32),
+        ("address", ct.c_uint64),
+    )
+
+
+class MappingValue(ct.Structure):
+    """struct mapping_value."""
+
+    _fields_ = (
+        ("load_bias", ct.c_uint64),
+        ("row_start", ct.c_uint32),
+        ("row_count", ct.c_uint32),  # 0: no table, frame pointers
+    )
+
+
+class NativeStack(ct.Structure):
+    """struct native_stack: a table-unwound user stack, innermost first."""
+
+    _fields_ = (
+        ("depth", ct.c_uint32),
+        ("truncated", ct.c_uint32),
+        ("tgid", ct.c_uint32),
+        ("pad", ct.c_uint32),
+        ("ip", ct.c_uint64 * UNWIND_FRAMES),
     )
 
 
@@ -181,11 +238,14 @@ KEY_FORMAT: Final = packed_format(CountKey)
 VALUE_FORMAT: Final = packed_format(CountValue)
 
 
-def size_cflags(counts_entries: int, stack_entries: int) -> list[str]:
+def size_cflags(
+    counts_entries: int, stack_entries: int, unwind_rows: int = UNWIND_ROWS_DEFAULT
+) -> list[str]:
     """The -D cflags that size the program's maps."""
     return [
         f"-DPERFTOP_COUNTS_ENTRIES={counts_entries}",
         f"-DPERFTOP_STACK_ENTRIES={stack_entries}",
+        f"-DPERFTOP_UNWIND_ROWS={unwind_rows}",
         f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
     ]
 

@@ -19,6 +19,8 @@ class MapUse:
     counts_size: int
     stacks_used: int
     stacks_size: int
+    unwind_rows_used: int = 0
+    unwind_rows_size: int = 0
 
 
 def read_bpf_stats(prog_fd: int) -> tuple[int, int] | None:
@@ -69,6 +71,8 @@ class CostMeter:
             counts_map_used=maps.counts_used,
             counts_map_size=maps.counts_size,
             stack_map_used=maps.stacks_used,
+            unwind_rows_used=maps.unwind_rows_used,
+            unwind_rows_size=maps.unwind_rows_size,
             stack_map_size=maps.stacks_size,
             drain_ms=1000.0 * (time.perf_counter() - started[0]),
             drain_cpu_ms=1000.0 * (time.thread_time() - started[1]),

@@ -37,6 +37,7 @@ class CountEntry(NamedTuple):
     user_stack_id: int
     comm: bytes
     python_stack: int  # key of the thread's Python frames in python_stacks; 0: none
+    native_stack: int  # key of the table-unwound user stack in native_stacks; 0: none
     samples: int
     period: int
 
@@ -216,4 +217,42 @@ class StackIds:
             delete(fd, ct.byref(ct.c_int(stack_id)))
         self.retired = {stack_id: cache.pop(stack_id) for stack_id in cold}
         self._used_last = set(used)
+        return stacks
+
+
+class NativeStacks:
+    """The table-unwound user stacks behind each key of native_stacks.
+
+    The program stores a stack once, when its key is new (insert answers -EEXIST otherwise);
+    every stack read here is deleted from the map at once, so the map holds only stacks not
+    read yet, and kept here while the last two intervals use it: a sample that found its key
+    present just before the deletion is still resolved at the next drain."""
+
+    def __init__(self, maps: Maps) -> None:
+        from perftop.sampling.bcc.abi import NativeStack
+        from perftop.symbols.memo import Generations
+
+        self._map = maps.native_stacks
+        self._buffer = NativeStack()
+        self._known: Generations[int, tuple[int, ...]] = Generations(1 << 16)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def read(self, keys: Iterable[int], lost: dict[str, int]) -> dict[int, tuple[int, ...]]:
+        fd, buffer = self._map.map_fd, self._buffer
+        stacks: dict[int, tuple[int, ...]] = {}
+        for stack_key in keys:
+            ips = self._known.get(stack_key)
+            key = ct.c_uint64(stack_key)
+            if ips is None:
+                if lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(buffer)) != 0:
+                    lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
+                    continue
+                depth = min(buffer.depth, len(buffer.ip))
+                ips = tuple(buffer.ip[:depth])
+                self._known.put(stack_key, ips)
+            lib.bpf_delete_elem(fd, ct.byref(key))
+            stacks[stack_key] = ips
+        self._known.age()
         return stacks

@@ -25,6 +25,7 @@ from perftop.sampling.bcc.abi import (
     SETTING_PID_FILTER,
     SETTING_PYTHON,
     SETTING_STACKS,
+    SETTING_UNWIND,
     VALUE_FORMAT,
     size_cflags,
 )
@@ -127,7 +128,10 @@ def prepare_headers() -> KernelHeaders | None:
 def _compile(config: SamplerConfig) -> Any:
     if not BPF_SOURCE.is_file():
         raise SourceError(f"BPF program not found at {BPF_SOURCE}")
-    cflags = [*size_cflags(config.counts_entries, config.stack_entries), "-Wno-macro-redefined"]
+    cflags = [
+        *size_cflags(config.counts_entries, config.stack_entries, config.unwind_rows),
+        "-Wno-macro-redefined",
+    ]
     with captured_fds() as captured:
         try:
             bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
@@ -158,6 +162,9 @@ class Maps:
         self.grace = bpf[b"grace"]
         self.python_procs = bpf[b"python_procs"]
         self.python_stacks = bpf[b"python_stacks"]
+        self.unwind_rows = bpf[b"unwind_rows"]
+        self.unwind_mappings = bpf[b"unwind_mappings"]
+        self.native_stacks = bpf[b"native_stacks"]
         self.capacity = counts_entries
         counts = self.counts[0]
         if (ct.sizeof(counts.Key), ct.sizeof(counts.Leaf)) != (KEY_FORMAT.size, VALUE_FORMAT.size):
@@ -209,6 +216,10 @@ class Program:
 
     def set_stack_bits(self, bits: int) -> None:
         self.maps.settings[ct.c_int(SETTING_STACKS)] = ct.c_uint32(bits)
+
+    def set_unwind(self, tables: bool) -> None:
+        """Walk user stacks with unwind tables where a process has them, or frame pointers."""
+        self.maps.settings[ct.c_int(SETTING_UNWIND)] = ct.c_uint32(1 if tables else 0)
 
     def set_python(self, walk: bool) -> None:
         """Walk the Python frames of registered processes, or not."""

@@ -34,7 +34,7 @@ from perftop.model.modes import StackMode
 from perftop.model.samples import Interval
 from perftop.sampling.bcc.abi import MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
-from perftop.sampling.bcc.drain import CountsDrain, StackIds, take_counters
+from perftop.sampling.bcc.drain import CountsDrain, NativeStacks, StackIds, take_counters
 from perftop.sampling.bcc.program import (
     Program,
     bcc_available,
@@ -91,12 +91,22 @@ class BccSource:
         try:
             self._apply_stack_mode(config.stack_mode)
             self._program.set_python(config.python_frames)
+            self._program.set_unwind(config.unwind == "table")
             self._apply_pid_filter(config.pids)
             self._counts = CountsDrain(self._program.maps)
             self._stack_ids = StackIds(self._program.maps, config.stack_entries)
             # Imported after the compile: see Symbolizer.
             from perftop.sampling.bcc import symbolize
             from perftop.sampling.bcc.python_frames import PythonFrames
+            from perftop.sampling.bcc.unwind_tables import UnwindTables
+
+            self._native_stacks = NativeStacks(self._program.maps)
+            self._unwind: UnwindTables | None = None
+            if config.unwind == "table":
+                self._unwind = UnwindTables(self._program.maps, config.unwind_rows)
+                # The filtered pids at once; others when first sampled (building a table can
+                # take a second of pure Python: only for binaries that are sampled).
+                self._unwind.observe(config.pids)
 
             self._python_frames = PythonFrames(self._program.maps)
             if config.python_frames:
@@ -142,6 +152,9 @@ class BccSource:
         python = getattr(self, "_python_frames", None)
         if python is not None and self._python:
             python.observe(pids)  # so the first interval of a PID filtered to has its frames
+        unwind = getattr(self, "_unwind", None)
+        if unwind is not None:
+            unwind.observe(pids)
 
     # -- the IntervalSource protocol -------------------------------------------------------------
 
@@ -233,6 +246,9 @@ class BccSource:
         self._release()
 
     def _release(self) -> None:
+        unwind = getattr(self, "_unwind", None)
+        if unwind is not None:
+            unwind.close()
         symbols = getattr(self, "_symbols", None)
         if symbols is not None:
             symbols.close()
@@ -262,7 +278,14 @@ class BccSource:
         entries = self._counts.drain(self._program.maps.counts[generation])
         cpus, lost = take_counters(self._program.maps, generation, set(online_cpus()))
         stack_ips = self._stack_ids.read(_stack_ids_of(entries), lost)
-        stacks = self._symbols.stacks(entries, stack_ips, lost, python)
+        native_ips = self._native_stacks.read(
+            {entry.native_stack for entry in entries if entry.native_stack}, lost
+        )
+        if self._unwind is not None:
+            self._unwind.observe(dict.fromkeys(entry.tgid for entry in entries))
+            self._unwind.forget_exited()
+            self._notices += self._unwind.notices()
+        stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
         self._trim_heap(now)
@@ -273,6 +296,8 @@ class BccSource:
             self._config.counts_entries,
             len(self._stack_ids),
             self._config.stack_entries,
+            self._unwind.rows_used if self._unwind is not None else 0,
+            self._config.unwind_rows if self._unwind is not None else 0,
         )
         return Interval(
             timestamp=time.time(),

@@ -52,6 +52,7 @@ class Symbolizer:
         stack_ips: Mapping[int, tuple[int, ...]],
         lost: dict[str, int],
         python_frames: bool = True,
+        native_ips: Mapping[int, tuple[int, ...]] | None = None,
     ) -> tuple[StackSample, ...]:
         """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
         stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
@@ -66,13 +67,25 @@ class Symbolizer:
                 lost["python_stack_read_failed"] = read_failed
         # Two stack ids can symbolize alike (two addresses in one function): merged here.
         merged = StackTotals()
-        for pid, tid, kernel_id, user_id, raw_comm, python_stack, count, period in entries:
+        for (
+            pid,
+            tid,
+            kernel_id,
+            user_id,
+            raw_comm,
+            python_stack,
+            native_id,
+            count,
+            period,
+        ) in entries:
             frames: tuple[Frame, ...] = ()
-            if user_id >= 0 and user_id in stack_ips:
+            if native_id and native_ips and native_id in native_ips:
+                frames = self._user.chain(pid, native_ips[native_id])
+            elif user_id >= 0 and user_id in stack_ips:
                 frames = self._user.chain(pid, stack_ips[user_id])
             elif user_id == -errno.EFAULT and not self._is_kernel_thread(pid):
                 lost["user_stack_missing"] = lost.get("user_stack_missing", 0) + count
-            if python is not None and user_id != PERFTOP_STACK_SKIPPED:
+            if python is not None and (native_id or user_id != PERFTOP_STACK_SKIPPED):
                 frames = python.stack(pid, python_stack, frames)
             if kernel_id >= 0 and kernel_id in stack_ips:
                 frames += self._kernel_chain(stack_ips[kernel_id])
