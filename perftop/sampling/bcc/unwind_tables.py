@@ -31,7 +31,13 @@ from perftop.system.procfs import process_start_time
 from perftop.unwind.cache import load_unwind_info
 from perftop.unwind.elf import ElfError, open_elf
 from perftop.unwind.table import ROW_SIZE
-from perftop.unwind.walk import VDSO, executable_mappings, load_bias, vdso_table
+from perftop.unwind.walk import (
+    VDSO,
+    ExecutableMapping,
+    executable_mappings,
+    load_bias,
+    vdso_table,
+)
 
 RECHECK_S = 1.0  # how often a registered process's mappings are compared again
 MAX_PENDING = 256  # processes waiting to be registered; more wait for a later interval
@@ -83,7 +89,7 @@ class UnwindTables:
         self._capacity = rows_capacity
         self._next_row = 0
         self._tables: dict[FileKey, LoadedTable | None] = {}
-        self._vdso: dict[tuple[str, int], LoadedTable | None] = {}
+        self._vdso: dict[int, LoadedTable | None] = {}  # by the hash of its rows
         self._processes: dict[int, _Process] = {}
         self._lock = threading.Lock()  # _processes and the notices, shared with the thread
         self._queue: queue.Queue[int | None] = queue.Queue()
@@ -206,17 +212,19 @@ class UnwindTables:
                     stale = MappingKey.from_buffer_copy(raw)
                     lib.bpf_delete_elem(fd, ct.byref(stale))
 
-    def _mapping_table(self, pid: int, mapping: object) -> tuple[int, LoadedTable] | None:
+    def _mapping_table(
+        self, pid: int, mapping: ExecutableMapping
+    ) -> tuple[int, LoadedTable] | None:
         path = mapping.path
         if path == VDSO:
-            mapped = vdso_table(pid, mapping)  # type: ignore[arg-type]
+            mapped = vdso_table(pid, mapping)
             if mapped is None:
                 return None
             # One vDSO per kernel: processes share its rows as they share a file's.
-            key = ("vdso", hash(mapped.table.packed))
-            if key not in self._vdso:
-                self._vdso[key] = self._upload(mapped.table.packed)
-            table = self._vdso[key]
+            content = hash(mapped.table.packed)
+            if content not in self._vdso:
+                self._vdso[content] = self._upload(mapped.table.packed)
+            table = self._vdso[content]
             return (mapped.load_bias, table) if table is not None else None
         file_path = Path(f"/proc/{pid}/root{path}")
         try:
@@ -225,7 +233,7 @@ class UnwindTables:
         except (OSError, ElfError):
             return None
         try:
-            bias = load_bias(image, mapping)  # type: ignore[arg-type]
+            bias = load_bias(image, mapping)
         finally:
             image.close()
         if bias is None:
