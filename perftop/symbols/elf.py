@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
+import lzma
+import mmap
 import os
 import stat
 import struct
@@ -17,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import BinaryIO
 
 from elftools.elf.elffile import ELFFile
@@ -24,6 +28,10 @@ from elftools.elf.sections import NoteSection
 
 from perftop.model.reasons import Unresolved
 from perftop.symbols.ranges import PackedSymbols
+from perftop.unwind.eh_frame import CfiError, read_call_frame_info
+from perftop.unwind.elf import ElfError as UnwindElfError
+from perftop.unwind.elf import parse_elf
+from perftop.unwind.functions import FunctionStarts
 
 STT_FUNC = 2
 STT_GNU_IFUNC = 10
@@ -39,6 +47,9 @@ class SymbolTable:
     # (p_offset, p_filesz, p_vaddr) of each PT_LOAD segment
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     error: Unresolved | None = None  # why the file could not be read
+    # Without .symtab: where each function starts, from .eh_frame's FDEs (a stripped
+    # binary's static functions are in no symbol table, but every one has an FDE).
+    function_starts: FunctionStarts | None = None
 
     @property
     def has_symbols(self) -> bool:
@@ -58,6 +69,19 @@ class SymbolTable:
             return None
         # Demangled on first use: most of a big C++ library's symbols are never hit.
         return demangle(self.symbols.name(index)), vaddr - self.symbols.starts[index]
+
+    def function_start(self, vaddr: int) -> int | None:
+        """The start of the function whose FDE covers `vaddr`, when no symbol does."""
+        if self.function_starts is None:
+            return None
+        found = self.function_starts.function_start(vaddr)
+        return found[0] if found is not None else None
+
+    def file_offset_of(self, vaddr: int) -> int | None:
+        for p_offset, p_filesz, p_vaddr in self.segments:
+            if p_vaddr <= vaddr < p_vaddr + max(p_filesz, 1):
+                return vaddr - p_vaddr + p_offset
+        return None
 
 
 def _read_section(stream: BinaryIO, offset: int, size: int, file_size: int) -> bytes:
@@ -104,6 +128,39 @@ def _function_symbols(
     return symbols
 
 
+def _mini_debug_info_symbols(
+    elf: ELFFile, stream: BinaryIO, file_size: int
+) -> list[tuple[int, int, bytes]]:
+    """Function symbols from `.gnu_debugdata` (MiniDebugInfo: an xz-compressed ELF holding the
+    .symtab entries .dynsym lacks, as Fedora ships them). Capped, decompression included."""
+    section = elf.get_section_by_name(".gnu_debugdata")
+    if section is None or section.header.sh_type == "SHT_NOBITS":
+        return []
+    compressed = _read_section(stream, section.header.sh_offset, section.header.sh_size, file_size)
+    decompressor = lzma.LZMADecompressor()
+    content = decompressor.decompress(compressed, max_length=MAX_TABLE_BYTES)
+    if not decompressor.eof:
+        return []  # larger than any table we read, or truncated
+    inner = io.BytesIO(content)
+    return _function_symbols(ELFFile(inner), inner, len(content))
+
+
+def _function_starts(stream: BinaryIO, path: str) -> FunctionStarts | None:
+    """FDE ranges of the executable sections (~0.1 s for python3.11's 10,221 FDEs)."""
+    try:
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            image = parse_elf(Path(path or "binary"), data)
+            try:
+                info = read_call_frame_info(image)
+                return FunctionStarts.from_fdes(
+                    fde for fde in info.fdes if image.is_executable_address(fde.start)
+                )
+            finally:
+                image.close()
+    except (OSError, ValueError, UnwindElfError, CfiError):
+        return None
+
+
 def _debug_file_candidates(elf: ELFFile, path: str) -> list[str]:
     candidates = []
     note_section = elf.get_section_by_name(".note.gnu.build-id")
@@ -145,7 +202,13 @@ def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> Symbo
                 header = segment.header
                 table.segments.append((header.p_offset, header.p_filesz, header.p_vaddr))
         symbols = _function_symbols(elf, stream, file_size)
-        if not symbols or elf.get_section_by_name(".symtab") is None:
+        has_symtab = elf.get_section_by_name(".symtab") is not None
+        if not has_symtab:
+            mini = _mini_debug_info_symbols(elf, stream, file_size)
+            if mini:
+                symbols += mini
+                has_symtab = True
+        if not has_symtab:
             for candidate in _debug_file_candidates(elf, path):
                 opened = _open_regular(candidate)
                 if opened is None:
@@ -158,6 +221,8 @@ def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> Symbo
                 if debug_symbols:
                     symbols = debug_symbols
                     break
+        if not has_symtab:
+            table.function_starts = _function_starts(stream, path)
     except Exception:  # hostile or truncated ELF: pyelftools raises many kinds
         table.error = Unresolved.UNREADABLE_ELF
         return table

@@ -125,6 +125,11 @@ class NativeResolver:
             if found is not None:
                 return Resolution(found[0], found[1], module, None)
             reason = table.error or (Unresolved.STRIPPED if not table.has_symbols else None)
+            start = table.function_start(vaddr) if vaddr is not None else None
+            start_offset = table.file_offset_of(start) if start is not None else None
+            if start_offset is not None:
+                # Named by its function's start: one row per function, not per address.
+                file_offset = start_offset
             return Resolution(None, file_offset, module, reason or Unresolved.NO_COVERING_SYMBOL)
         found = self._perf_map.lookup(address)
         if found is not None:
