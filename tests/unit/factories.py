@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from perftop.model.samples import KERNEL_MODULE, Frame, StackSample
+from perftop.model.samples import KERNEL_MODULE, Frame, PythonCode, StackSample, python_frame
 
 
 def user(symbol: str, module: str = "app") -> Frame:
@@ -11,6 +11,11 @@ def user(symbol: str, module: str = "app") -> Frame:
 
 def kernel(symbol: str) -> Frame:
     return Frame(symbol, KERNEL_MODULE, True)
+
+
+def py(qualname: str, filename: str = "/srv/app/work.py", first_line: int = 1) -> Frame:
+    """A Python function's frame, as the sampler names it: "qualname (work.py:first_line)"."""
+    return python_frame(PythonCode(qualname, filename, first_line, first_line + 1))
 
 
 def stack(
