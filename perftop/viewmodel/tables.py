@@ -37,17 +37,20 @@ class TableRow:
 
 def module_text(module: str, python: bool, limit: int) -> str:
     """A module as the tables show it, at most `limit` cells. A Python frame's module is its
-    code's file, a full path whose news is at the end: it keeps its tail, from a directory
-    when one fits ("…/project/work.py"), where a binary's name is cut at the end like a symbol."""
+    code's file, a path whose news is at the end: it keeps its last whole components
+    ("…/package/work.py", or "…src/package/work.py" when the slash would not fit), where a
+    binary's name is cut at the end like a symbol."""
     if not python:
         return printable(module, limit)
     safe = printable(module)
     if len(safe) <= limit:
         return safe
-    tail = safe[len(safe) - (limit - 1) :]
-    directory = tail.find("/")
-    if 0 < directory < len(tail) - 1:  # start at a whole component, not inside one
-        tail = tail[directory:]
+    start = len(safe) - (limit - 1)
+    tail = safe[start:]
+    if safe[start - 1] != "/":  # the tail begins inside a component: start at the next one
+        directory = tail.find("/")
+        if 0 <= directory < len(tail) - 1:
+            tail = tail[directory:]
     return "…" + tail
 
 

@@ -62,7 +62,7 @@ def test_a_short_path_is_shown_whole() -> None:
 
 def test_a_long_path_keeps_its_end_from_a_whole_directory() -> None:
     shown = module_text(DEEP_FILE, True, 20)
-    assert shown == "…/package/work.py"
+    assert shown == "…src/package/work.py"
     assert len(shown) <= 20
 
 
@@ -91,7 +91,7 @@ def test_every_kind_has_its_mark_in_the_functions_table() -> None:
     assert cells["inner_spin (work.py:30)"]["mark"] == "[py]"
     assert cells["asm_sysvec_apic_timer_interrupt"]["mark"] == "[k]"
     assert cells["Py_RunMain"]["mark"] == "[.]"
-    assert cells["inner_spin (work.py:30)"]["module"] == "…/package/work.py"
+    assert cells["inner_spin (work.py:30)"]["module"] == "…src/package/work.py"
     assert cells["Py_RunMain"]["module"] == "python3.11"
 
 
@@ -153,3 +153,10 @@ def test_the_header_follows_the_interval_not_the_key_pressed() -> None:
     on = interval_of(PYTHON_STACK)
     assert "no Python frames" not in header(ViewOptions(python_frames=False), on)
     assert "no Python frames" in header(ViewOptions(python_frames=False), None)
+
+
+def test_a_relative_path_keeps_every_whole_component_that_fits() -> None:
+    """As the interpreter was started: `python3 workloads/pure_python/work.py`. The directory
+    fits after the ellipsis, not after an ellipsis and a slash: it is kept all the same."""
+    assert module_text("workloads/pure_python/work.py", True, 20) == "…pure_python/work.py"
+    assert module_text("/usr/lib/python3.11/json/decoder.py", True, 20) == "…/json/decoder.py"
