@@ -156,7 +156,7 @@ def test_the_header_follows_the_interval_not_the_key_pressed() -> None:
 
 
 def test_a_relative_path_keeps_every_whole_component_that_fits() -> None:
-    """As the interpreter was started: `python3 workloads/pure_python/work.py`. The directory
-    fits after the ellipsis, not after an ellipsis and a slash: it is kept all the same."""
+    """The tail "pure_python/work.py" begins at a component already: it fits after the
+    ellipsis, not after an ellipsis and a slash, and is kept whole (it read "…/work.py")."""
     assert module_text("workloads/pure_python/work.py", True, 20) == "…pure_python/work.py"
     assert module_text("/usr/lib/python3.11/json/decoder.py", True, 20) == "…/json/decoder.py"
