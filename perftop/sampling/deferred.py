@@ -117,6 +117,9 @@ class DeferredSource:
     def set_stack_mode(self, mode: str) -> None:
         self._forward("set_stack_mode", mode)
 
+    def set_python_frames(self, walk: bool) -> None:
+        self._forward("set_python_frames", walk)
+
     def interrupt(self) -> None:
         self._closed.set()
         self._ready.set()
@@ -172,6 +175,7 @@ class DeferredSource:
             stacks=(),
             processes={info.pid: info for info in busiest},
             stack_mode=self._config.stack_mode,
+            python_frames=self._config.python_frames,
             pid_filter=self._config.pids,
             headers="(loading)",
             notices=notices,

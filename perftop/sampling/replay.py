@@ -21,7 +21,8 @@ class ReplaySource:
 
     `interval_s` None waits each interval's recorded interval; 0 plays as fast as it is read
     (tests). The PID filter is applied to the recorded stacks; the kernel controls (event,
-    frequency, stack mode) cannot change what was recorded, and say so in the next interval.
+    frequency, stack mode, Python frames) cannot change what was recorded, and say so in the
+    next interval.
     """
 
     def __init__(self, path: Path, interval_s: float | None = None, loop: bool = False) -> None:
@@ -117,6 +118,9 @@ class ReplaySource:
 
     def set_stack_mode(self, mode: str) -> None:
         self._refuse(f"{mode} stacks only")
+
+    def set_python_frames(self, walk: bool) -> None:
+        self._refuse(f"Python frames {'on' if walk else 'off'}")
 
     def interrupt(self) -> None:
         self._closed.set()

@@ -45,6 +45,10 @@ class IntervalSource(Protocol):
 
     def set_stack_mode(self, mode: str) -> None: ...
 
+    def set_python_frames(self, walk: bool) -> None:
+        """Walk CPython processes' Python frames (True) or show their eval loop's C frames."""
+        ...
+
     def interrupt(self) -> None:
         """Make a blocked `next_interval` return None at once (the app is leaving)."""
         ...

@@ -198,6 +198,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
                 self.options,
                 pids=message.latest.pid_filter,
                 stack_mode=StackMode(message.latest.stack_mode),
+                python_frames=message.latest.python_frames,
             )
         self._latest = (message.latest, message.accumulated)
         self._view = message.view

@@ -1,5 +1,6 @@
-"""The keys that change what the kernel samples (event, stack kind, frequency): each goes to
-the source, which applies it at the next interval; a recording can change none of them."""
+"""The keys that change what the kernel samples (event, stack kind, Python frames, frequency):
+each goes to the source, which applies it at the next interval; a recording can change none
+of them."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ class SourceControlActions(App[None]):
         self.source.set_stack_mode(mode)
         self.options = replace(self.options, stack_mode=mode)
         self.notify(f"{mode} stacks from the next interval", timeout=3)
+        self._render_view()
+
+    def action_toggle_python_frames(self) -> None:
+        walk = not self.options.python_frames
+        what = f"Python frames {'on' if walk else 'off'}"
+        if self._refuse_in_replay(what):
+            return
+        self.source.set_python_frames(walk)
+        self.options = replace(self.options, python_frames=walk)
+        self.notify(f"{what} from the next interval", timeout=3)
         self._render_view()
 
     def action_faster(self) -> None:

@@ -31,6 +31,7 @@ class ViewOptions:
     accumulated: bool = False
     paused: bool = False
     stack_mode: StackMode = StackMode.BOTH
+    python_frames: bool = True  # CPython processes' Python frames walked
 
     @property
     def filtered(self) -> bool:

@@ -112,6 +112,9 @@ def filter_pieces(
     mode = snapshot.stack_mode if snapshot is not None else options.stack_mode
     if mode != StackMode.BOTH:
         pieces.append(Piece(f"{mode} stacks only", PieceKind.ACTIVE))
+    python = snapshot.python_frames if snapshot is not None else options.python_frames
+    if not python:
+        pieces.append(Piece("no Python frames", PieceKind.ACTIVE))
     if options.accumulated:
         pieces.append(Piece("accumulated (decaying)", PieceKind.ACTIVE))
     else:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from perftop.model.reasons import JIT_REMEDY as JIT_REMEDY  # re-exported by the package
-from perftop.model.samples import Frame, FunctionKey, StackSample
+from perftop.model.samples import Frame, FrameKind, FunctionKey, StackSample
 from perftop.profile.aggregate import CallNode, call_tree, function_key
 from perftop.sanitize import printable
 
@@ -31,6 +31,13 @@ def explain_unresolved(frame: Frame) -> Explanation | None:
     return Explanation(reason.text, reason.remedy(printable(frame.module, 40)))
 
 
+def _module(frame: Frame) -> str:
+    """What the pane says after a frame's symbol. Nothing for a Python frame: its symbol names
+    its file already ("f (work.py:12)"), and the full path pushed the self share out of a
+    40-column pane; the functions table and the flame graph's detail line show the path."""
+    return "" if frame.python is not None else printable(frame.module, 40)
+
+
 # The tree ----------------------------------------------------------------------------------
 
 
@@ -48,6 +55,7 @@ class StackNode:
         "_tree",
         "explanation",
         "has_children",
+        "kind",
         "mark",
         "module",
         "path",
@@ -61,7 +69,7 @@ class StackNode:
         path: tuple[FunctionKey, ...],
         share: float,  # percent of the root's samples, inclusive
         self_share: float,
-        mark: str,  # "[k]" or "[.]", "" for the root and for folded lines
+        kind: FrameKind | None,  # None for the root and for folded lines
         symbol: str,  # printable
         module: str,  # printable
         explanation: Explanation | None,  # why the frame has no symbol, and what to do
@@ -71,7 +79,8 @@ class StackNode:
         self.path = path
         self.share = share
         self.self_share = self_share
-        self.mark = mark
+        self.kind = kind
+        self.mark = kind.mark if kind is not None else ""  # "[k]", "[.]", "[py]"
         self.symbol = symbol
         self.module = module
         self.explanation = explanation
@@ -123,9 +132,9 @@ class _Tree:
                     path=(*path, function_key(frame)),
                     share=share(child.samples),
                     self_share=share(child.self_samples),
-                    mark="[k]" if frame.kernel else "[.]",
+                    kind=frame.kind,
                     symbol=printable(frame.symbol, 160),
-                    module=printable(frame.module, 40),
+                    module=_module(frame),
                     explanation=explain_unresolved(frame),
                     call=child if child.children else None,
                     tree=self,
@@ -137,7 +146,7 @@ class _Tree:
                     path=(*path, ("", f"folded {folded_count}", False)),
                     share=share(folded_samples),
                     self_share=0.0,
-                    mark="",
+                    kind=None,
                     symbol=f"… {folded_count} more under {min_share:g}%",
                     module="",
                     explanation=None,
@@ -166,7 +175,7 @@ def stack_tree(
         path=(),
         share=100.0 if root.samples else 0.0,
         self_share=tree.share(root.self_samples),
-        mark="",
+        kind=None,
         symbol=title,
         module="",
         explanation=None,

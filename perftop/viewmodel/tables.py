@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from perftop.model.samples import FunctionKey, ProcessInfo
+from perftop.model.samples import FrameKind, FunctionKey, ProcessInfo
 from perftop.model.stats import FunctionStat, ProcessStat, View
 from perftop.model.units import human_bytes as human_bytes  # re-exported
 from perftop.sanitize import printable
@@ -33,6 +33,25 @@ class TableRow:
     key: Hashable  # what the row is of, stable across refreshes (a PID, a function's key)
     cells: tuple[str, ...]
     dim: bool = False  # exited process, unresolved function
+
+
+def module_text(module: str, python: bool, limit: int) -> str:
+    """A module as the tables show it, at most `limit` cells. A Python frame's module is its
+    code's file, a path whose news is at the end: it keeps its last whole components
+    ("…/package/work.py", or "…src/package/work.py" when the slash would not fit), where a
+    binary's name is cut at the end like a symbol."""
+    if not python:
+        return printable(module, limit)
+    safe = printable(module)
+    if len(safe) <= limit:
+        return safe
+    start = len(safe) - (limit - 1)
+    tail = safe[start:]
+    if safe[start - 1] != "/":  # the tail begins inside a component: start at the next one
+        directory = tail.find("/")
+        if 0 <= directory < len(tail) - 1:
+            tail = tail[directory:]
+    return "…" + tail
 
 
 def _command(process: ProcessStat) -> str:
@@ -79,6 +98,11 @@ PROCESS_COLUMNS: tuple[Column[ProcessStat], ...] = (
     ),
 )
 
+MODULE_WIDTH = 20
+# The mark column sorts native, then Python, then kernel: the first press (descending) puts the
+# kernel's functions first, as when there were two kinds.
+KIND_ORDER = {FrameKind.NATIVE: 0, FrameKind.PYTHON: 1, FrameKind.KERNEL: 2}
+
 FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
     Column("self", "SELF%", lambda f: f.self_percent, lambda f: f"{f.self_percent:.1f}", width=6),
     Column(
@@ -89,19 +113,13 @@ FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
         "module",
         "MODULE",
         lambda f: f.module,
-        lambda f: printable(f.module, 20),
+        lambda f: module_text(f.module, f.python, MODULE_WIDTH),
         numeric=False,
         descending=False,
     ),
-    # perf's mark: [k] kernel, [.] user space.
-    Column(
-        "mark",
-        "",
-        lambda f: int(f.kernel),
-        lambda f: "[k]" if f.kernel else "[.]",
-        numeric=False,
-        width=3,
-    ),
+    # perf's mark: [k] kernel, [.] user space; and [py] a Python function. Its width grows
+    # with the marks shown, so a screen without Python functions keeps perf's three cells.
+    Column("mark", "", lambda f: KIND_ORDER[f.kind], lambda f: f.kind.mark, numeric=False),
     Column(
         "symbol",
         "SYMBOL",
@@ -194,3 +212,12 @@ def function_rows(
 
 def function_key_of(function: FunctionStat) -> FunctionKey:
     return (function.symbol, function.module, function.kernel)
+
+
+def function_kind(view: View, key: FunctionKey) -> FrameKind:
+    """What kind of function `key` is: a key alone cannot tell a Python function (its module a
+    file) from a native one, the view's functions can."""
+    for function in view.functions:
+        if function_key_of(function) == key:
+            return function.kind
+    return FrameKind.KERNEL if key[2] else FrameKind.NATIVE

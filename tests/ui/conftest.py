@@ -93,6 +93,9 @@ class FakeSource:
     def set_stack_mode(self, mode: str) -> None:
         self.calls.append(("stack_mode", mode))
 
+    def set_python_frames(self, walk: bool) -> None:
+        self.calls.append(("python_frames", walk))
+
     def interrupt(self) -> None:
         self._closed.set()
 

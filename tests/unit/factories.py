@@ -19,6 +19,11 @@ def kernel(symbol: str) -> Frame:
     return Frame(symbol, KERNEL_MODULE, True)
 
 
+def py(qualname: str, filename: str = "/srv/app/work.py", first_line: int = 1) -> Frame:
+    """A Python function's frame, as the sampler names it: "qualname (work.py:first_line)"."""
+    return python_frame(PythonCode(qualname, filename, first_line, first_line + 1))
+
+
 def stack(
     *frames: Frame, pid: int = 100, tid: int | None = None, comm: str = "app", samples: int = 1
 ) -> StackSample:

@@ -23,16 +23,21 @@ def test_processes_from_psutil_until_the_program_is_ready_then_the_real_source()
         release.wait(5)
         return real
 
-    source = DeferredSource(build, SamplerConfig(interval_s=0.05))
+    source = DeferredSource(build, SamplerConfig(interval_s=0.05, python_frames=False))
     source.set_pid_filter([1])  # before the program exists: applied once it does
+    source.set_python_frames(True)
     early = source.next_interval()
     assert early is not None and early.samples == 0 and early.stacks == ()
     assert early.notices == (LOADING_NOTICE,)
+    # The screen starts from what the command line asked for (--no-python).
+    assert early.python_frames is False
     assert all(process.info.cpu_percent >= 0 for process in build_view(early).processes)
     release.set()
     assert source._ready.wait(5)  # the builder has handed the real source over
     assert source.next_interval() == recorded[0]
-    assert real.calls == [("pid_filter", (1,))]
+    assert real.calls == [("pid_filter", (1,)), ("python_frames", True)]
+    source.set_python_frames(False)  # once live: straight through
+    assert real.calls[-1] == ("python_frames", False)
     source.close()
 
 

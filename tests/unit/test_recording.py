@@ -327,8 +327,10 @@ def test_replay_kernel_controls_answer_in_the_next_interval(tmp_path: Path) -> N
     source.set_event("instructions")
     source.set_frequency(499)
     source.set_stack_mode("kernel")
+    source.set_python_frames(False)
     notices = source.next_interval().notices  # type: ignore[union-attr]
-    assert len(notices) == 3 and all(NOT_IN_REPLAY in notice for notice in notices)
+    assert len(notices) == 4 and all(NOT_IN_REPLAY in notice for notice in notices)
+    assert f"Python frames off: {NOT_IN_REPLAY}" in notices
     assert source.next_interval().notices == ()  # type: ignore[union-attr]
 
 

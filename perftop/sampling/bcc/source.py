@@ -109,10 +109,6 @@ class BccSource:
                 self._unwind.observe(config.pids)
 
             self._python_frames = PythonFrames(self._program.maps)
-            if config.python_frames:
-                # Before the first interval, so its samples already carry Python frames: the
-                # filtered pids, else the running processes (~0.1 ms each, bounded).
-                self._python_frames.observe(config.pids or running_pids(), STARTUP_DETECTIONS)
             self._symbols: Symbolizer = symbolize.Symbolizer(self._python_frames)
             notice = self._symbols.notice()
             if notice:
@@ -125,6 +121,11 @@ class BccSource:
             # and a quarter-second first interval counted them as its own: 324 samples/s at
             # 99 Hz x 2). The counters start at zero in the maps, so they need no baseline.
             self._attach(self._event, self._frequency)
+            if config.python_frames:
+                # At once, so most of the first interval already carries Python frames: the
+                # filtered pids, else the running processes (~0.1 ms each, a few ms for a
+                # Python one, bounded). After the attach, so the start-up does not wait on it.
+                self._python_frames.observe(config.pids or running_pids(), STARTUP_DETECTIONS)
         except BaseException:
             self._release()
             raise

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
 
-from perftop.model.samples import FunctionKey, Interval
+from perftop.model.samples import FrameKind, FunctionKey, Interval
 from perftop.model.stats import View
 from perftop.sanitize import printable
 from perftop.ui.widgets.cost_bar import CostBar
@@ -31,6 +31,7 @@ from perftop.viewmodel import (
     StackNode,
     TableRow,
     ViewOptions,
+    function_kind,
     function_rows,
     process_rows,
     stack_tree,
@@ -240,8 +241,11 @@ class Dashboard(Vertical):
             title = f"PID {subject.pid} {printable(comm, 24)}"
             return stack_tree(view.unzoomed_stacks, title, pid=subject.pid)
         # The view's stacks are the zoomed process's already when zoomed.
-        symbol, module, kernel = subject.key
-        title = f"{'[k]' if kernel else '[.]'} {printable(symbol, 60)}  {printable(module, 24)}"
+        symbol, module, _ = subject.key
+        kind = function_kind(view, subject.key)
+        title = f"{kind.mark} {printable(symbol, 60)}"
+        if kind is not FrameKind.PYTHON:  # a Python function's symbol names its file already
+            title += f"  {printable(module, 24)}"
         return stack_tree(view.stacks, title, function=subject.key)
 
     @on(KeyedTable.SelectionChanged)

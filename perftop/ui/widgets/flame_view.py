@@ -31,8 +31,9 @@ from perftop.model.stats import View
 from perftop.profile.aggregate import PROCESS_MODULE, CallNode
 from perftop.profile.flame import FlameBox, flame_root, label, layout, subtree, zoom
 from perftop.sanitize import printable
+from perftop.ui.widgets.frame_style import mark_style
 from perftop.ui.widgets.header import HeaderBar
-from perftop.viewmodel import ViewOptions, explain_unresolved
+from perftop.viewmodel import ViewOptions, explain_unresolved, module_text
 
 Path = tuple[FunctionKey, ...]
 
@@ -53,6 +54,13 @@ USER_PALETTE: tuple[tuple[int, int], ...] = (
     (179, 173),  # ochre
 )
 KERNEL_COLOURS = (117, 110)  # blue: the kernel is one module, its own hue
+# Python functions: cool greens, away from the native palette's warm hues and the kernel's
+# blue, so the Python part of a stack reads as one band; a file keeps its shade pair.
+PYTHON_PALETTE: tuple[tuple[int, int], ...] = (
+    (157, 121),  # mint
+    (158, 122),  # aquamarine
+    (151, 115),  # sage
+)
 PROCESS_COLOURS = (189, 183)  # lavender
 UNRESOLVED_COLOURS = (250, 247)  # grey: no symbol
 TEXT_COLOUR = 16  # black on every light box
@@ -70,6 +78,8 @@ def box_colour(frame: Frame) -> int:
         pair = PROCESS_COLOURS
     elif frame.kernel:
         pair = KERNEL_COLOURS
+    elif frame.python is not None:
+        pair = PYTHON_PALETTE[stable_hash(frame.module) % len(PYTHON_PALETTE)]
     elif not frame.resolved:
         pair = UNRESOLVED_COLOURS
     else:
@@ -133,10 +143,10 @@ def detail_text(selection: Selection | None, message: str = "") -> Text:
         text.append("process ", style="dim")
         text.append(printable(frame.symbol), style="bold")
     else:
-        text.append("[k] " if frame.kernel else "[.] ", style="dim")
+        text.append(frame.kind.mark + " ", style=mark_style(frame.kind))
         text.append(printable(frame.symbol), style="bold")
         text.append("  in ", style="dim")
-        text.append(printable(frame.module, 80))
+        text.append(module_text(frame.module, frame.python is not None, 80))
     text.append(f"  {selection.samples:,} samples", style="")
     text.append(f"  {selection.share_of_view:.1f}% of the view")
     if selection.share_of_zoom is not None:

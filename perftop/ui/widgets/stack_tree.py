@@ -25,6 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from perftop.model.samples import FunctionKey
+from perftop.ui.widgets.frame_style import mark_style
 from perftop.viewmodel import StackNode
 
 Path = tuple[FunctionKey, ...]
@@ -62,12 +63,13 @@ Part = tuple[str, Style]  # a run of literal text (already printable) and its st
 
 
 def node_parts(node: StackNode) -> tuple[Part, ...]:
-    """The label of one frame: share, [k]/[.], symbol, why it has no symbol, module, self."""
+    """The label of one frame: share, its kind's mark ([k], [.], [py]), symbol, why it has no
+    symbol, module, self."""
     if not node.path:
         return ((node.symbol, BOLD),)
     parts: list[Part] = [(f"{node.share:5.1f}% ", BOLD if node.share >= EXPAND_SHARE else NO_STYLE)]
-    if node.mark:
-        parts.append((node.mark + " ", DIM))
+    if node.kind is not None:
+        parts.append((node.mark + " ", mark_style(node.kind)))
     unresolved = node.explanation is not None
     parts.append((node.symbol, DIM_ITALIC if unresolved or not node.mark else NO_STYLE))
     if node.explanation is not None:
