@@ -81,8 +81,12 @@
 #ifndef PERFTOP_NATIVE_STACK_ENTRIES
 #define PERFTOP_NATIVE_STACK_ENTRIES 16384
 #endif
+#ifndef PERFTOP_UNWIND_FRAMES
 #define PERFTOP_UNWIND_FRAMES 64  // a power of two: frames are indexed with & (N - 1)
-#define UNWIND_SEARCH_STEPS 24    // binary search steps: tables of up to 2^24 rows
+#endif
+#ifndef UNWIND_SEARCH_STEPS
+#define UNWIND_SEARCH_STEPS 24  // binary search steps: tables of up to 2^24 rows
+#endif
 
 // unwind_row.cfa_rule (perftop/unwind/table.py CfaRuleKind)
 #define CFA_UNDEFINED 0
@@ -370,6 +374,9 @@ static __always_inline struct unwind_row *find_row(u32 start, u32 count, u64 pc)
 static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 generation,
                                            u32 tgid)
 {
+#ifdef PERFTOP_NO_UNWIND
+    return 0;  // built without the walker: the verifier refused it here
+#endif
     struct mapping_key key = {.prefixlen = 96, .tgid = tgid};
     u64 ip = 0, sp = 0, bp = 0;
     if (user_registers(ctx, &ip, &sp, &bp) != 0)

@@ -18,6 +18,8 @@ class SamplerConfig:
     stack_mode: StackMode = StackMode.BOTH
     unwind: str = "table"  # "table": .eh_frame tables where a binary has them; "fp": frame pointers
     unwind_rows: int = 524288  # 16-byte rows of unwind tables the kernel holds (8 MiB)
+    # Extra -D flags for the table walker's build: for tests that make the verifier refuse it.
+    unwind_cflags: tuple[str, ...] = ()
     python_frames: bool = True  # walk CPython frames in the kernel (--no-python turns it off)
     counts_entries: int = 40960
     stack_entries: int = 16384

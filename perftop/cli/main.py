@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="which stacks to collect (default both)",
     )
     parser.add_argument(
+        "--unwind",
+        choices=["table", "fp"],
+        default="table",
+        help="user stacks by .eh_frame unwind tables where binaries have them (default), or "
+        "by frame pointers only",
+    )
+    parser.add_argument(
         "--no-python",
         action="store_true",
         help="show CPython processes' native frames only, not their Python functions",
@@ -196,6 +203,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         pids=pids,
         stack_mode=StackMode(args.stacks),
         python_frames=not args.no_python,
+        unwind=args.unwind,
         debuginfod=args.debuginfod,
     )
     return Config(

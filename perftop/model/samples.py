@@ -153,6 +153,9 @@ class Interval:
     processes: Mapping[int, ProcessInfo]  # pid -> what psutil said (sampled and watched PIDs)
     stack_mode: str = "both"  # "kernel", "user" or "both"
     python_frames: bool = True  # CPython processes' Python frames walked (in user stacks)
+    # How user stacks were walked: "table" (.eh_frame tables, frame pointers where a binary
+    # has none), "fp", or "fp (table walker refused)" when the kernel would not load it.
+    unwind: str = "fp"
     pid_filter: tuple[int, ...] = ()
     headers: str = ""  # which kernel headers the BPF program was compiled with
     cost: SamplerCost = field(default_factory=SamplerCost)

@@ -125,16 +125,24 @@ def prepare_headers() -> KernelHeaders | None:
     return headers
 
 
-def _compile(config: SamplerConfig) -> Any:
+def _load(config: SamplerConfig, tables: bool) -> tuple[Any, int]:
+    """Compile and load the program: with the table walker, or without it (frame pointers
+    only). The verifier's log goes to the captured fds, never to the screen."""
     if not BPF_SOURCE.is_file():
         raise SourceError(f"BPF program not found at {BPF_SOURCE}")
     cflags = [
         *size_cflags(config.counts_entries, config.stack_entries, config.unwind_rows),
         "-Wno-macro-redefined",
     ]
+    if tables:
+        cflags += list(config.unwind_cflags)
+    else:
+        cflags.append("-DPERFTOP_NO_UNWIND")
+    bpf: Any = None
     with captured_fds() as captured:
         try:
             bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
+            prog_fd: int = bpf.load_func(b"on_sample", BPF.PERF_EVENT).fd
         except Exception as error:
             failure: Exception | None = error
         else:
@@ -142,11 +150,14 @@ def _compile(config: SamplerConfig) -> Any:
     # The compile leaves tens of MB free inside the heap: give them back now.
     release_free_memory()
     if failure is not None:
+        if bpf is not None:
+            with captured_fds():
+                bpf.cleanup()
         detail = captured.summary() or str(failure)
         if os.geteuid() != 0 and "Operation not permitted" in (detail + str(failure)):
             detail = "permission denied: run as root (or with CAP_BPF and CAP_PERFMON)"
         raise SourceError(f"could not load the BPF program: {detail}")
-    return bpf
+    return bpf, prog_fd
 
 
 class Maps:
@@ -181,11 +192,24 @@ class Program:
 
     def __init__(self, config: SamplerConfig) -> None:
         self._perf_fds: list[int] = []
-        self._bpf: Any = _compile(config)
+        self._bpf: Any = None
         self.generation = 0  # the half of the counters samples go to now
+        # Why the table walker is not in the loaded program, when it was wanted and refused.
+        self.unwind_problem: str | None = None
+        self.tables = config.unwind == "table"
+        try:
+            loaded = _load(config, self.tables)
+        except SourceError as error:
+            if not self.tables:
+                raise
+            # A kernel or verifier that refuses the walker: frame pointers, as before it.
+            detail = str(error).removeprefix("could not load the BPF program: ")
+            self.unwind_problem = detail.split(" | ")[0]  # the first line, not the log
+            self.tables = False
+            loaded = _load(config, False)
+        self._bpf, self.prog_fd = loaded
         try:
             self.maps = Maps(self._bpf, config.counts_entries)
-            self.prog_fd: int = self._bpf.load_func(b"on_sample", BPF.PERF_EVENT).fd
         except BaseException:
             self.close()
             raise

@@ -91,7 +91,7 @@ class BccSource:
         try:
             self._apply_stack_mode(config.stack_mode)
             self._program.set_python(config.python_frames)
-            self._program.set_unwind(config.unwind == "table")
+            self._program.set_unwind(self._program.tables)
             self._apply_pid_filter(config.pids)
             self._counts = CountsDrain(self._program.maps)
             self._stack_ids = StackIds(self._program.maps, config.stack_entries)
@@ -102,7 +102,12 @@ class BccSource:
 
             self._native_stacks = NativeStacks(self._program.maps)
             self._unwind: UnwindTables | None = None
-            if config.unwind == "table":
+            if self._program.unwind_problem is not None:
+                self._notices.append(
+                    "user stacks by frame pointers: the kernel refused the table walker "
+                    f"({self._program.unwind_problem[:160]})"
+                )
+            if self._program.tables:
                 self._unwind = UnwindTables(self._program.maps, config.unwind_rows)
                 # The filtered pids at once; others when first sampled (building a table can
                 # take a second of pure Python: only for binaries that are sampled).
@@ -196,6 +201,14 @@ class BccSource:
             raise SourceError(f"unknown stack mode '{mode}'") from None
         with self._lock:
             self._pending["stacks"] = stack_mode
+
+    @property
+    def unwinder(self) -> str:
+        """How user stacks are walked: "table" (.eh_frame tables where a binary has them,
+        frame pointers elsewhere), "fp", or "fp (table walker refused)"."""
+        if self._program.tables:
+            return "table"
+        return "fp (table walker refused)" if self._program.unwind_problem else "fp"
 
     @property
     def python_frames(self) -> bool:
@@ -311,6 +324,7 @@ class BccSource:
             processes=processes,
             stack_mode=stack_mode,
             python_frames=python,
+            unwind=self.unwinder,
             pid_filter=pids,
             headers=self.headers.description if self.headers else "",
             cost=self._cost.measure(interval, maps, started),
