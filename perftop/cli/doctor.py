@@ -159,6 +159,40 @@ def check_events() -> list[Check]:
     return checks
 
 
+def check_unwinder() -> Check:
+    """Whether this kernel loads the table walker: the whole program is compiled and loaded
+    (a few seconds), as a live session would, then unloaded."""
+    if _bcc_import_problem():
+        return Check("user stacks", "n/a", "BCC missing: the unwinder was not tried")
+    if not privilege_summary()[0]:
+        return Check("user stacks", "n/a", "no privileges to load the program")
+    from perftop.config import SamplerConfig
+    from perftop.model.errors import SourceError
+    from perftop.sampling.bcc.program import Program, prepare_headers
+
+    try:
+        prepare_headers()
+        program = Program(SamplerConfig())
+    except (SourceError, HeadersError) as error:
+        return Check("user stacks", "n/a", f"program not loaded: {str(error)[:160]}")
+    try:
+        if program.tables:
+            return Check(
+                "user stacks",
+                "ok",
+                ".eh_frame unwind tables (the table walker loads; frame pointers where a "
+                "binary has no table)",
+            )
+        return Check(
+            "user stacks",
+            "warn",
+            f"frame pointers only: the kernel refused the table walker ({program.unwind_problem})",
+            "a newer kernel; stacks of binaries without frame pointers stop at their first frame",
+        )
+    finally:
+        program.close()
+
+
 def check_python_processes() -> Check:
     """Which running processes are CPython and whether perftop walks their frames. Never FAIL:
     perftop samples everything else without them."""
@@ -206,6 +240,7 @@ CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
     check_paranoid,
     check_kptr_restrict,
     check_events,
+    check_unwinder,
     check_python_processes,
 )
 

@@ -31,6 +31,8 @@ def header_line(view: View) -> str:
         parts.append("pid " + ",".join(map(str, view.pid_filter)))
     if view.stack_mode != "both":
         parts.append(f"{view.stack_mode} stacks")
+    if view.unwind.startswith("fp"):
+        parts.append(f"user stacks by {view.unwind.replace('fp', 'frame pointers', 1)}")
     return ", ".join(parts)
 
 
@@ -74,6 +76,7 @@ def view_json(view: View) -> dict[str, Any]:
         "idle_samples": view.idle_samples,
         "lost": dict(view.lost),
         "stack_mode": view.stack_mode,
+        "unwind": view.unwind,
         "pid_filter": list(view.pid_filter),
         "headers": view.headers,
         "notices": list(view.notices),

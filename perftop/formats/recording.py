@@ -76,6 +76,8 @@ def _encode_cost(cost: SamplerCost) -> dict[str, Any]:
         "counts_map_size": cost.counts_map_size,
         "stack_map_used": cost.stack_map_used,
         "stack_map_size": cost.stack_map_size,
+        "unwind_rows_used": cost.unwind_rows_used,
+        "unwind_rows_size": cost.unwind_rows_size,
         "drain_ms": cost.drain_ms,
         "drain_cpu_ms": cost.drain_cpu_ms,
     }
@@ -112,6 +114,7 @@ def encode_interval(interval: Interval) -> dict[str, Any]:
         ],
         "stack_mode": interval.stack_mode,
         "python_frames": interval.python_frames,
+        "unwind": interval.unwind,
         "pid_filter": list(interval.pid_filter),
         "headers": interval.headers,
         "cost": _encode_cost(interval.cost),
@@ -242,6 +245,9 @@ def _decode_cost(data: dict[str, Any]) -> SamplerCost:
         counts_map_size=_field(data, "counts_map_size", int),
         stack_map_used=_field(data, "stack_map_used", int),
         stack_map_size=_field(data, "stack_map_size", int),
+        # Added with the unwind tables; earlier recordings read as 0 (none).
+        unwind_rows_used=_check(data.get("unwind_rows_used", 0), int, "unwind_rows_used"),
+        unwind_rows_size=_check(data.get("unwind_rows_size", 0), int, "unwind_rows_size"),
         drain_ms=_field(data, "drain_ms", float),
         # Added after the first recordings were made; those read as 0.
         drain_cpu_ms=_optional_float(data, "drain_cpu_ms") or 0.0,
@@ -279,6 +285,7 @@ def decode_interval(data: Any) -> Interval:
         stack_mode=_decode_stack_mode(_field(data, "stack_mode", str)),
         # Recordings made before Python frames were walked have no such field: none were.
         python_frames=_check(data.get("python_frames", False), bool, "python_frames"),
+        unwind=_check(data.get("unwind", ""), str, "unwind")[:80],
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),

@@ -131,10 +131,10 @@ class SamplerCost:
     counts_map_size: int = 0
     stack_map_used: int = 0
     stack_map_size: int = 0
-    unwind_rows_used: int = 0  # rows of unwind tables in the kernel (16 bytes each)
-    unwind_rows_size: int = 0
     drain_ms: float = 0.0  # drain + symbolize + aggregate time of the interval (wall clock)
     drain_cpu_ms: float = 0.0  # the same work in CPU time of the sampler thread
+    unwind_rows_used: int = 0  # rows of unwind tables in the kernel (16 bytes each)
+    unwind_rows_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +154,9 @@ class Interval:
     stack_mode: str = "both"  # "kernel", "user" or "both"
     python_frames: bool = True  # CPython processes' Python frames walked (in user stacks)
     # How user stacks were walked: "table" (.eh_frame tables, frame pointers where a binary
-    # has none), "fp", or "fp (table walker refused)" when the kernel would not load it.
-    unwind: str = "fp"
+    # has none), "fp", or "fp (table walker refused)" when the kernel would not load it;
+    # "" when not known (a recording made before perftop walked tables, the preview).
+    unwind: str = ""
     pid_filter: tuple[int, ...] = ()
     headers: str = ""  # which kernel headers the BPF program was compiled with
     cost: SamplerCost = field(default_factory=SamplerCost)

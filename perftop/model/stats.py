@@ -127,6 +127,10 @@ class View:
         return self.interval.stack_mode
 
     @property
+    def unwind(self) -> str:
+        return self.interval.unwind
+
+    @property
     def pid_filter(self) -> tuple[int, ...]:
         return self.interval.pid_filter
 

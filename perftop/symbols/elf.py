@@ -47,8 +47,10 @@ class SymbolTable:
     # (p_offset, p_filesz, p_vaddr) of each PT_LOAD segment
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     error: Unresolved | None = None  # why the file could not be read
-    # Without .symtab: where each function starts, from .eh_frame's FDEs (a stripped
-    # binary's static functions are in no symbol table, but every one has an FDE).
+    # Without .symtab: the file, to read where each function starts from .eh_frame's FDEs (a
+    # stripped binary's static functions are in no symbol table, but every one has an FDE).
+    # Read on the first address no symbol covers: most libraries never need it.
+    fde_source: str | None = None
     function_starts: FunctionStarts | None = None
 
     @property
@@ -73,7 +75,17 @@ class SymbolTable:
     def function_start(self, vaddr: int) -> int | None:
         """The start of the function whose FDE covers `vaddr`, when no symbol does."""
         if self.function_starts is None:
-            return None
+            if self.fde_source is None:
+                return None
+            source, self.fde_source = self.fde_source, None
+            opened = _open_regular(source)
+            if opened is None:
+                return None
+            stream, _ = opened
+            with stream:
+                self.function_starts = _function_starts(stream, source)
+            if self.function_starts is None:
+                return None
         found = self.function_starts.function_start(vaddr)
         return found[0] if found is not None else None
 
@@ -192,8 +204,11 @@ def _open_regular(path: str) -> tuple[BinaryIO, os.stat_result] | None:
     return os.fdopen(fd, "rb"), info
 
 
-def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> SymbolTable:
-    """Symbols of an open ELF file (plus its separate debug file when one is installed)."""
+def read_symbol_table(
+    stream: BinaryIO, file_size: int, path: str = "", source: str | None = None
+) -> SymbolTable:
+    """Symbols of an open ELF file (plus its separate debug file when one is installed).
+    `source` is a path that opens the same file again, for its FDEs when they are needed."""
     table = SymbolTable()
     try:
         elf = ELFFile(stream)
@@ -222,7 +237,7 @@ def read_symbol_table(stream: BinaryIO, file_size: int, path: str = "") -> Symbo
                     symbols = debug_symbols
                     break
         if not has_symtab:
-            table.function_starts = _function_starts(stream, path)
+            table.fde_source = source
     except Exception:  # hostile or truncated ELF: pyelftools raises many kinds
         table.error = Unresolved.UNREADABLE_ELF
         return table
@@ -270,7 +285,7 @@ class ElfCache:
             if found is not None:
                 self._tables.move_to_end(key)
                 return found
-            found = read_symbol_table(stream, info.st_size, display_path or path)
+            found = read_symbol_table(stream, info.st_size, display_path or path, source=path)
         self._tables[key] = found
         self._bytes += found.symbols.nbytes()
         while len(self._tables) > 1 and (

@@ -8,6 +8,7 @@ from enum import Enum
 
 from perftop.model.modes import StackMode
 from perftop.model.samples import CpuStat, Interval
+from perftop.model.units import human_bytes
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
 
@@ -115,6 +116,11 @@ def filter_pieces(
     python = snapshot.python_frames if snapshot is not None else options.python_frames
     if not python:
         pieces.append(Piece("no Python frames", PieceKind.ACTIVE))
+    unwind = snapshot.unwind if snapshot is not None else ""
+    if unwind == "fp":
+        pieces.append(Piece("frame-pointer stacks", PieceKind.ACTIVE))
+    elif unwind.startswith("fp"):
+        pieces.append(Piece("frame-pointer stacks: table walker refused", PieceKind.WARN))
     if options.accumulated:
         pieces.append(Piece("accumulated (decaying)", PieceKind.ACTIVE))
     else:
@@ -168,6 +174,17 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
         else f"maps {counts_fill} counts, {stack_fill} stacks"
     )
     pieces.append(Piece(fill, PieceKind.WARN if full > 0.9 else PieceKind.VALUE))
+    if cost.unwind_rows_size:
+        # The unwind tables' memory in the kernel: 16-byte rows, the array fixed at load.
+        used = human_bytes(cost.unwind_rows_used * 16)
+        size = human_bytes(cost.unwind_rows_size * 16)
+        tables_full = cost.unwind_rows_used / cost.unwind_rows_size > 0.9
+        pieces.append(
+            Piece(
+                f"tables {used}" if compact else f"unwind tables {used} of {size}",
+                PieceKind.WARN if tables_full else PieceKind.VALUE,
+            )
+        )
     if snapshot.headers:
         headers = short_headers(snapshot.headers) if compact else snapshot.headers
         pieces.append(Piece(f"headers {printable(headers, 60)}", PieceKind.LABEL))

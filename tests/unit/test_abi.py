@@ -12,11 +12,17 @@ from dataclasses import dataclass
 import pytest
 
 from perftop.sampling.bcc import abi
+from perftop.unwind.table import ROW_SIZE, CfaRuleKind, RbpRuleKind
+
+# The rule numbers the walker switches on are perftop.unwind's, which writes the rows.
+CFA_RULES = {f"CFA_{kind.name}": int(kind) for kind in CfaRuleKind}
+RBP_RULES = {f"RBP_{kind.name}": int(kind) for kind in RbpRuleKind}
 
 TASK_COMM_LEN = 16  # include/linux/sched.h: a kernel ABI constant, not perftop's to choose
 C_TYPES = {
     "u8": (1, ct.c_uint8),
     "u16": (2, ct.c_uint16),
+    "s16": (2, ct.c_int16),
     "u32": (4, ct.c_uint32),
     "s32": (4, ct.c_int32),
     "u64": (8, ct.c_uint64),
@@ -75,7 +81,7 @@ def parse(text: str) -> CProgram:
         fields = []
         for declaration in filter(None, (part.strip() for part in body.split(";"))):
             match = re.fullmatch(
-                r"(u8|u16|u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration
+                r"(u8|u16|s16|u32|s32|u64|char)\s+(\w+)\s*(?:\[\s*(\w+)\s*\])?", declaration
             )
             if match is None:
                 raise ValueError(f"struct {name}: cannot read {declaration!r}")
@@ -155,9 +161,19 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_PYTHON_PROCS", abi.PYTHON_PROCS_DEFAULT)
     expect("PYTHON_NO_OFFSET", abi.PYTHON_NO_OFFSET)
     expect("PYTHON_NO_OWNER", abi.PYTHON_NO_OWNER)
+    expect("PERFTOP_UNWIND_ROWS", abi.UNWIND_ROWS_DEFAULT)
+    expect("PERFTOP_UNWIND_MAPPINGS", abi.UNWIND_MAPPINGS_DEFAULT)
+    expect("PERFTOP_NATIVE_STACK_ENTRIES", abi.NATIVE_STACK_ENTRIES_DEFAULT)
+    expect("PERFTOP_UNWIND_FRAMES", abi.UNWIND_FRAMES)
+    expect("UNWIND_SEARCH_STEPS", abi.UNWIND_SEARCH_STEPS)
+    for name, rule in CFA_RULES.items():
+        expect(name, rule)
+    for name, rule in RBP_RULES.items():
+        expect(name, rule)
     settings = {"SETTING_PID_FILTER": abi.SETTING_PID_FILTER, "SETTING_STACKS": abi.SETTING_STACKS}
     settings["SETTING_GENERATION"] = abi.SETTING_GENERATION
     settings["SETTING_PYTHON"] = abi.SETTING_PYTHON
+    settings["SETTING_UNWIND"] = abi.SETTING_UNWIND
     c_settings = {name for name in defines if name.startswith("SETTING_")}
     if c_settings != settings.keys():
         problems.append(f"settings slots {sorted(c_settings)} in C, {sorted(settings)} in abi.py")
@@ -179,6 +195,10 @@ def abi_mismatches(text: str) -> list[str]:
         ("cpu_totals", abi.CpuTotals),
         ("python_proc", abi.PythonProc),
         ("python_stack", abi.PythonStack),
+        ("unwind_row", abi.UnwindRow),
+        ("mapping_key", abi.MappingKey),
+        ("mapping_value", abi.MappingValue),
+        ("native_stack", abi.NativeStack),
     ):
         if c_name not in program.structs:
             problems.append(f"struct {c_name}: missing in C")
@@ -223,6 +243,22 @@ def abi_mismatches(text: str) -> list[str]:
     expect_map(
         "python_stacks", "BPF_HASH", "u64", "struct python_stack", "PERFTOP_PYTHON_STACK_ENTRIES"
     )
+    expect_map("unwind_rows", "BPF_ARRAY", "struct unwind_row", "PERFTOP_UNWIND_ROWS")
+    expect_map(
+        "unwind_mappings",
+        "BPF_LPM_TRIE",
+        "struct mapping_key",
+        "struct mapping_value",
+        "PERFTOP_UNWIND_MAPPINGS",
+    )
+    expect_map("native_scratch", "BPF_PERCPU_ARRAY", "struct native_stack", "1")
+    expect_map(
+        "native_stacks", "BPF_HASH", "u64", "struct native_stack", "PERFTOP_NATIVE_STACK_ENTRIES"
+    )
+    if ct.sizeof(abi.UnwindRow) != ROW_SIZE:
+        problems.append(
+            f"unwind_row: {ct.sizeof(abi.UnwindRow)} bytes, perftop.unwind writes {ROW_SIZE}"
+        )
     for name, entries in (
         ("cpu_totals", abi.GENERATIONS),
         ("lost", abi.GENERATIONS * abi.LOST_COUNT),
@@ -245,8 +281,10 @@ def test_the_program_and_its_mirror_agree(c_text: str) -> None:
 def test_the_parser_reads_the_real_file(c_text: str) -> None:
     """Guards the guard: a parser that found nothing would find nothing wrong."""
     program = parse(c_text)
-    assert [field.name for field in program.structs["count_key"]][-2:] == ["comm", "python_stack"]
-    assert program.structs["count_key"][-2].count == TASK_COMM_LEN
+    names = [field.name for field in program.structs["count_key"]]
+    assert names[-3:] == ["comm", "python_stack", "native_stack"]
+    assert program.structs["count_key"][-3].count == TASK_COMM_LEN
+    assert program.structs["native_stack"][-1].count == abi.UNWIND_FRAMES
     assert program.structs["python_stack"][-1].count == abi.PYTHON_FRAMES
     assert {
         "counts_0",
@@ -258,7 +296,7 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         "python_procs",
         "python_stacks",
     } <= program.maps.keys()
-    assert program.defines["LOST_COUNT"] == 10
+    assert program.defines["LOST_COUNT"] == 13
     assert program.defines["PYTHON_NO_OFFSET"] == 0xFFFF
 
 
@@ -287,14 +325,14 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         ),
         (
             "slot added",
-            "#define SETTINGS_COUNT 4",
-            "#define SETTING_CGROUP 4\n#define SETTINGS_COUNT 5",
+            "#define SETTINGS_COUNT 5",
+            "#define SETTING_CGROUP 5\n#define SETTINGS_COUNT 6",
             "settings slots",
         ),
         (
             "lost slot added",
-            "#define LOST_COUNT 10",
-            "#define LOST_FILTERED 10\n#define LOST_COUNT 11",
+            "#define LOST_COUNT 13",
+            "#define LOST_FILTERED 13\n#define LOST_COUNT 14",
             "lost slots",
         ),
         (
@@ -305,7 +343,9 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         ),
         ("skip marker changed", "(-65536)", "(-65535)", "PERFTOP_STACK_SKIPPED"),
         ("python offset narrowed", "u16 frame_owner;", "u8 frame_owner;", "python_proc"),
-        ("python depth changed", "FRAMES 64 ", "FRAMES 32 ", "PERFTOP_PYTHON_FRAMES"),
+        ("python depth changed", "PYTHON_FRAMES 64 ", "PYTHON_FRAMES 32 ", "PERFTOP_PYTHON_FRAMES"),
+        ("unwind rule renumbered", "#define CFA_END 5", "#define CFA_END 6", "CFA_END"),
+        ("row field narrowed", "s32 cfa_offset;", "s16 cfa_offset;", "unwind_row"),
         ("one generation", "#define GENERATIONS 2", "#define GENERATIONS 1", "GENERATIONS"),
         ("lost map halved", "GENERATIONS * LOST_COUNT);", "LOST_COUNT);", "map lost"),
         ("counts map renamed", "BPF_HASH(counts_1,", "BPF_HASH(counts_b,", "map counts_1"),
