@@ -63,6 +63,8 @@ BENCHMARKS = (
     # The 10 minutes: with 2, the second half was still warm-up for the symbol caches.
     Benchmark("soak", ("--minutes", "10"), timeout_s=900.0),
     Benchmark("accuracy", reports_json=False, timeout_s=300.0),
+    # Four interpreters, each a BPF compile and 10 s of work.
+    Benchmark("python_accuracy", timeout_s=400.0),
 )
 STOP_GRACE_S = 30.0
 
