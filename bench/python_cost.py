@@ -1,0 +1,195 @@
+"""What Python frames cost: perftop with them and with `--no-python`, alternating on the same
+Python workload, for the BPF program's run time per sample and perftop's user-space work per
+interval.
+
+Both CPUs are busy with two copies of bench/python_work.py running `--depth` calls below main
+(so the program walks that many Python frames more, on top of the five of the work). Each
+round starts `perftop --batch -F 999 -d 1` once with Python frames and once without (the order
+alternates round to round), system-wide as bench/bpf_cost.py measures its frame-pointer-only
+figure. perftop's `--record` file gives each interval's cost (its JSON output has no
+drain_cpu_ms): bpf_ns_per_sample (the program's fdinfo run_time_ns / run_cnt, with
+kernel.bpf_stats_enabled=1 for the run, put back on every way out), drain_ms and drain_cpu_ms
+(the drain's wall and thread CPU time: counts, stacks, symbols, Python frames named). Each
+run also says how many processes had Python frames and how much of the samples were the
+workload's: the rest is other people's work on the machine, Python tests included. The first
+interval of each run is left out; a figure is the median over the rounds of each run's median.
+
+Reported, not judged (issue 13 sets no target); the peer is `--no-python` in the same run.
+Run: `.venv/bin/python bench/python_cost.py [--rounds 3]` (part of `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    BENCH,
+    PERFTOP,
+    ROOT,
+    Figure,
+    Group,
+    add_json_argument,
+    bpf_stats_enabled,
+    exit_cleanly_on_signals,
+    median,
+    python_interpreters,
+    report_figures,
+)
+
+WORKLOAD = BENCH / "python_work.py"
+FREQUENCY = 999
+MODES = ("python", "no-python")
+# Debian's (no frame pointers: the native walk stops early) and one with frame pointers off
+# too but the 3.12+ frame layout.
+DEFAULT_INTERPRETERS = "debian-3.11,pyenv-3.12.1"
+
+
+@dataclass(frozen=True, slots=True)
+class RunCost:
+    """Medians over one perftop run's intervals, its first one left out."""
+
+    bpf_ns_per_sample: float
+    drain_ms: float
+    drain_cpu_ms: float
+    cpu_percent: float
+    python_processes: int  # processes whose stacks held Python frames (0 with --no-python)
+    workload_percent: float  # of the samples: the workload's (the rest: others on the machine)
+
+
+def perftop_run(mode: str, intervals: int, recording: Path, workload: set[int]) -> RunCost:
+    recording.unlink(missing_ok=True)
+    argv = [*PERFTOP, "--batch", "-F", str(FREQUENCY), "--format", "json", "-d", "1"]
+    argv += ["-n", str(intervals + 1), "--record", str(recording)]
+    if mode == "no-python":
+        argv.append("--no-python")
+    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+    lines = [json.loads(line) for line in recording.read_text().splitlines()[1:]]
+    costs = [line["cost"] for line in lines]
+    per_sample = [cost["bpf_ns_per_sample"] for cost in costs if cost["bpf_ns_per_sample"]]
+    if not per_sample:
+        raise RuntimeError("perftop reported no BPF run time: is kernel.bpf_stats_enabled 1?")
+    return RunCost(
+        bpf_ns_per_sample=median(per_sample),
+        drain_ms=median([cost["drain_ms"] for cost in costs]),
+        drain_cpu_ms=median([cost["drain_cpu_ms"] for cost in costs]),
+        cpu_percent=median([cost["cpu_percent"] for cost in costs]),
+        python_processes=python_pids(lines),
+        workload_percent=100.0 * samples_of(lines, workload) / max(samples_of(lines, None), 1),
+    )
+
+
+def samples_of(lines: list[dict[str, Any]], pids: set[int] | None) -> int:
+    return sum(
+        stack[4] for line in lines for stack in line["stacks"] if pids is None or stack[0] in pids
+    )
+
+
+def python_pids(lines: list[dict[str, Any]]) -> int:
+    """Processes with a Python frame in any stack of the recording (frames whose module is a
+    .py file: perftop names a Python frame's module by its code's file)."""
+    pids = set()
+    for line in lines:
+        python = {index for index, frame in enumerate(line["frames"]) if frame[1].endswith(".py")}
+        for pid, _tid, _comm, frames, _samples, _period in line["stacks"]:
+            if python.intersection(frames):
+                pids.add(pid)
+    return len(pids)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each mode")
+    parser.add_argument("--intervals", type=int, default=5, help="measured intervals per run")
+    parser.add_argument("--depth", type=int, default=20, help="Python calls below main")
+    parser.add_argument("--interpreters", default=DEFAULT_INTERPRETERS, help="labels, or 'all'")
+    add_json_argument(parser)
+    args = parser.parse_args()
+    exit_cleanly_on_signals()
+    interpreters = python_interpreters()
+    if args.interpreters != "all":
+        chosen = args.interpreters.split(",")
+        interpreters = {label: interpreters[label] for label in chosen}
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp, bpf_stats_enabled():
+        recording = Path(tmp) / "perftop.jsonl"
+        for label, python in interpreters.items():
+            if not python.exists():
+                print(f"{label}: {python} not installed")
+                continue
+            runs: dict[str, list[RunCost]] = {mode: [] for mode in MODES}
+            print(f"{label}: 2x bench/{WORKLOAD.name} --depth {args.depth}", flush=True)
+            print(
+                f"{'round':>5} {'mode':>9} {'bpf ns':>8} {'drain ms':>9} {'cpu ms':>8} "
+                f"{'CPU %':>6} {'py procs':>8}"
+            )
+            with Group() as group:
+                argv = [str(python), str(WORKLOAD), "3600", "--depth", str(args.depth)]
+                workload = {group.start(argv).pid for _ in range(2)}
+                for round_index in range(args.rounds):
+                    order = MODES if round_index % 2 == 0 else MODES[::-1]
+                    for mode in order:
+                        cost = perftop_run(mode, args.intervals, recording, workload)
+                        runs[mode].append(cost)
+                        print(
+                            f"{round_index + 1:>5} {mode:>9} {cost.bpf_ns_per_sample:8.0f} "
+                            f"{cost.drain_ms:9.2f} {cost.drain_cpu_ms:8.2f} "
+                            f"{cost.cpu_percent:6.2f} {cost.python_processes:>8} "
+                            f"{cost.workload_percent:6.1f}",
+                            flush=True,
+                        )
+            figures += label_figures(label, runs, args)
+            print()
+    print(f"Python frames' cost: {FREQUENCY} Hz, kernel.bpf_stats_enabled=1")
+    return report_figures(figures, args.json)
+
+
+def label_figures(
+    label: str, runs: dict[str, list[RunCost]], args: argparse.Namespace
+) -> list[Figure]:
+    def of(mode: str, field: str) -> float:
+        return median([getattr(cost, field) for cost in runs[mode]])
+
+    setting = (
+        f"{FREQUENCY} Hz system-wide, 2 CPUs busy (2x python_work.py --depth {args.depth}); "
+        f"median of {args.rounds} alternating runs of {args.intervals} intervals"
+    )
+    peer = "--no-python, same run"
+    on_ns, off_ns = of("python", "bpf_ns_per_sample"), of("no-python", "bpf_ns_per_sample")
+    return [
+        Figure(
+            f"BPF run time per sample, Python frames on, {label}",
+            "ns",
+            on_ns,
+            peer_name=peer,
+            peer=off_ns,
+            note=f"{setting}; walk added {on_ns - off_ns:+.0f} ns",
+        ),
+        Figure(
+            f"drain CPU per interval, Python frames on, {label}",
+            "ms",
+            of("python", "drain_cpu_ms"),
+            peer_name=peer,
+            peer=of("no-python", "drain_cpu_ms"),
+            note=f"{setting}; wall {of('python', 'drain_ms'):.1f} ms vs "
+            f"{of('no-python', 'drain_ms'):.1f} ms",
+        ),
+        Figure(
+            f"perftop's CPU, Python frames on, {label}",
+            "% of a CPU",
+            of("python", "cpu_percent"),
+            peer_name=peer,
+            peer=of("no-python", "cpu_percent"),
+            note=f"{setting}; batch JSON and --record",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
