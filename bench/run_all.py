@@ -378,8 +378,9 @@ def main() -> int:
     here = f"{info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, kernel {info['kernel']}"
     with tempfile.TemporaryDirectory() as tmp:
         for benchmark in chosen:
+            run_at = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}"
             outcome = run(benchmark, Path(tmp), args.quiet_wait)
-            outcome.run_at = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}"
+            outcome.run_at = run_at
             outcome.commit = commit
             outcome.machine = here
             outcomes.append(outcome)
