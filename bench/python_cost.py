@@ -2,8 +2,9 @@
 Python workload, for the BPF program's run time per sample and perftop's user-space work per
 interval.
 
-Both CPUs are busy with two copies of bench/python_work.py running `--depth` calls below main
-(so the program walks that many Python frames more, on top of the five of the work). Each
+Both CPUs are busy with two copies of bench/python_work.py running DEPTH calls below main (so
+the program walks that many Python frames more than the work's five), for each INTERPRETER:DEPTH
+of `--setups`. Each
 round starts `perftop --batch -F 999 -d 1` once with Python frames and once without (the order
 alternates round to round), system-wide as bench/bpf_cost.py measures its frame-pointer-only
 figure. perftop's `--record` file gives each interval's cost (its JSON output has no
@@ -15,7 +16,8 @@ workload's: the rest is other people's work on the machine, Python tests include
 interval of each run is left out; a figure is the median over the rounds of each run's median.
 
 Reported, not judged (issue 13 sets no target); the peer is `--no-python` in the same run.
-Run: `.venv/bin/python bench/python_cost.py [--rounds 3]` (part of `make bench`).
+Run: `.venv/bin/python bench/python_cost.py [--rounds 3] [--setups debian-3.11:20]`
+(part of `make bench`).
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from benchlib import (
 WORKLOAD = BENCH / "python_work.py"
 FREQUENCY = 999
 MODES = ("python", "no-python")
-# Debian's (no frame pointers: the native walk stops early) and one with frame pointers off
-# too but the 3.12+ frame layout.
-DEFAULT_INTERPRETERS = "debian-3.11,pyenv-3.12.1"
+# interpreter:depth. Debian's (stripped, no frame pointers) at two depths, so the cost per
+# Python frame shows; pyenv's 3.12 for the 3.12+ frame layout.
+DEFAULT_SETUPS = "debian-3.11:0,debian-3.11:20,pyenv-3.12.1:20"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,30 +109,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each mode")
     parser.add_argument("--intervals", type=int, default=5, help="measured intervals per run")
-    parser.add_argument("--depth", type=int, default=20, help="Python calls below main")
-    parser.add_argument("--interpreters", default=DEFAULT_INTERPRETERS, help="labels, or 'all'")
+    parser.add_argument(
+        "--setups",
+        default=DEFAULT_SETUPS,
+        help="comma-separated INTERPRETER:DEPTH (depth: Python calls below main)",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     exit_cleanly_on_signals()
     interpreters = python_interpreters()
-    if args.interpreters != "all":
-        chosen = args.interpreters.split(",")
-        interpreters = {label: interpreters[label] for label in chosen}
+    setups = [
+        (label, int(depth))
+        for label, _, depth in (setup.partition(":") for setup in args.setups.split(","))
+    ]
     figures = []
+    walk_added: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory() as tmp, bpf_stats_enabled():
         recording = Path(tmp) / "perftop.jsonl"
-        for label, python in interpreters.items():
+        for label, depth in setups:
+            python = interpreters[label]
             if not python.exists():
                 print(f"{label}: {python} not installed")
                 continue
             runs: dict[str, list[RunCost]] = {mode: [] for mode in MODES}
-            print(f"{label}: 2x bench/{WORKLOAD.name} --depth {args.depth}", flush=True)
+            print(f"{label}: 2x bench/{WORKLOAD.name} --depth {depth}", flush=True)
             print(
                 f"{'round':>5} {'mode':>9} {'bpf ns':>8} {'drain ms':>9} {'cpu ms':>8} "
-                f"{'CPU %':>6} {'py procs':>8}"
+                f"{'CPU %':>6} {'py procs':>8} {'ours %':>6}"
             )
             with Group() as group:
-                argv = [str(python), str(WORKLOAD), "3600", "--depth", str(args.depth)]
+                argv = [str(python), str(WORKLOAD), "3600", "--depth", str(depth)]
                 workload = {group.start(argv).pid for _ in range(2)}
                 for round_index in range(args.rounds):
                     order = MODES if round_index % 2 == 0 else MODES[::-1]
@@ -144,27 +152,56 @@ def main() -> int:
                             f"{cost.workload_percent:6.1f}",
                             flush=True,
                         )
-            figures += label_figures(label, runs, args)
+            figures += label_figures(label, depth, runs, args)
+            walk_added[label, depth] = median(
+                [cost.bpf_ns_per_sample for cost in runs["python"]]
+            ) - median([cost.bpf_ns_per_sample for cost in runs["no-python"]])
             print()
+    figures += per_frame_figures(walk_added)
     print(f"Python frames' cost: {FREQUENCY} Hz, kernel.bpf_stats_enabled=1")
     return report_figures(figures, args.json)
 
 
+def per_frame_figures(walk_added: dict[tuple[str, int], float]) -> list[Figure]:
+    """For an interpreter measured at two depths: what each Python frame more adds to the
+    walk, from the difference of the walk's cost (Python frames on minus off) at each depth."""
+    figures = []
+    for label in dict.fromkeys(label for label, _ in walk_added):
+        depths = sorted(depth for known, depth in walk_added if known == label)
+        if len(depths) < 2:
+            continue
+        low, high = depths[0], depths[-1]
+        per_frame = (walk_added[label, high] - walk_added[label, low]) / (high - low)
+        figures.append(
+            Figure(
+                f"BPF walk per Python frame, {label}",
+                "ns",
+                per_frame,
+                peer_name=f"walk added at depth {low}",
+                peer=walk_added[label, low],
+                note=f"(walk added at depth {high} - at depth {low}) / {high - low} frames; "
+                "samples of other processes dilute both",
+            )
+        )
+    return figures
+
+
 def label_figures(
-    label: str, runs: dict[str, list[RunCost]], args: argparse.Namespace
+    label: str, depth: int, runs: dict[str, list[RunCost]], args: argparse.Namespace
 ) -> list[Figure]:
     def of(mode: str, field: str) -> float:
         return median([getattr(cost, field) for cost in runs[mode]])
 
     setting = (
-        f"{FREQUENCY} Hz system-wide, 2 CPUs busy (2x python_work.py --depth {args.depth}); "
+        f"{FREQUENCY} Hz system-wide, 2 CPUs busy (2x python_work.py --depth {depth}: "
+        f"{depth + 5} Python frames); "
         f"median of {args.rounds} alternating runs of {args.intervals} intervals"
     )
     peer = "--no-python, same run"
     on_ns, off_ns = of("python", "bpf_ns_per_sample"), of("no-python", "bpf_ns_per_sample")
     return [
         Figure(
-            f"BPF run time per sample, Python frames on, {label}",
+            f"BPF run time per sample, Python frames on, {label}, depth {depth}",
             "ns",
             on_ns,
             peer_name=peer,
@@ -172,7 +209,7 @@ def label_figures(
             note=f"{setting}; walk added {on_ns - off_ns:+.0f} ns",
         ),
         Figure(
-            f"drain CPU per interval, Python frames on, {label}",
+            f"drain CPU per interval, Python frames on, {label}, depth {depth}",
             "ms",
             of("python", "drain_cpu_ms"),
             peer_name=peer,
@@ -181,7 +218,7 @@ def label_figures(
             f"{of('no-python', 'drain_ms'):.1f} ms",
         ),
         Figure(
-            f"perftop's CPU, Python frames on, {label}",
+            f"perftop's CPU, Python frames on, {label}, depth {depth}",
             "% of a CPU",
             of("python", "cpu_percent"),
             peer_name=peer,
