@@ -209,6 +209,47 @@ def start_stackgen(
     return workers
 
 
+# CPython interpreters ------------------------------------------------------------------------
+
+PYENV_VERSIONS = ("3.11.7", "3.12.1", "3.13.0")
+# py-spy, the Python benchmarks' oracle: pinned in pyproject's dev extras, so in the venv.
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
+def pyenv_root() -> Path:
+    try:
+        done = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
+        return Path(done.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return Path.home() / ".pyenv"
+
+
+def python_interpreters() -> dict[str, Path]:
+    """Every CPython the Python benchmarks profile, by label: Debian's (stripped, no frame
+    pointers) and pyenv's. Some may be missing on a machine; the caller says which."""
+    root = pyenv_root()
+    return {"debian-3.11": Path("/usr/bin/python3.11")} | {
+        f"pyenv-{version}": root / "versions" / version / "bin" / "python3"
+        for version in PYENV_VERSIONS
+    }
+
+
+def waiting_for_signal(pid: int) -> bool:
+    """Whether `pid` sleeps in sigwait() (bench/python_work.py --wait, until SIGUSR1). Its
+    SigBlk cannot tell: the kernel unblocks the awaited signals for the wait."""
+    try:
+        return "sigtimedwait" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 # Process trees -------------------------------------------------------------------------------
 
 

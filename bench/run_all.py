@@ -4,11 +4,14 @@ Each script runs as its own process and prints its own table (shown here as it r
 scripts written for issue 6 hand their figures over as JSON (`--json FILE`); the figures of
 accuracy.py and interval_work.py are read from their printed tables. RESULTS.md gets the machine,
 the date, one table of every figure beside its peer from the same run, and each script's full
-output, so no number in it is typed by hand. Before each script, the processes of others that
+output, so no number in it is typed by hand. A run of some of them (`--only`) keeps what the
+previous RESULTS.md said of the others (bench/results_merge.py), each dated under "Runs" with its
+commit and machine. Before each script, the processes of others that
 are busy on the machine get up to a minute to finish (`--quiet-wait`), and whatever was still
 busy is noted beside the results, so a noisy run can be recognised.
 
-Exits non-zero when a target is missed or a benchmark fails; RESULTS.md is written either way.
+Exits non-zero when a target of this run is missed or a benchmark fails; RESULTS.md is written
+either way.
 Run: `make bench` (about 20 minutes), or `.venv/bin/python bench/run_all.py --only startup,soak`.
 """
 
@@ -39,6 +42,7 @@ from benchlib import (
     read_figures,
     verdict,
 )
+from results_merge import KeptRun, kept_runs, record_line
 
 RESULTS = BENCH / "RESULTS.md"
 
@@ -57,12 +61,16 @@ BENCHMARKS = (
     Benchmark("steady_state"),
     Benchmark("job_cost"),
     Benchmark("bpf_cost", timeout_s=300.0),
+    # Beside bpf_cost's frame-pointer-only figure: Python frames on and off, alternating.
+    Benchmark("python_cost", timeout_s=600.0),
     Benchmark("startup"),
     Benchmark("interval_work", reports_json=False),
     Benchmark("responsiveness"),
     # The issue's 10 minutes: with 2, the second half was still warm-up for the symbol caches.
     Benchmark("soak", ("--minutes", "10"), timeout_s=900.0),
     Benchmark("accuracy", reports_json=False, timeout_s=300.0),
+    # Four interpreters, each a BPF compile and 10 s of work.
+    Benchmark("python_accuracy", timeout_s=400.0),
 )
 STOP_GRACE_S = 30.0
 
@@ -75,6 +83,10 @@ class Outcome:
     output: str = ""
     strangers: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    run_at: str = ""  # when, at which commit and where it ran: this run, or an earlier one kept
+    commit: str = ""
+    machine: str = ""
+    ratios: list[str] = field(default_factory=list)  # kept ratio cells, as first written
 
 
 def wait_for_quiet(limit_s: float) -> list[str]:
@@ -219,8 +231,7 @@ def interval_work_figures(output: str) -> list[Figure]:
     return figures
 
 
-def markdown(outcomes: list[Outcome], started: datetime.datetime, seconds: float) -> str:
-    info = machine()
+def current_commit() -> str:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -230,39 +241,105 @@ def markdown(outcomes: list[Outcome], started: datetime.datetime, seconds: float
         capture_output=True,
         text=True,
     ).stdout.strip()
+    return f"{commit or 'unknown'}{'+local-changes' if dirty else ''}"
+
+
+def figures_from_output(name: str, output: str) -> list[Figure] | None:
+    """The figures of a script that prints them only as its table (None: it hands them over
+    as JSON, and they are in the summary table)."""
+    if name == "accuracy":
+        return accuracy_figures(output)
+    if name == "interval_work":
+        return interval_work_figures(output)
+    return None
+
+
+def with_kept(outcomes: list[Outcome], path: Path) -> list[Outcome]:
+    """This run's outcomes and, for every benchmark it did not run, what `path` (the previous
+    RESULTS.md) said of it, in BENCHMARKS order."""
+    ran = {outcome.benchmark.name: outcome for outcome in outcomes}
+    previous = path.read_text() if path.exists() else ""
+    others = [benchmark.name for benchmark in BENCHMARKS if benchmark.name not in ran]
+    kept = kept_runs(previous, others, figures_from_output)
+    merged = []
+    for benchmark in BENCHMARKS:
+        if benchmark.name in ran:
+            merged.append(ran[benchmark.name])
+        elif benchmark.name in kept:
+            run = kept[benchmark.name]
+            merged.append(
+                Outcome(
+                    benchmark,
+                    run.status,
+                    run.seconds,
+                    run.output,
+                    run.strangers,
+                    run.figures,
+                    run.run_at,
+                    run.commit,
+                    run.machine,
+                    run.ratios,
+                )
+            )
+    return merged
+
+
+def markdown(
+    outcomes: list[Outcome], ran: list[str], started: datetime.datetime, seconds: float
+) -> str:
+    info = machine()
+    kept = [outcome.benchmark.name for outcome in outcomes if outcome.benchmark.name not in ran]
     lines = [
         "# perftop benchmark results",
         "",
-        "Written by `make bench` (bench/run_all.py); every number below was measured in this run.",
+        "Written by `make bench` (bench/run_all.py); every number below was measured by it.",
+        "A run of some benchmarks (`--only`) keeps the sections of the others from the earlier",
+        'runs, which "Runs" dates.',
         "",
-        f"- date: {started:%Y-%m-%d %H:%M:%S %Z} ({seconds / 60:.1f} minutes)",
+        f"- date: {started:%Y-%m-%d %H:%M:%S %Z} ({seconds / 60:.1f} minutes): {', '.join(ran)}",
+        f"- kept from earlier runs: {', '.join(kept) or 'none'}",
         f"- machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}",
         f"- kernel: {info['kernel']}; {info['perf']}; Python {info['python']}",
-        f"- perftop: {commit or 'unknown commit'}{' with local changes' if dirty else ''}",
+        f"- perftop: {current_commit()}",
         "",
         "| figure | perftop | peer | peer's figure | ratio | target | met? | conditions |",
         "|---|---:|---|---:|---:|---|---|---|",
     ]
     for outcome in outcomes:
-        for figure in outcome.figures:
+        ratios = outcome.ratios or [number(figure.ratio) for figure in outcome.figures]
+        for figure, ratio in zip(outcome.figures, ratios, strict=True):
             name = f"{figure.name} ({figure.unit})" if figure.unit else figure.name
             lines.append(
                 f"| {name} | {number(figure.perftop)} | {figure.peer_name or '-'} | "
-                f"{number(figure.peer)} | {number(figure.ratio)} | {figure.target or '-'} | "
+                f"{number(figure.peer)} | {ratio} | {figure.target or '-'} | "
                 f"{verdict(figure.met)} | {figure.note.replace('|', '/')} |"
             )
     lines += ["", "## Runs", ""]
     for outcome in outcomes:
         others = ", ".join(outcome.strangers) or "none"
         lines.append(
-            f"- `{outcome.benchmark.name}`: exit {outcome.status}, {outcome.seconds:.0f} s; "
+            f"- `{outcome.benchmark.name}`: exit {outcome.status}, {outcome.seconds:.0f} s, "
+            f"run {outcome.run_at} at {outcome.commit} on {outcome.machine}; "
             f"others' busy processes when it started: {others}"
         )
     for outcome in outcomes:
         command = " ".join([f"bench/{outcome.benchmark.name}.py", *outcome.benchmark.args])
+        record = KeptRun(
+            outcome.benchmark.name,
+            outcome.status,
+            round(outcome.seconds),
+            outcome.run_at,
+            outcome.commit,
+            outcome.machine,
+            outcome.strangers,
+            outcome.figures,
+            outcome.ratios,
+        )
         lines += [
             "",
             f"## {outcome.benchmark.name}",
+            "",
+            record_line(record),
             "",
             f"`.venv/bin/python {command}`",
             "",
@@ -296,10 +373,21 @@ def main() -> int:
     started = datetime.datetime.now().astimezone()
     began = time.monotonic()
     outcomes = []
+    commit = current_commit()
+    info = machine()
+    here = f"{info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, kernel {info['kernel']}"
     with tempfile.TemporaryDirectory() as tmp:
         for benchmark in chosen:
-            outcomes.append(run(benchmark, Path(tmp), args.quiet_wait))
-    args.output.write_text(markdown(outcomes, started, time.monotonic() - began))
+            run_at = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}"
+            outcome = run(benchmark, Path(tmp), args.quiet_wait)
+            outcome.run_at = run_at
+            outcome.commit = commit
+            outcome.machine = here
+            outcomes.append(outcome)
+    ran = [outcome.benchmark.name for outcome in outcomes]
+    every = with_kept(outcomes, args.output)
+    args.output.write_text(markdown(every, ran, started, time.monotonic() - began))
+    # Judged on this run's benchmarks only: the kept ones were judged when they ran.
     failed = [o.benchmark.name for o in outcomes if o.status != 0]
     missed = [f.name for o in outcomes for f in o.figures if f.met is False]
     print(f"\nwrote {args.output}; {len(missed)} targets missed: {'; '.join(missed) or 'none'}")

@@ -109,6 +109,7 @@ def view_json(view: View) -> dict[str, Any]:
             "stack_map_used": view.cost.stack_map_used,
             "stack_map_size": view.cost.stack_map_size,
             "drain_ms": round(view.cost.drain_ms, 3),
+            "drain_cpu_ms": round(view.cost.drain_cpu_ms, 3),
         },
     }
 

@@ -123,6 +123,11 @@ class CodeReader:
             cached_for_pid.popitem(last=False)
         return info
 
+    def cached(self, pid: int, code_address: int) -> CodeInfo | None:
+        """The code object as last read, without reading."""
+        cached_for_pid = self._by_pid.get(pid)
+        return cached_for_pid.get(code_address) if cached_for_pid is not None else None
+
     def cached_frame(
         self, runtime: PythonRuntime, code_address: int, instruction_address: int | None
     ) -> PythonFrame | None:

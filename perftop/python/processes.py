@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from perftop.python.code import CodeReader, CodeReadError, PythonFrame
+from perftop.python.code import CodeInfo, CodeReader, CodeReadError, PythonFrame
 from perftop.python.memory import MemoryReadError, ProcessMemory
 from perftop.python.runtime import Detection, NotPython, PythonRuntime, detect_python
 
@@ -73,6 +73,23 @@ class PythonProcesses:
             if _running(pid):
                 return None  # alive: the address no longer holds that code object
             return self.codes.cached_frame(runtime, code_address, instruction_address)
+
+    def code(self, pid: int, code_address: int) -> tuple[CodeInfo, int] | None:
+        """The code object at `code_address`, checked against the target's memory now (or, for
+        a process that has just exited, as last read), and the address its bytecode starts at;
+        None when there is none. One read per call: callers naming many frames of one code
+        object in one interval call this once and `CodeInfo.frame_at` for each."""
+        runtime = self.detection(pid)
+        if not isinstance(runtime, PythonRuntime):
+            return None
+        bytecode = code_address + runtime.offsets.code_code_adaptive
+        try:
+            return self.codes.code(self._memory(pid), runtime, code_address), bytecode
+        except (MemoryReadError, CodeReadError):
+            if _running(pid):
+                return None  # alive: the address no longer holds that code object
+            cached = self.codes.cached(pid, code_address)
+            return (cached, bytecode) if cached is not None else None
 
     def forget(self, pid: int) -> None:
         self._detections.pop(pid, None)

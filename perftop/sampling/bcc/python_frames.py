@@ -28,6 +28,7 @@ from typing import Any
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, PythonCode, python_frame
 from perftop.python import PythonProcesses, PythonRuntime, UnsupportedPython
+from perftop.python.code import CodeInfo
 from perftop.sampling.bcc.abi import PYTHON_NO_OFFSET, PYTHON_NO_OWNER, PythonProc, PythonStack
 from perftop.sampling.bcc.program import Maps, lib
 from perftop.symbols.memo import Generations
@@ -96,6 +97,8 @@ class PythonFrames:
         self._raw: Generations[int, RawStack] = Generations(RAW_STACKS_MAX)
         self._buffer = PythonStack()
         self._named: dict[tuple[int, int, int], Frame] = {}  # this drain's (pid, code, instr)
+        # This drain's code objects, each checked against the target once per drain.
+        self._codes: dict[tuple[int, int], tuple[CodeInfo, int] | None] = {}
         self.read_failed = 0
 
     # -- which processes ---------------------------------------------------------------------
@@ -135,6 +138,7 @@ class PythonFrames:
     def forget_exited(self) -> None:
         """Once per drain: unregister processes that exited or exec'd, and drop their caches."""
         self._named = {}
+        self._codes = {}
         self._raw.age()
         for pid, walked in list(self._walked.items()):
             start_time = process_start_time(pid)
@@ -193,8 +197,8 @@ class PythonFrames:
                 self._raw.put(stack_hash, (pairs, bool(buffer.truncated)))
                 pid = buffer.tgid
                 if pid in self._walked:
-                    for code, instruction in pairs:
-                        self._processes.frame(pid, code, instruction)
+                    for code in {code for code, _ in pairs}:
+                        self._processes.code(pid, code)  # read (and cached) while it lives
             lib.bpf_delete_elem(fd, ct.byref(key))
 
     def stack(self, pid: int, stack_hash: int, native: tuple[Frame, ...]) -> tuple[Frame, ...]:
@@ -221,10 +225,16 @@ class PythonFrames:
         key = (pid, code_address, instruction)
         frame = self._named.get(key)
         if frame is None:
-            named = self._processes.frame(pid, code_address, instruction)
-            if named is None:
+            code_key = (pid, code_address)
+            if code_key in self._codes:
+                code = self._codes[code_key]
+            else:
+                code = self._codes[code_key] = self._processes.code(pid, code_address)
+            if code is None:
                 frame = UNKNOWN_CODE
             else:
+                info, bytecode = code
+                named = info.frame_at(instruction - bytecode if instruction else None)
                 frame = python_frame(
                     PythonCode(named.qualname, named.filename, named.first_line, named.line)
                 )
