@@ -1,0 +1,359 @@
+"""User stacks walked with .eh_frame tables in the kernel, on binaries without frame pointers:
+programs built here with -fomit-frame-pointer, Debian's python3.11, the distro's stripped gzip,
+a library loaded with dlopen while perftop runs, and binaries whose tables lie."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perftop.config import SamplerConfig
+from perftop.model.samples import Interval, StackSample
+
+pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
+
+CHAIN = ["main", *(f"kestrel_{letter}" for letter in "abcdefg"), "leaf_spin"]
+
+CHAIN_C = r"""
+#include <stdlib.h>
+#include <time.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void leaf_spin(void) {
+    for (int i = 0; i < 1000000; i++) sink += i * 7;
+}
+/* `sink++` after each call: no tail calls, every level keeps a frame of its own. */
+#define LEVEL(name, next) __attribute__((noinline)) void name(void) { next(); sink++; }
+LEVEL(kestrel_g, leaf_spin)
+LEVEL(kestrel_f, kestrel_g)
+LEVEL(kestrel_e, kestrel_f)
+LEVEL(kestrel_d, kestrel_e)
+LEVEL(kestrel_c, kestrel_d)
+LEVEL(kestrel_b, kestrel_c)
+LEVEL(kestrel_a, kestrel_b)
+int main(int argc, char **argv) {
+    time_t end = time(NULL) + (argc > 1 ? atoi(argv[1]) : 60);
+    while (time(NULL) < end) kestrel_a();
+    return 0;
+}
+"""
+
+
+def build(directory: Path, name: str, source: str, *flags: str) -> Path:
+    source_file = directory / f"{name}.c"
+    source_file.write_text(textwrap.dedent(source))
+    binary = directory / name
+    command = ["gcc", "-O2", "-fomit-frame-pointer", *flags, "-o", str(binary), str(source_file)]
+    subprocess.run(command, check=True)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[object]:
+    from perftop.sampling.bcc.source import BccSource
+
+    sampler = BccSource(SamplerConfig(interval_s=1.0, frequency_hz=499, pids=(os.getpid(),)))
+    assert sampler.unwinder == "table"
+    yield sampler
+    sampler.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
+    children: list[subprocess.Popen[bytes]] = []
+    yield children
+    for child in children:
+        child.kill()
+        child.wait()
+
+
+def sample(source: object, pids: list[int], intervals: int = 1) -> list[StackSample]:
+    """The stacks of `pids` over whole intervals, once their tables are in the kernel."""
+    source.set_pid_filter(pids)  # type: ignore[attr-defined]
+    source.next_interval()  # type: ignore[attr-defined]  # applies the filter: registers them
+    unwind = source._unwind  # type: ignore[attr-defined]
+    assert unwind.wait_idle(60), "tables not built within 60 s"
+    source.next_interval()  # type: ignore[attr-defined]  # an interval straddling the upload
+    stacks: list[StackSample] = []
+    for _ in range(intervals):
+        interval = source.next_interval()  # type: ignore[attr-defined]
+        assert isinstance(interval, Interval) and interval.unwind == "table"
+        stacks += [stack for stack in interval.stacks if stack.pid in pids]
+    assert stacks, f"no samples of {pids}"
+    return stacks
+
+
+def symbols(stack: StackSample) -> list[str]:
+    return [frame.symbol for frame in stack.frames if not frame.kernel]
+
+
+def share(stacks: list[StackSample], wanted: object) -> float:
+    total = sum(stack.samples for stack in stacks)
+    return sum(stack.samples for stack in stacks if wanted(symbols(stack))) / total
+
+
+def contains_run(haystack: list[str], needle: list[str]) -> bool:
+    return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack)))
+
+
+def test_a_chain_without_frame_pointers_is_whole(
+    source: object, spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    binary = build(tmp_path, "kestrel", CHAIN_C)
+    spawn.append(subprocess.Popen([str(binary)]))
+    stacks = sample(source, [spawn[0].pid])
+    # The whole chain, in order, from main to the leaf, and below main the C runtime's start.
+    assert share(stacks, lambda chain: contains_run(chain, CHAIN)) >= 0.9, [
+        (symbols(s), s.samples) for s in stacks[:5]
+    ]
+    assert share(stacks, lambda chain: chain[:1] == ["_start"]) >= 0.9
+
+
+def test_frame_pointers_alone_break_the_same_chain(
+    spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """The comparison --unwind fp exists for: the same program, walked by frame pointers."""
+    from perftop.sampling.bcc.source import BccSource
+
+    binary = build(tmp_path, "kestrel", CHAIN_C)
+    spawn.append(subprocess.Popen([str(binary)]))
+    sampler = BccSource(SamplerConfig(frequency_hz=199, pids=(spawn[0].pid,), unwind="fp"))
+    try:
+        interval = sampler.next_interval()
+    finally:
+        sampler.close()
+    assert interval is not None and interval.unwind == "fp"
+    stacks = [s for s in interval.stacks if s.pid == spawn[0].pid]
+    assert stacks and share(stacks, lambda chain: contains_run(chain, CHAIN)) < 0.1
+
+
+WORK = """
+    def inner_spin(n):
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+
+    def outer():
+        return inner_spin(100000)
+
+    while True:
+        outer()
+"""
+
+
+def test_debian_python_reaches_main(
+    source: object, spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    script = tmp_path / "work.py"
+    script.write_text(textwrap.dedent(WORK))
+    spawn.append(subprocess.Popen(["/usr/bin/python3.11", str(script)]))
+    stacks = sample(source, [spawn[0].pid])
+    reaches_main = share(stacks, lambda chain: "main" in chain or "Py_BytesMain" in chain)
+    assert reaches_main >= 0.95, [(symbols(s), s.samples) for s in stacks[:5]]
+    # With the Python frames in the eval loop's place: native callers ; Python ; leaf.
+    chain = max(stacks, key=lambda s: s.samples)
+    names = symbols(chain)
+    assert names[:3] == ["_start", "__libc_start_main_impl", "__libc_start_call_main"], names
+    assert names.index("Py_BytesMain") < names.index("<module> (work.py:1)")
+    assert names[-2:] == ["outer (work.py:7)", "inner_spin (work.py:1)"], names
+
+
+def test_a_stripped_distro_binary_reaches_libc_start_and_has_one_row_per_function(
+    source: object, spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from perftop.unwind.eh_frame import read_call_frame_info
+    from perftop.unwind.elf import open_elf
+
+    gzip = shutil.which("gzip")
+    assert gzip is not None
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(1 << 20) * 64)
+    child = subprocess.Popen(f"while :; do {gzip} -9 -c {data} > /dev/null; done", shell=True)
+    spawn.append(child)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    pids = [
+        int(pid)
+        for pid in subprocess.run(
+            ["pgrep", "-x", "gzip"], capture_output=True, text=True
+        ).stdout.split()
+    ]
+    stacks = sample(source, [child.pid, *pids], intervals=2)
+    mine = [s for s in stacks if s.comm == "gzip"]
+    assert mine
+    assert share(mine, lambda chain: "__libc_start_call_main" in chain) >= 0.9, [
+        (symbols(s), s.samples) for s in mine[:5]
+    ]
+    # Every gzip address is named by the start of the function its FDE covers.
+    image = open_elf(Path(os.path.realpath(gzip)))
+    try:
+        # File offsets of the FDEs' starts: what "gzip+0x..." names.
+        starts = set()
+        for fde in read_call_frame_info(image).fdes:
+            for segment in image.segments:
+                if (
+                    segment.virtual_address
+                    <= fde.start
+                    < segment.virtual_address + segment.file_size
+                ):
+                    starts.add(fde.start - segment.virtual_address + segment.file_offset)
+    finally:
+        image.close()
+    leaf_rows: Counter[str] = Counter()
+    for stack in mine:
+        leaf = stack.frames[-1] if stack.frames else None
+        if leaf is not None and leaf.module == "gzip":
+            leaf_rows[leaf.symbol] += stack.samples
+    assert leaf_rows, mine[:3]
+    offsets = {int(symbol.rsplit("+0x", 1)[1], 16) for symbol in leaf_rows if "+0x" in symbol}
+    assert offsets and offsets <= starts, sorted(offsets - starts)[:5]
+    # One row per function: deflate's hot loop is one row, not one per instruction.
+    _, count = leaf_rows.most_common(1)[0]
+    assert count / sum(leaf_rows.values()) > 0.3, leaf_rows.most_common(5)
+    assert len(leaf_rows) <= 20, leaf_rows.most_common(25)
+
+
+LIBRARY_C = r"""
+volatile unsigned long sink;
+__attribute__((noinline)) void plugin_leaf(void) {
+    for (int i = 0; i < 1000000; i++) sink += i * 3;
+}
+__attribute__((noinline)) void plugin_entry(void) { plugin_leaf(); sink++; }
+"""
+
+LOADER_C = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void before_load(void) { for (int i = 0; i < 100000; i++) sink++; }
+__attribute__((noinline)) void call_plugin(void (*entry)(void)) { entry(); sink++; }
+int main(int argc, char **argv) {
+    char line[8];
+    printf("ready\n");
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    void *handle = dlopen(argv[1], RTLD_NOW);
+    if (!handle) return 2;
+    void (*entry)(void) = (void (*)(void))dlsym(handle, "plugin_entry");
+    printf("loaded\n");
+    fflush(stdout);
+    for (;;) call_plugin(entry);
+}
+"""
+
+
+def test_a_library_loaded_later_is_unwound_within_two_seconds(
+    source: object, tmp_path: Path
+) -> None:
+    library = tmp_path / "libplugin.so"
+    library_source = tmp_path / "plugin.c"
+    library_source.write_text(LIBRARY_C)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-fomit-frame-pointer",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(library),
+            str(library_source),
+        ],
+        check=True,
+    )
+    loader = build(tmp_path, "loader", LOADER_C, "-ldl")
+    child = subprocess.Popen(
+        [str(loader), str(library)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "ready\n"
+        sample(source, [child.pid])  # registered before the library exists
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "loaded\n"
+        loaded_at = time.monotonic()
+        whole = ["main", "call_plugin", "plugin_entry", "plugin_leaf"]
+        found_after = None
+        while time.monotonic() - loaded_at < 4:
+            interval = source.next_interval()  # type: ignore[attr-defined]
+            stacks = [s for s in interval.stacks if s.pid == child.pid]
+            if stacks and share(stacks, lambda chain: contains_run(chain, whole)) > 0.5:
+                found_after = time.monotonic() - loaded_at
+                break
+        # Within 2 s of the dlopen plus the interval that reports it.
+        assert found_after is not None and found_after <= 3.0, found_after
+    finally:
+        child.kill()
+        child.wait()
+
+
+BAD_CFI_S = r"""
+    .text
+    .globl main
+    .type main, @function
+main:
+    .cfi_startproc
+    /* A CFA far above the stack: the walk must stop, not read wild memory as frames. */
+    .cfi_def_cfa_offset 1048576
+    .cfi_offset %rbp, -524288
+1:  addq $1, %rax
+    jmp 1b
+    .cfi_endproc
+    .section .note.GNU-stack,"",@progbits
+"""
+
+
+def test_binaries_whose_tables_lie_are_survived(
+    source: object, spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    assembly = tmp_path / "badcfi.s"
+    assembly.write_text(BAD_CFI_S)
+    lying = tmp_path / "badcfi"
+    subprocess.run(["gcc", "-o", str(lying), str(assembly)], check=True)
+    # And a chain whose .eh_frame is garbage bytes of the same size.
+    corrupt = build(tmp_path, "corrupt", CHAIN_C)
+    section = tmp_path / "eh_frame.bin"
+    subprocess.run(
+        ["objcopy", "-O", "binary", "--only-section=.eh_frame", str(corrupt), str(section)],
+        check=True,
+    )
+    section.write_bytes(os.urandom(section.stat().st_size))
+    subprocess.run(["objcopy", f"--update-section=.eh_frame={section}", str(corrupt)], check=True)
+    spawn.append(subprocess.Popen([str(lying)]))
+    spawn.append(subprocess.Popen([str(corrupt)]))
+    pids = [child.pid for child in spawn]
+    stacks = sample(source, pids, intervals=2)
+    for child in spawn:
+        assert child.poll() is None  # never stopped, never harmed
+        mine = [s for s in stacks if s.pid == child.pid]
+        assert sum(s.samples for s in mine) > 100
+        # No wild frames: every frame is the binary's own, libc's, the kernel's, or a marker.
+        for stack in mine:
+            assert len(stack.frames) < 64, symbols(stack)
+    interval = source.next_interval()  # type: ignore[attr-defined]
+    assert interval is not None  # sampling goes on
+
+
+def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so() -> None:
+    from perftop.sampling.bcc.source import BccSource
+
+    # A walker too big for any verifier: 1024 frames of 64-step searches.
+    refused = ("-DPERFTOP_UNWIND_FRAMES=1024", "-DUNWIND_SEARCH_STEPS=64")
+    sampler = BccSource(SamplerConfig(frequency_hz=99, unwind_cflags=refused))
+    try:
+        interval = sampler.next_interval()
+    finally:
+        sampler.close()
+    assert interval is not None
+    assert interval.unwind == "fp (table walker refused)"
+    assert any("refused the table walker" in notice for notice in interval.notices)
+    assert interval.samples > 0
