@@ -88,6 +88,11 @@
 #define UNWIND_SEARCH_STEPS 24  // binary search steps: tables of up to 2^24 rows
 #endif
 
+// native_stack.truncated: how the walk ended
+#define UNWIND_WHOLE 0      // at the outermost frame (_start, clone: return address undefined)
+#define UNWIND_TRUNCATED 1  // at the frame limit
+#define UNWIND_STOPPED 2    // short of the outermost frame: no rule, unreadable stack, ...
+
 // unwind_row.cfa_rule (perftop/unwind/table.py CfaRuleKind)
 #define CFA_UNDEFINED 0
 #define CFA_RSP 1
@@ -183,7 +188,7 @@ struct mapping_value {
 // A table-unwound user stack, innermost first.
 struct native_stack {
     u32 depth;
-    u32 truncated;  // 1: the chain went on past PERFTOP_UNWIND_FRAMES
+    u32 truncated;  // UNWIND_WHOLE, UNWIND_TRUNCATED (past PERFTOP_UNWIND_FRAMES), UNWIND_STOPPED
     u32 tgid;
     u32 pad;
     u64 ip[PERFTOP_UNWIND_FRAMES];
@@ -461,13 +466,16 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             complete = 1;  // a zero return address ends the chain (thread start)
             break;
         }
-        if (i == PERFTOP_UNWIND_FRAMES - 1)
-            stack->truncated = 1;
     }
-    if (stack->truncated)
+    if (complete) {
+        stack->truncated = UNWIND_WHOLE;
+    } else if (stack->depth >= PERFTOP_UNWIND_FRAMES) {
+        stack->truncated = UNWIND_TRUNCATED;
         count_lost(generation, LOST_UNWIND_TRUNCATED);
-    else if (!complete)
+    } else {
+        stack->truncated = UNWIND_STOPPED;
         count_lost(generation, LOST_UNWIND_FAILED);
+    }
     hash |= 1;
     int error = native_stacks.insert(&hash, stack);
     if (error && error != -EEXIST) {

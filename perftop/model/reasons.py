@@ -49,6 +49,9 @@ class Unresolved(Enum):
     # whose code object was freed (or no longer reads as one) before user space named it.
     PYTHON_UNSUPPORTED = "interpreter frames not supported for this CPython version"
     PYTHON_CODE_GONE = "Python code object freed before it was named"
+    # The kernel's table walk ended short of the outermost frame (no rule for a caller's
+    # address, its stack unreadable, a binary without tables and without frame pointers).
+    UNWIND_STOPPED = "the stack walk stopped here: callers unknown"
     # A reason in a recording that no member has (a hand-edited file): shown, without a remedy.
     UNKNOWN = "no symbol (reason unknown)"
 

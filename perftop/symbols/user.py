@@ -23,6 +23,12 @@ from perftop.system.procfs import process_start_time
 # bcc/source.py words a notice with this text (until it names Unresolved.KPTR itself).
 
 BROKEN_UNWIND = Frame("[broken unwind]", "[unknown]", False, Unresolved.NOT_MAPPED)
+# The outermost frame of a table walk that ended short (callers unknown), and of one cut at the
+# frame limit: the frames below are real, what is above them is not known.
+UNWIND_STOPPED = Frame("[unwind stopped]", "[unknown]", False, Unresolved.UNWIND_STOPPED)
+MORE_FRAMES = Frame("[more frames]", "[unknown]", False)
+# Frames that say the walk outward from them is not the real chain.
+WALK_ENDS = (BROKEN_UNWIND, UNWIND_STOPPED, MORE_FRAMES)
 
 
 class Resolution(NamedTuple):

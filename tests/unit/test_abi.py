@@ -166,6 +166,9 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_NATIVE_STACK_ENTRIES", abi.NATIVE_STACK_ENTRIES_DEFAULT)
     expect("PERFTOP_UNWIND_FRAMES", abi.UNWIND_FRAMES)
     expect("UNWIND_SEARCH_STEPS", abi.UNWIND_SEARCH_STEPS)
+    expect("UNWIND_WHOLE", abi.UNWIND_WHOLE)
+    expect("UNWIND_TRUNCATED", abi.UNWIND_TRUNCATED)
+    expect("UNWIND_STOPPED", abi.UNWIND_STOPPED)
     for name, rule in CFA_RULES.items():
         expect(name, rule)
     for name, rule in RBP_RULES.items():

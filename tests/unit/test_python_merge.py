@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from perftop.model.samples import Frame, PythonCode, python_frame
 from perftop.sampling.bcc.python_frames import merge
-from perftop.symbols.user import BROKEN_UNWIND
+from perftop.symbols.user import BROKEN_UNWIND, MORE_FRAMES, UNWIND_STOPPED
 
 INTERPRETER = "libpython3.12.so.1.0"
 
@@ -65,3 +65,9 @@ def test_an_explanation_keeps_the_innermost_eval_frame() -> None:
 def test_kernel_frames_named_like_eval_are_not_eval_frames() -> None:
     kernel = Frame("_PyEval_EvalFrame_lookalike", "[kernel]", True)
     assert merge((EVAL, kernel), PYTHON, INTERPRETER) == (*PYTHON, kernel)
+
+
+def test_a_table_walk_that_stopped_short_drops_its_callers_as_a_broken_one() -> None:
+    chain = (UNWIND_STOPPED, native("PyObject_Call"), EVAL, LONG_ADD)
+    assert merge(chain, PYTHON, INTERPRETER) == PYTHON
+    assert merge((MORE_FRAMES, MAIN, EVAL), PYTHON, INTERPRETER) == PYTHON

@@ -33,6 +33,10 @@ UNWIND_MAPPINGS_DEFAULT: Final = 65536  # PERFTOP_UNWIND_MAPPINGS: trie entries
 NATIVE_STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_NATIVE_STACK_ENTRIES
 UNWIND_FRAMES: Final = 64  # PERFTOP_UNWIND_FRAMES
 UNWIND_SEARCH_STEPS: Final = 24  # binary search steps: a table holds fewer than 2**24 rows
+# native_stack.truncated: how the walk ended
+UNWIND_WHOLE: Final = 0  # at the outermost frame
+UNWIND_TRUNCATED: Final = 1  # at the frame limit
+UNWIND_STOPPED: Final = 2  # short of the outermost frame
 PYTHON_NO_OFFSET: Final = 0xFFFF  # a python_proc offset the version does not have
 PYTHON_NO_OWNER: Final = 0xFF  # python_proc.owner_cstack when no frames are skipped
 

@@ -234,25 +234,28 @@ class NativeStacks:
 
         self._map = maps.native_stacks
         self._buffer = NativeStack()
-        self._known: Generations[int, tuple[int, ...]] = Generations(1 << 16)
+        self._known: Generations[int, tuple[tuple[int, ...], int]] = Generations(1 << 16)
 
     def __len__(self) -> int:
         return len(self._known)
 
-    def read(self, keys: Iterable[int], lost: dict[str, int]) -> dict[int, tuple[int, ...]]:
+    def read(
+        self, keys: Iterable[int], lost: dict[str, int]
+    ) -> dict[int, tuple[tuple[int, ...], int]]:
+        """key -> (addresses innermost first, how the walk ended: abi.UNWIND_*)."""
         fd, buffer = self._map.map_fd, self._buffer
-        stacks: dict[int, tuple[int, ...]] = {}
+        stacks: dict[int, tuple[tuple[int, ...], int]] = {}
         for stack_key in keys:
-            ips = self._known.get(stack_key)
+            known = self._known.get(stack_key)
             key = ct.c_uint64(stack_key)
-            if ips is None:
+            if known is None:
                 if lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(buffer)) != 0:
                     lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
                     continue
                 depth = min(buffer.depth, len(buffer.ip))
-                ips = tuple(buffer.ip[:depth])
-                self._known.put(stack_key, ips)
+                known = (tuple(buffer.ip[:depth]), buffer.truncated)
+                self._known.put(stack_key, known)
             lib.bpf_delete_elem(fd, ct.byref(key))
-            stacks[stack_key] = ips
+            stacks[stack_key] = known
         self._known.age()
         return stacks

@@ -32,7 +32,7 @@ from perftop.python.code import CodeInfo
 from perftop.sampling.bcc.abi import PYTHON_NO_OFFSET, PYTHON_NO_OWNER, PythonProc, PythonStack
 from perftop.sampling.bcc.program import Maps, lib
 from perftop.symbols.memo import Generations
-from perftop.symbols.user import BROKEN_UNWIND
+from perftop.symbols.user import WALK_ENDS
 from perftop.system.procfs import process_start_time
 
 # Classifying a process reads its maps and an ELF header or two (~0.1 ms); under fork churn
@@ -270,10 +270,11 @@ def merge(
         leaf = native[evals[-1] + (0 if keep_eval else 1) :]
     else:
         callers, leaf = (), native
-    if BROKEN_UNWIND in callers:
+    if any(frame in WALK_ENDS for frame in callers):
         callers = ()
-    if BROKEN_UNWIND in leaf:
-        leaf = leaf[len(leaf) - leaf[::-1].index(BROKEN_UNWIND) :]
+    ends = [index for index, frame in enumerate(leaf) if frame in WALK_ENDS]
+    if ends:
+        leaf = leaf[ends[-1] + 1 :]
     if interpreter_module:
         start = 0
         while start < len(leaf) and leaf[start].module == interpreter_module:

@@ -10,12 +10,14 @@ from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, StackSample
 from perftop.profile.aggregate import StackTotals
 from perftop.sampling.bcc.abi import STACK_SKIPPED as PERFTOP_STACK_SKIPPED
+from perftop.sampling.bcc.abi import UNWIND_STOPPED, UNWIND_TRUNCATED
 from perftop.sampling.bcc.drain import CountEntry
 from perftop.sampling.bcc.python_frames import PythonFrames
 from perftop.sanitize import decode
 from perftop.symbols.kernel import KernelSymbols
 from perftop.symbols.memo import Generations
-from perftop.symbols.user import UserSymbols
+from perftop.symbols.user import MORE_FRAMES, WALK_ENDS, UserSymbols
+from perftop.symbols.user import UNWIND_STOPPED as UNWIND_STOPPED_FRAME
 from perftop.system.procfs import is_kernel_thread
 
 KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
@@ -52,7 +54,7 @@ class Symbolizer:
         stack_ips: Mapping[int, tuple[int, ...]],
         lost: dict[str, int],
         python_frames: bool = True,
-        native_ips: Mapping[int, tuple[int, ...]] | None = None,
+        native_ips: Mapping[int, tuple[tuple[int, ...], int]] | None = None,
     ) -> tuple[StackSample, ...]:
         """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
         stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
@@ -80,7 +82,12 @@ class Symbolizer:
         ) in entries:
             frames: tuple[Frame, ...] = ()
             if native_id and native_ips and native_id in native_ips:
-                frames = self._user.chain(pid, native_ips[native_id])
+                addresses, ending = native_ips[native_id]
+                frames = self._user.chain(pid, addresses)
+                if ending == UNWIND_STOPPED and frames and frames[0] not in WALK_ENDS:
+                    frames = (UNWIND_STOPPED_FRAME, *frames)
+                elif ending == UNWIND_TRUNCATED and frames:
+                    frames = (MORE_FRAMES, *frames)
             elif user_id >= 0 and user_id in stack_ips:
                 frames = self._user.chain(pid, stack_ips[user_id])
             elif user_id == -errno.EFAULT and not self._is_kernel_thread(pid):
