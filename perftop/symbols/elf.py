@@ -149,12 +149,15 @@ def _mini_debug_info_symbols(
     if section is None or section.header.sh_type == "SHT_NOBITS":
         return []
     compressed = _read_section(stream, section.header.sh_offset, section.header.sh_size, file_size)
-    decompressor = lzma.LZMADecompressor()
-    content = decompressor.decompress(compressed, max_length=MAX_TABLE_BYTES)
-    if not decompressor.eof:
-        return []  # larger than any table we read, or truncated
-    inner = io.BytesIO(content)
-    return _function_symbols(ELFFile(inner), inner, len(content))
+    try:
+        decompressor = lzma.LZMADecompressor()
+        content = decompressor.decompress(compressed, max_length=MAX_TABLE_BYTES)
+        if not decompressor.eof:
+            return []  # larger than any table we read, or truncated
+        inner = io.BytesIO(content)
+        return _function_symbols(ELFFile(inner), inner, len(content))
+    except Exception:  # damaged: the binary's own symbols still count
+        return []
 
 
 def _function_starts(stream: BinaryIO, path: str) -> FunctionStarts | None:
