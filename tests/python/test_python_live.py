@@ -19,7 +19,14 @@ from perftop.config import SamplerConfig
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import FrameKind, Interval, StackSample
 from perftop.profile.view import build_view
-from tests.python.conftest import DEBIAN_PYTHON, pyenv_python, run_child, tracer_pid
+from tests.python.conftest import (
+    DEBIAN_PYTHON,
+    INTERPRETERS,
+    interpreter_path,
+    pyenv_python,
+    run_child,
+    tracer_pid,
+)
 from tests.python.test_python_hostile import compiled
 
 pytestmark = [pytest.mark.bpf, pytest.mark.usefixtures("require_bpf")]
@@ -79,20 +86,6 @@ def self_shares(stacks: list[StackSample]) -> Counter[str]:
         if stack.frames:
             counts[stack.frames[-1].symbol] += stack.samples
     return counts
-
-
-INTERPRETERS = ["debian-3.11", "pyenv-3.11.7", "pyenv-3.12.1", "pyenv-3.13.0"]
-
-
-def interpreter_path(name: str) -> Path:
-    if name == "debian-3.11":
-        return DEBIAN_PYTHON
-    path = pyenv_python(name.removeprefix("pyenv-"))
-    if not path.exists():
-        if os.environ.get("PERFTOP_REQUIRE_BPF") == "1":
-            pytest.fail(f"{path} not installed (PERFTOP_REQUIRE_BPF=1: CI must test it)")
-        pytest.skip(f"{path} not installed")
-    return path
 
 
 @pytest.mark.parametrize("name", INTERPRETERS)
