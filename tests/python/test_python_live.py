@@ -104,11 +104,11 @@ def test_chain_under_module_and_inner_spin_hottest(
     leaf = self_shares(stacks).most_common(1)[0][0]
     assert leaf == "inner_spin (child_program.py:3)"
     # The Python frames start the stack: the native callers' broken walk is gone.
-    deep = next(s for s in stacks if python_names(s) == CHAIN)
+    deep = max((s for s in stacks if python_names(s) == CHAIN), key=lambda s: s.samples)
     assert deep.frames[0].symbol.startswith("<module> (child_program.py:")
     assert not any(f.symbol == "[broken unwind]" for f in deep.frames)
     assert not any(f.symbol.startswith("_PyEval_EvalFrame") for f in deep.frames)
-    frame = deep.frames[-1]
+    frame = [f for f in deep.frames if f.python is not None][-1]  # the innermost Python frame
     assert frame.kind is FrameKind.PYTHON and frame.python is not None
     assert frame.module == str(tmp_path / "child_program.py")
     assert frame.python.line in (4, 5, 6, 7)  # a line of inner_spin's body
