@@ -36,10 +36,16 @@ def pyenv_python(version: str) -> Path:
     return pyenv_root() / "versions" / version / "bin" / "python3"
 
 
-@pytest.fixture(params=["debian-3.11", *(f"pyenv-{v}" for v in PYENV_VERSIONS)])
+INTERPRETERS = ["debian-3.11", *(f"pyenv-{v}" for v in PYENV_VERSIONS)]
+
+
+@pytest.fixture(params=INTERPRETERS)
 def interpreter(request: pytest.FixtureRequest) -> Path:
+    return interpreter_path(request.param)
+
+
+def interpreter_path(name: str) -> Path:
     """Debian's python3.11 must exist (it is what perftop's users run); pyenv builds may not."""
-    name: str = request.param
     if name == "debian-3.11":
         assert DEBIAN_PYTHON.exists(), "Debian's /usr/bin/python3.11 is missing"
         return DEBIAN_PYTHON

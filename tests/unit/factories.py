@@ -28,3 +28,33 @@ def stack(
     *frames: Frame, pid: int = 100, tid: int | None = None, comm: str = "app", samples: int = 1
 ) -> StackSample:
     return StackSample(pid, pid if tid is None else tid, comm, tuple(frames), samples, samples * 10)
+
+
+HOSTILE_QUALNAME = "Evil.\x1b[31m[bold]x[/bold];run"
+
+
+def mixed_python_stacks(hostile_file: str = "/srv/app/evil.py") -> tuple[StackSample, ...]:
+    """python's main, two Python functions (one seen on two lines, one named with an escape,
+    markup and the folded separator), C code under them, and a syscall."""
+    hostile = python(HOSTILE_QUALNAME, hostile_file, first_line=3, line=4)
+    return (
+        stack(
+            user("main", "python3.12"),
+            python("handle", line=12),
+            hostile,
+            user("PyLong_FromLong", "python3.12"),
+            pid=30,
+            comm="py",
+            samples=5,
+        ),
+        stack(
+            user("main", "python3.12"),
+            python("handle", line=14),
+            user("write", "libc.so.6"),
+            kernel("do_syscall_64"),
+            pid=30,
+            comm="py",
+            samples=2,
+        ),
+        stack(user("main", "python3.12"), python("handle", line=None), pid=30, comm="py"),
+    )

@@ -19,7 +19,14 @@ from perftop.formats.exports import (
     speedscope_bytes,
     speedscope_profile,
 )
-from tests.unit.factories import kernel, python, stack, user
+from tests.unit.factories import (
+    HOSTILE_QUALNAME,
+    kernel,
+    mixed_python_stacks,
+    python,
+    stack,
+    user,
+)
 
 DATA = Path(__file__).parents[1] / "data"
 SCHEMA = Path(__file__).parents[1] / ".cache" / "speedscope-file-format-schema.json"
@@ -114,28 +121,7 @@ def test_empty_profile_is_still_valid(profile_pb2: ModuleType) -> None:
 
 # Python frames: callers, Python functions (one seen on two lines, one hostile), C, kernel ---
 
-HOSTILE_QUALNAME = "Evil.\x1b[31m[bold]x[/bold];run"
-PYTHON_STACKS = (
-    stack(
-        user("main", "python3.12"),
-        python("handle", line=12),
-        python(HOSTILE_QUALNAME, "/srv/app/evil.py", first_line=3, line=4),
-        user("PyLong_FromLong", "python3.12"),
-        pid=30,
-        comm="py",
-        samples=5,
-    ),
-    stack(
-        user("main", "python3.12"),
-        python("handle", line=14),
-        user("write", "libc.so.6"),
-        kernel("do_syscall_64"),
-        pid=30,
-        comm="py",
-        samples=2,
-    ),
-    stack(user("main", "python3.12"), python("handle", line=None), pid=30, comm="py"),
-)
+PYTHON_STACKS = mixed_python_stacks()
 
 
 def test_pprof_python_functions_have_file_and_start_line_and_lines(

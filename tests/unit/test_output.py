@@ -7,7 +7,14 @@ from dataclasses import replace
 from perftop.formats.output import FoldedAccumulator, format_json, format_text
 from perftop.model.samples import CpuStat, Interval, ProcessInfo
 from perftop.profile.view import build_view
-from tests.unit.factories import kernel, python, stack, user
+from tests.unit.factories import (
+    HOSTILE_QUALNAME,
+    kernel,
+    mixed_python_stacks,
+    python,
+    stack,
+    user,
+)
 
 HOSTILE_COMM = "[bold red]x[/]\x1b]0;owned\x07"
 HOSTILE_SYMBOL = "evil[/]\x1b[31m\u202e;x"
@@ -82,33 +89,10 @@ def test_folded_lines_are_safe_and_parseable() -> None:
 
 # Python frames: a stack of native callers, Python functions, a native leaf and the kernel ----
 
-HOSTILE_QUALNAME = "Evil.\x1b[31m[bold]x[/bold];run"
-
 
 def python_snapshot() -> Interval:
     """python's main, two Python functions (one on two lines, one hostile), C code, a syscall."""
-    hostile = python(HOSTILE_QUALNAME, "/srv/app/evil;dir/ev\x1bil.py", first_line=3, line=4)
-    stacks = (
-        stack(
-            user("main", "python3.12"),
-            python("handle", line=12),
-            hostile,
-            user("PyLong_FromLong", "python3.12"),
-            pid=30,
-            comm="py",
-            samples=5,
-        ),
-        stack(
-            user("main", "python3.12"),
-            python("handle", line=14),
-            user("write", "libc.so.6"),
-            kernel("do_syscall_64"),
-            pid=30,
-            comm="py",
-            samples=2,
-        ),
-        stack(user("main", "python3.12"), python("handle", line=None), pid=30, comm="py"),
-    )
+    stacks = mixed_python_stacks("/srv/app/evil;dir/ev\x1bil.py")
     return Interval(
         timestamp=0.0,
         interval_s=1.0,

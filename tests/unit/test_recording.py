@@ -136,10 +136,10 @@ def test_recordings_made_before_python_frames_still_read() -> None:
     del data["python_frames"]
     data["frames"][0].append(None)  # a fifth value of null: no Python code
     decoded = decode_interval(data)
-    assert decoded.python_frames is False  # nothing was walked before the field existed
+    assert decoded.python_frames is True  # no claim: the replay's header shows no "off"
     assert decoded.stacks[0].frames[0] == Frame("main", "app", False)
     session = read_recording(Path(__file__).parents[1] / "data" / "session.jsonl")
-    assert all(not s.python_frames for s in session)
+    assert all(s.python_frames for s in session)
     assert all(f.python is None for s in session for t in s.stacks for f in t.frames)
     assert build_view(session[0]).functions  # and it still aggregates
 

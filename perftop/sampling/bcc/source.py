@@ -45,7 +45,7 @@ from perftop.sampling.bcc.program import (
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.system.memory import freeze_long_lived_objects, release_free_memory
 from perftop.system.processes import ProcessDetails
-from perftop.system.procfs import online_cpus, running_pids
+from perftop.system.procfs import online_cpus
 
 if TYPE_CHECKING:
     from perftop.sampling.bcc.drain import CountEntry
@@ -58,8 +58,6 @@ TRIM_EVERY_S = 1.0
 # How often new Python stacks are read and named between drains: a process that lives less
 # than an interval is named before it exits.
 PREFETCH_EVERY_S = 0.25
-# Processes classified as Python or not before the first interval (the rest as they are sampled).
-STARTUP_DETECTIONS = 512
 
 
 class BccSource:
@@ -114,6 +112,11 @@ class BccSource:
                 self._unwind.observe(config.pids)
 
             self._python_frames = PythonFrames(self._program.maps)
+            if config.python_frames:
+                # The filtered pids at once, so their first interval has Python frames; any
+                # other process is classified when it is first sampled (at the first drain:
+                # the screen's first interval is a quarter second).
+                self._python_frames.observe(config.pids)
             self._symbols: Symbolizer = symbolize.Symbolizer(self._python_frames)
             notice = self._symbols.notice()
             if notice:
@@ -126,11 +129,6 @@ class BccSource:
             # and a quarter-second first interval counted them as its own: 324 samples/s at
             # 99 Hz x 2). The counters start at zero in the maps, so they need no baseline.
             self._attach(self._event, self._frequency)
-            if config.python_frames:
-                # At once, so most of the first interval already carries Python frames: the
-                # filtered pids, else the running processes (~0.1 ms each, a few ms for a
-                # Python one, bounded). After the attach, so the start-up does not wait on it.
-                self._python_frames.observe(config.pids or running_pids(), STARTUP_DETECTIONS)
         except BaseException:
             self._release()
             raise
