@@ -185,6 +185,15 @@ struct mapping_value {
     u32 row_count;
 };
 
+// An address of a registered process that no table covers yet: user space loads the table of
+// the mapping holding it, so only binaries that are on sampled stacks get tables.
+struct unwind_miss {
+    u32 tgid;
+    u32 pad;
+    u64 address;  // rounded down to 64 KiB: one entry for the many pcs of one function
+};
+// The value is one exact address of that block: the mapping that holds it is the one to load.
+
 // A table-unwound user stack, innermost first.
 struct native_stack {
     u32 depth;
@@ -213,6 +222,7 @@ BPF_HASH(python_stacks, u64, struct python_stack, PERFTOP_PYTHON_STACK_ENTRIES);
 BPF_ARRAY(unwind_rows, struct unwind_row, PERFTOP_UNWIND_ROWS);
 BPF_LPM_TRIE(unwind_mappings, struct mapping_key, struct mapping_value, PERFTOP_UNWIND_MAPPINGS);
 BPF_PERCPU_ARRAY(native_scratch, struct native_stack, 1);
+BPF_HASH(unwind_misses, struct unwind_miss, u64, 1024);
 BPF_HASH(native_stacks, u64, struct native_stack, PERFTOP_NATIVE_STACK_ENTRIES);
 
 static __always_inline void count_lost(u32 generation, u32 slot)
@@ -409,6 +419,11 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
         key.address = __builtin_bswap64(ip);
         struct mapping_value *mapping = unwind_mappings.lookup(&key);
         if (!mapping || !mapping->row_count) {
+            if (mapping) {
+                // The process is registered, this address has no table (yet): ask for it.
+                struct unwind_miss miss = {.tgid = tgid, .address = ip & ~0xffffULL};
+                unwind_misses.insert(&miss, &ip);
+            }
             // No table here (JIT code, a binary built with frame pointers): one frame-pointer
             // step, as get_stackid would take.
             if (!bp)

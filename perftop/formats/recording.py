@@ -283,15 +283,10 @@ def decode_interval(data: Any) -> Interval:
         stacks=tuple(_decode_stack(s, frames) for s in _field(data, "stacks", list)),
         processes={info.pid: info for info in infos},
         stack_mode=_decode_stack_mode(_field(data, "stack_mode", str)),
-<<<<<<< HEAD
-        # Recordings made before Python frames were walked have no such field: none were.
-        python_frames=_check(data.get("python_frames", False), bool, "python_frames"),
-        unwind=_check(data.get("unwind", ""), str, "unwind")[:80],
-=======
         # Recordings made before Python frames existed have no such field: they make no claim,
         # and the screen says "no Python frames" only for a session that turned them off.
         python_frames=_check(data.get("python_frames", True), bool, "python_frames"),
->>>>>>> main
+        unwind=_check(data.get("unwind", ""), str, "unwind")[:80],
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
         cost=_decode_cost(_field(data, "cost", dict)),

@@ -202,6 +202,7 @@ def abi_mismatches(text: str) -> list[str]:
         ("mapping_key", abi.MappingKey),
         ("mapping_value", abi.MappingValue),
         ("native_stack", abi.NativeStack),
+        ("unwind_miss", abi.UnwindMiss),
     ):
         if c_name not in program.structs:
             problems.append(f"struct {c_name}: missing in C")
@@ -255,6 +256,7 @@ def abi_mismatches(text: str) -> list[str]:
         "PERFTOP_UNWIND_MAPPINGS",
     )
     expect_map("native_scratch", "BPF_PERCPU_ARRAY", "struct native_stack", "1")
+    expect_map("unwind_misses", "BPF_HASH", "struct unwind_miss", "u64", "1024")
     expect_map(
         "native_stacks", "BPF_HASH", "u64", "struct native_stack", "PERFTOP_NATIVE_STACK_ENTRIES"
     )

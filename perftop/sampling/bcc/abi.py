@@ -167,6 +167,16 @@ class MappingValue(ct.Structure):
     )
 
 
+class UnwindMiss(ct.Structure):
+    """struct unwind_miss: an address of a registered process that no table covers yet."""
+
+    _fields_ = (
+        ("tgid", ct.c_uint32),
+        ("pad", ct.c_uint32),
+        ("address", ct.c_uint64),
+    )
+
+
 class NativeStack(ct.Structure):
     """struct native_stack: a table-unwound user stack, innermost first."""
 

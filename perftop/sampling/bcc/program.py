@@ -176,6 +176,7 @@ class Maps:
         self.unwind_rows = bpf[b"unwind_rows"]
         self.unwind_mappings = bpf[b"unwind_mappings"]
         self.native_stacks = bpf[b"native_stacks"]
+        self.unwind_misses = bpf[b"unwind_misses"]
         self.capacity = counts_entries
         counts = self.counts[0]
         if (ct.sizeof(counts.Key), ct.sizeof(counts.Leaf)) != (KEY_FORMAT.size, VALUE_FORMAT.size):

@@ -249,6 +249,8 @@ class BccSource:
                 return self.drain()
             if self._python:
                 self._python_frames.prefetch()
+            if self._unwind is not None:
+                self._unwind.take_misses()
 
     def interrupt(self) -> None:
         self._closed.set()
@@ -295,6 +297,7 @@ class BccSource:
         )
         if self._unwind is not None:
             self._unwind.observe(dict.fromkeys(entry.tgid for entry in entries))
+            self._unwind.take_misses()
             self._unwind.forget_exited()
             self._notices += self._unwind.notices()
         stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)

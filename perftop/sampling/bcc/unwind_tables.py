@@ -1,13 +1,17 @@
 """Unwind tables for the BPF program: which binaries' tables are in `unwind_rows`, and which
 address ranges of which process use them (`unwind_mappings`).
 
-A process is registered the first time it is sampled (or when perftop is filtered to it): a
-background thread reads its executable mappings, loads each file's table (perftop.unwind: built
-from `.eh_frame` once per build id, then read from perftop's cache), uploads tables not in the
-kernel yet in one batch each, and inserts the process's ranges into the trie. Until then, and
-for any address without a table (JIT code, a table that did not fit), the program walks frame
-pointers. A registered process's mappings are compared again every `RECHECK_S`, so a library
-loaded with dlopen is unwound within about that long; exited processes are removed.
+A process is registered the first time it is sampled (or when perftop is filtered to it): one
+trie entry covering the whole process says "walk it with tables", and the ranges of mappings
+whose tables are already in the kernel are added. Tables are built only for binaries that are
+on sampled stacks: when the walk meets an address of a registered process that no table covers,
+the program records it in `unwind_misses` (and takes a frame-pointer step); every quarter
+second a background thread loads the table of the mapping holding each missed address
+(perftop.unwind: built from `.eh_frame` once per build id, then read from perftop's cache),
+uploads it in one batch, and adds the mapping's ranges. A chain through four libraries is whole
+after about as many rounds. A miss outside every known mapping re-reads the process's maps, so
+a library loaded with dlopen gets its table as soon as it is sampled; exited processes are
+removed. Where no table can exist (JIT code) the frame-pointer step is what the walk does.
 
 Rows are shared by every process that maps the same file, and are never moved: the array is
 filled from the start, and when it is full new binaries go without tables (said once, in the
@@ -61,6 +65,7 @@ class _Process:
     maps: str
     keys: list[bytes] = field(default_factory=list)  # trie keys inserted, to delete them
     checked: float = 0.0
+    needed: set[str] = field(default_factory=set)  # mapped files its stacks went through
 
 
 def range_prefixes(start: int, end: int) -> list[tuple[int, int]]:
@@ -92,7 +97,8 @@ class UnwindTables:
         self._vdso: dict[int, LoadedTable | None] = {}  # by the hash of its rows
         self._processes: dict[int, _Process] = {}
         self._lock = threading.Lock()  # _processes and the notices, shared with the thread
-        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._misses = maps.unwind_misses
+        self._queue: queue.Queue[tuple[int, int | None] | None] = queue.Queue()
         self._pending: set[int] = set()
         self._notices: list[str] = []
         self._full_said = False
@@ -114,7 +120,24 @@ class UnwindTables:
                 if known is not None and now - known.checked < RECHECK_S:
                     continue
                 self._pending.add(pid)
-                self._queue.put(pid)
+                self._queue.put((pid, None))
+
+    def take_misses(self) -> None:
+        """Queue the table for each address the walk found without one (on the sampler thread,
+        between drains: the map is small and emptied each time)."""
+        table = self._misses
+        fd = table.map_fd
+        address = ct.c_uint64()
+        for key in list(table.keys()):
+            found = lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(address)) == 0
+            lib.bpf_delete_elem(fd, ct.byref(key))
+            with self._lock:
+                if not found or key.tgid not in self._processes:
+                    continue
+                if len(self._pending) >= MAX_PENDING:
+                    continue
+                self._pending.add(key.tgid)
+            self._queue.put((key.tgid, address.value))
 
     def forget_exited(self) -> None:
         with self._lock:
@@ -162,11 +185,12 @@ class UnwindTables:
 
     def _run(self) -> None:
         while True:
-            pid = self._queue.get()
-            if pid is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            pid, missed = item
             try:
-                self._register(pid)
+                self._register(pid, missed)
             except Exception as error:  # a process that lies or vanishes must not end the thread
                 with self._lock:
                     self._notices.append(f"unwind tables for pid {pid}: {error}")
@@ -174,22 +198,43 @@ class UnwindTables:
                 with self._lock:
                     self._pending.discard(pid)
 
-    def _register(self, pid: int) -> None:
+    def _register(self, pid: int, missed: int | None = None) -> None:
+        """(Re)write the process's trie entries: the whole process, and each mapping whose
+        table is loaded or is wanted (it holds `missed`, or the process's stacks went through
+        it before)."""
         start_time = process_start_time(pid)
         try:
             maps_text = Path(f"/proc/{pid}/maps").read_text()
         except OSError:
             return
         now = time.monotonic()
+        mappings = executable_mappings(maps_text)
         with self._lock:
             known = self._processes.get(pid)
-            if known is not None and known.maps == maps_text and known.start_time == start_time:
-                known.checked = now
-                return
+            if known is not None and known.start_time != start_time:
+                known = None  # another process under a reused pid
+            needed = set(known.needed) if known is not None else set()
+        if missed is not None:
+            holder = next((m for m in mappings if m.start <= missed < m.end), None)
+            if holder is None:
+                return  # an address in no mapping: a frame-pointer step into garbage
+            if known is not None and known.maps == maps_text and holder.path in needed:
+                return  # its table is in already (the pc falls in a gap of it)
+            needed.add(holder.path)
+        if (
+            known is not None
+            and known.maps == maps_text
+            and needed == known.needed
+            and missed is None
+        ):
+            known.checked = now
+            return
         entries: list[tuple[MappingKey, MappingValue]] = [
             (mapping_key(pid, 0, 0), MappingValue(0, 0, 0))  # the whole process: frame pointers
         ]
-        for mapping in executable_mappings(maps_text):
+        for mapping in mappings:
+            if mapping.path not in needed and not self._loaded(pid, mapping):
+                continue
             located = self._mapping_table(pid, mapping)
             if located is None:
                 continue
@@ -205,12 +250,22 @@ class UnwindTables:
         new_keys = set(keys)
         with self._lock:
             old = self._processes.get(pid)
-            self._processes[pid] = _Process(start_time, maps_text, keys, now)
+            self._processes[pid] = _Process(start_time, maps_text, keys, now, needed)
         if old is not None:
             for raw in old.keys:
                 if raw not in new_keys:  # a range unmapped since
                     stale = MappingKey.from_buffer_copy(raw)
                     lib.bpf_delete_elem(fd, ct.byref(stale))
+
+    def _loaded(self, pid: int, mapping: ExecutableMapping) -> bool:
+        """Whether the mapping's table is in the kernel already (another process mapped it)."""
+        if mapping.path == VDSO:
+            return bool(self._vdso)
+        try:
+            status = os.stat(f"/proc/{pid}/root{mapping.path}")
+        except OSError:
+            return False
+        return self._tables.get((status.st_dev, status.st_ino, status.st_mtime_ns)) is not None
 
     def _mapping_table(
         self, pid: int, mapping: ExecutableMapping
