@@ -181,6 +181,8 @@ struct mapping_key {
 
 struct mapping_value {
     u64 load_bias;  // process address - ELF address
+    u64 start;      // the mapping's range: the walk looks it up again only when it leaves it
+    u64 end;
     u32 row_start;  // the mapping's table in unwind_rows; row_count 0: no table (frame pointers)
     u32 row_count;
 };
@@ -409,6 +411,10 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
     u64 hash = (14695981039346656037ULL ^ tgid) * 1099511628211ULL;
     int exact = 1;  // frame 0's ip, and one a signal interrupted, are not return addresses
     int complete = 0;
+    // The mapping of the last frame: callers are often in the same binary, and a trie lookup
+    // costs more than the rest of a frame.
+    u64 map_start = 0, map_end = 0, map_bias = 0;
+    u32 map_rows_start = 0, map_rows = 0;
 #pragma clang loop unroll(disable)
     for (int i = 0; i < PERFTOP_UNWIND_FRAMES; i++) {
         u32 depth = stack->depth;
@@ -416,14 +422,21 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
         stack->depth = depth + 1;
         hash = (hash ^ ip) * 1099511628211ULL;
 
-        key.address = __builtin_bswap64(ip);
-        struct mapping_value *mapping = unwind_mappings.lookup(&key);
-        if (!mapping || !mapping->row_count) {
-            if (mapping) {
+        if (ip < map_start || ip >= map_end) {
+            key.address = __builtin_bswap64(ip);
+            struct mapping_value *found = unwind_mappings.lookup(&key);
+            map_start = found ? found->start : 0;
+            map_end = found ? found->end : 0;
+            map_bias = found ? found->load_bias : 0;
+            map_rows_start = found ? found->row_start : 0;
+            map_rows = found ? found->row_count : 0;
+            if (found && !map_rows) {
                 // The process is registered, this address has no table (yet): ask for it.
                 struct unwind_miss miss = {.tgid = tgid, .address = ip & ~0xffffULL};
                 unwind_misses.insert(&miss, &ip);
             }
+        }
+        if (!map_rows || ip < map_start || ip >= map_end) {
             // No table here (JIT code, a binary built with frame pointers): one frame-pointer
             // step, as get_stackid would take.
             if (!bp)
@@ -438,8 +451,8 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             exact = 0;
             continue;
         }
-        u64 pc = ip - mapping->load_bias - (exact ? 0 : 1);
-        struct unwind_row *row = find_row(mapping->row_start, mapping->row_count, pc);
+        u64 pc = ip - map_bias - (exact ? 0 : 1);
+        struct unwind_row *row = find_row(map_rows_start, map_rows, pc);
         if (!row)
             break;
         u8 rule = row->cfa_rule;

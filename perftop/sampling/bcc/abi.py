@@ -162,6 +162,8 @@ class MappingValue(ct.Structure):
 
     _fields_ = (
         ("load_bias", ct.c_uint64),
+        ("start", ct.c_uint64),  # the mapping's range
+        ("end", ct.c_uint64),
         ("row_start", ct.c_uint32),
         ("row_count", ct.c_uint32),  # 0: no table, frame pointers
     )

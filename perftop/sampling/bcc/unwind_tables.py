@@ -230,7 +230,8 @@ class UnwindTables:
             known.checked = now
             return
         entries: list[tuple[MappingKey, MappingValue]] = [
-            (mapping_key(pid, 0, 0), MappingValue(0, 0, 0))  # the whole process: frame pointers
+            # The whole process: frame pointers, and a miss where it is not covered.
+            (mapping_key(pid, 0, 0), MappingValue(0, 0, 0, 0, 0))
         ]
         for mapping in mappings:
             if mapping.path not in needed and not self._loaded(pid, mapping):
@@ -239,7 +240,7 @@ class UnwindTables:
             if located is None:
                 continue
             bias, table = located
-            value = MappingValue(bias, table.row_start, table.row_count)
+            value = MappingValue(bias, mapping.start, mapping.end, table.row_start, table.row_count)
             for block, bits in range_prefixes(mapping.start, mapping.end):
                 entries.append((mapping_key(pid, block, bits), value))
         keys = []
