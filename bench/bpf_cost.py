@@ -37,7 +37,6 @@ Run: `.venv/bin/python bench/bpf_cost.py [--seconds 10]` (part of `make bench`).
 from __future__ import annotations
 
 import argparse
-import ctypes as ct
 import json
 import os
 import subprocess
@@ -247,7 +246,9 @@ def filtered_floor_cost(pids: set[int], seconds: float) -> float:
         walked = bpf[b"walked"]
 
         def walked_count() -> int:
-            return sum(int(value.value) for value in walked[ct.c_int(0)])
+            # One value per CPU: ints from BCC's array of u64 (a ctypes value from older BCC).
+            values = walked[walked.Key(0)]
+            return sum(int(getattr(value, "value", value)) for value in values)
 
         bpf.attach_perf_event(
             ev_type=PerfType.SOFTWARE,
