@@ -14,6 +14,23 @@ plus the stack map's hash, which any BPF profiler that shows user stacks pays. p
 the floor is what perftop's own program adds.
 
 Target: <= 2 µs per sample.
+
+Then the user-stack unwinders on workloads without frame pointers, each on both CPUs (two
+copies): tests/bpf/test_unwind.py's 8-deep chain built -O2 -fomit-frame-pointer, and Debian's
+python3.11 running bench/python_work.py. For each, perftop runs `-p WORKLOAD --no-python` once
+with `--unwind table` and once with `--unwind fp` (Python frames off: bench/python_cost.py
+measures them; here the native walk alone), and a floor program that walks the user stack with
+get_stackid for the same processes (behind the same kind of pid filter) runs alone. A run's
+figure is the program's run time over the workload's counted samples (as in python_cost.py: an
+upper bound, since the few filtered samples' early returns are charged to them), over the
+intervals after perftop's first two (it registers a process's tables in a background thread
+after first seeing it). Per frame: ns per sample over the run's median count of native user
+frames per sample, as perftop shows them (for fp and the floor: the fp run's frames, up to
+where perftop's symbolizer sees the walk leave the mappings). Table memory: the recording's
+`unwind_rows_used` x 16 bytes. Table build time: perftop.unwind's build_unwind_info (cold, no
+cache) and load_unwind_info from a temporary cache it filled, for python3.11 and libc, in CPU
+seconds, the best of three. Reported, not judged (issue 14 sets no target for them).
+
 Run: `.venv/bin/python bench/bpf_cost.py [--seconds 10]` (part of `make bench`).
 """
 
@@ -26,9 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib import (
+    BENCH,
     PERFTOP,
     ROOT,
     Figure,
@@ -38,11 +58,15 @@ from benchlib import (
     build,
     exit_cleanly_on_signals,
     median,
+    number,
     report_figures,
     start_stackgen,
 )
+from native_stacks import build_chain, median_over_samples, recorded_stacks
 
 from perftop.system.headers import locate_headers
+from perftop.unwind.cache import build_unwind_info, load_unwind_info
+from perftop.unwind.table import ROW_SIZE
 
 FREQUENCY = 999
 TARGET_NS = 2000.0
@@ -92,6 +116,34 @@ int do_perf_event(struct bpf_perf_event_data *ctx) {
     return 0;
 }
 """
+
+# The floor for one workload: its user stacks walked by get_stackid, every other process's
+# sample ended at a pid filter, as perftop's -p does; `walked` counts the workload's samples.
+FILTERED_FLOOR_PROGRAM = r"""
+#include <uapi/linux/ptrace.h>
+#include <uapi/linux/bpf_perf_event.h>
+
+BPF_HASH(wanted, u32, u8, 64);
+BPF_PERCPU_ARRAY(walked, u64, 1);
+BPF_STACK_TRACE(stack_traces, 16384);
+
+int do_perf_event(struct bpf_perf_event_data *ctx) {
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    if ((u32)id == 0 || !wanted.lookup(&tgid))
+        return 0;
+    stack_traces.get_stackid(&ctx->regs, BPF_F_USER_STACK);
+    u32 zero = 0;
+    u64 *count = walked.lookup(&zero);
+    if (count)
+        (*count)++;
+    return 0;
+}
+"""
+WARM_INTERVALS = 2  # perftop's first intervals, while it registers the workloads' tables
+UNWIND_MODES = ("table", "fp")
+PYTHON = Path("/usr/bin/python3.11")
+LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
 
 
 def run_stats(prog_fd: int) -> tuple[int, int]:
@@ -145,23 +197,227 @@ def peer_cost(seconds: float, program: str = PEER_PROGRAM) -> tuple[float, float
     return (run_ns_after - run_ns) / (runs_after - runs), (run_ns_after - run_ns) / elapsed
 
 
+@dataclass(frozen=True, slots=True)
+class UnwindRun:
+    """Medians over one perftop run's intervals after its first WARM_INTERVALS."""
+
+    ns_per_sample: float  # run time / the workload's counted samples
+    ns_per_run: float  # perftop's bpf_ns_per_sample: over every run, filtered ones too
+    frames: float  # native user frames per sample (median over samples)
+    rows_used: int
+    rows_size: int
+
+
+def perftop_unwind_run(mode: str, pids: set[int], intervals: int, recording: Path) -> UnwindRun:
+    recording.unlink(missing_ok=True)
+    argv = [*PERFTOP, "--batch", "-F", str(FREQUENCY), "--format", "json", "-d", "1"]
+    argv += ["-n", str(WARM_INTERVALS + intervals), "--record", str(recording)]
+    argv += ["-p", ",".join(str(pid) for pid in sorted(pids)), "--unwind", mode, "--no-python"]
+    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    lines = [line for line in lines if not line.get("preview")][WARM_INTERVALS:]
+    per_sample = [
+        line["cost"]["bpf_run_ns_per_s"] * line["interval_s"] / counted
+        for line in lines
+        if line["cost"]["bpf_run_ns_per_s"] and (counted := sum(cpu[1] for cpu in line["cpus"]))
+    ]
+    if not per_sample:
+        raise RuntimeError("perftop reported no BPF run time: is kernel.bpf_stats_enabled 1?")
+    per_run = [line["cost"]["bpf_ns_per_sample"] for line in lines]
+    return UnwindRun(
+        ns_per_sample=median(per_sample),
+        ns_per_run=median([value for value in per_run if value]),
+        frames=median_over_samples(recorded_stacks(lines, pids), lambda s: s.frame_count),
+        rows_used=max(line["cost"]["unwind_rows_used"] for line in lines),
+        rows_size=lines[-1]["cost"]["unwind_rows_size"],
+    )
+
+
+def filtered_floor_cost(pids: set[int], seconds: float) -> float:
+    """ns per workload sample of FILTERED_FLOOR_PROGRAM over `seconds`, after a first second."""
+    from bcc import BPF, PerfSWConfig, PerfType
+
+    os.environ.setdefault("BCC_KERNEL_SOURCE", str(locate_headers().path))
+    bpf = BPF(text=FILTERED_FLOOR_PROGRAM)
+    try:
+        wanted = bpf[b"wanted"]
+        for pid in pids:
+            wanted[wanted.Key(pid)] = wanted.Leaf(1)
+        walked = bpf[b"walked"]
+
+        def walked_count() -> int:
+            # One value per CPU: ints from BCC's array of u64 (a ctypes value from older BCC).
+            values = walked[walked.Key(0)]
+            return sum(int(getattr(value, "value", value)) for value in values)
+
+        bpf.attach_perf_event(
+            ev_type=PerfType.SOFTWARE,
+            ev_config=PerfSWConfig.CPU_CLOCK,
+            fn_name="do_perf_event",
+            sample_freq=FREQUENCY,
+        )
+        prog_fd = bpf.funcs[b"do_perf_event"].fd
+        time.sleep(1.0)
+        run_ns, _ = run_stats(prog_fd)
+        samples = walked_count()
+        time.sleep(seconds)
+        run_ns_after, _ = run_stats(prog_fd)
+        samples_after = walked_count()
+    finally:
+        bpf.cleanup()
+    if samples_after == samples:
+        raise RuntimeError("the floor program walked no workload sample")
+    return (run_ns_after - run_ns) / (samples_after - samples)
+
+
+def per_frame(ns: float, frames: float) -> float | None:
+    return ns / frames if frames > 0 else None  # NaN (no samples) is not > 0 either
+
+
+def best_cpu_seconds(work: Callable[[], object], times: int = 3) -> float:
+    best = float("inf")
+    for _ in range(times):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def table_build_figure(path: Path) -> Figure:
+    """Cold (build_unwind_info, no cache) against cached (load_unwind_info from a temporary
+    cache root it filled), in CPU seconds, the best of three each."""
+    real = path.resolve()
+    info = build_unwind_info(real)
+    cold = best_cpu_seconds(lambda: build_unwind_info(real))
+    with tempfile.TemporaryDirectory() as cache_root:
+        load_unwind_info(real, Path(cache_root))  # fills the cache
+
+        def cached_load() -> None:
+            loaded = load_unwind_info(real, Path(cache_root))
+            assert loaded.from_cache, loaded.cache_problem
+
+        cached = best_cpu_seconds(cached_load)
+    rows = len(info.table)
+    print(
+        f"table {real.name:<12} {rows:>8,} rows ({rows * ROW_SIZE / 1024:,.0f} KiB)  cold "
+        f"{cold * 1000:7.1f} ms  cached {cached * 1000:6.1f} ms CPU",
+        flush=True,
+    )
+    return Figure(
+        name=f"unwind table load from the cache, {real.name}",
+        unit="ms CPU",
+        perftop=cached * 1000,
+        peer_name="built cold (no cache)",
+        peer=cold * 1000,
+        note=f"perftop.unwind load_unwind_info vs build_unwind_info, best of 3; {rows:,} rows, "
+        f"{rows * ROW_SIZE / 1024:,.0f} KiB",
+    )
+
+
+def unwind_figures(label: str, argv: list[str], intervals: int, workdir: Path) -> list[Figure]:
+    """table vs fp vs the floor on two copies of `argv`, one per CPU."""
+    runs: dict[str, UnwindRun] = {}
+    with Group() as group:
+        workload = {group.start(["taskset", "-c", str(cpu), *argv]).pid for cpu in range(2)}
+        time.sleep(1.0)
+        for mode in UNWIND_MODES:
+            runs[mode] = perftop_unwind_run(mode, workload, intervals, workdir / "unwind.jsonl")
+            run = runs[mode]
+            frame_ns = number(per_frame(run.ns_per_sample, run.frames), 0)
+            print(
+                f"{label:<10} --unwind {mode:<5} {run.ns_per_sample:>8.0f} ns/sample "
+                f"{run.frames:>5.1f} frames {frame_ns:>6} ns/frame "
+                f"(per run {run.ns_per_run:.0f} ns; rows {run.rows_used:,})",
+                flush=True,
+            )
+        floor = filtered_floor_cost(workload, intervals)
+        fp_frames = runs["fp"].frames
+        print(
+            f"{label:<10} floor         {floor:>8.0f} ns/sample {fp_frames:>5.1f} frames "
+            f"{number(per_frame(floor, fp_frames), 0):>6} ns/frame",
+            flush=True,
+        )
+    table, fp = runs["table"], runs["fp"]
+    setting = (
+        f"{FREQUENCY} Hz, -p the workload --no-python, 2 CPUs busy (2x {label}), "
+        f"{intervals} intervals after perftop's first {WARM_INTERVALS}"
+    )
+    frames = f"frames per sample: table {table.frames:.1f}, fp {fp.frames:.1f}"
+    return [
+        Figure(
+            f"BPF run time per workload sample, {label}, --unwind table",
+            "ns",
+            table.ns_per_sample,
+            peer_name="--unwind fp, same workload",
+            peer=fp.ns_per_sample,
+            note=f"{setting}; {frames}",
+        ),
+        Figure(
+            f"BPF run time per workload sample, {label}, --unwind table, against the floor",
+            "ns",
+            table.ns_per_sample,
+            peer_name="floor: get_stackid user walk alone, pid-filtered",
+            peer=floor,
+            note=f"{setting}; the floor walks frame pointers: {fp.frames:.1f} frames",
+        ),
+        Figure(
+            f"BPF run time per native frame, {label}, --unwind table",
+            "ns",
+            per_frame(table.ns_per_sample, table.frames),
+            peer_name="--unwind fp, same workload",
+            peer=per_frame(fp.ns_per_sample, fp.frames),
+            note=f"{setting}; ns per sample / median frames; {frames}; floor "
+            f"{number(per_frame(floor, fp.frames), 0)} ns per frame",
+        ),
+        Figure(
+            f"unwind table memory, {label}",
+            "KiB",
+            table.rows_used * ROW_SIZE / 1024,
+            peer_name="the rows array, fixed at load",
+            peer=table.rows_size * ROW_SIZE / 1024,
+            note=f"{table.rows_used:,} rows used x {ROW_SIZE} bytes, from the --record cost",
+        ),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured per program")
     parser.add_argument("--chains", type=int, default=1000, help="stackgen call chains")
+    parser.add_argument(
+        "--unwind-intervals", type=int, default=10, help="measured per unwinder and workload"
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     exit_cleanly_on_signals()
-    with tempfile.TemporaryDirectory() as tmp, Group() as group, bpf_stats_enabled():
-        stackgen = build("stackgen.c", Path(tmp))
-        start_stackgen(group, stackgen, args.chains, copies=2)
-        time.sleep(1.0)
-        ours = perftop_cost(args.seconds)
-        print(f"perftop     {ours[0]:>8.0f} ns/sample {ours[1] / 1000:>8.1f} µs/s", flush=True)
-        theirs = peer_cost(args.seconds)
-        print(f"profile.py  {theirs[0]:>8.0f} ns/sample {theirs[1] / 1000:>8.1f} µs/s", flush=True)
-        floor = peer_cost(args.seconds, FLOOR_PROGRAM)
-        print(f"floor       {floor[0]:>8.0f} ns/sample {floor[1] / 1000:>8.1f} µs/s", flush=True)
+    unwinding: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp, bpf_stats_enabled():
+        with Group() as group:
+            stackgen = build("stackgen.c", Path(tmp))
+            start_stackgen(group, stackgen, args.chains, copies=2)
+            time.sleep(1.0)
+            ours = perftop_cost(args.seconds)
+            print(f"perftop     {ours[0]:>8.0f} ns/sample {ours[1] / 1000:>8.1f} µs/s", flush=True)
+            theirs = peer_cost(args.seconds)
+            print(
+                f"profile.py  {theirs[0]:>8.0f} ns/sample {theirs[1] / 1000:>8.1f} µs/s",
+                flush=True,
+            )
+            floor = peer_cost(args.seconds, FLOOR_PROGRAM)
+            print(
+                f"floor       {floor[0]:>8.0f} ns/sample {floor[1] / 1000:>8.1f} µs/s", flush=True
+            )
+        print("\nunwinders on workloads without frame pointers", flush=True)
+        chain = build_chain(Path(tmp))
+        unwinding += unwind_figures("chain", [str(chain), "3600"], args.unwind_intervals, Path(tmp))
+        if PYTHON.exists():
+            python_argv = [str(PYTHON), str(BENCH / "python_work.py"), "3600"]
+            unwinding += unwind_figures("python3.11", python_argv, args.unwind_intervals, Path(tmp))
+        else:
+            print(f"{PYTHON} is not installed: no python3.11 figures")
+    for binary in (PYTHON, LIBC):
+        if binary.exists():
+            unwinding.append(table_build_figure(binary))
     setting = (
         f"{FREQUENCY} Hz, 2 CPUs busy (2x stackgen {args.chains} chains), {args.seconds:.0f} s"
     )
@@ -193,6 +449,7 @@ def main() -> int:
             note=setting,
         ),
     ]
+    figures += unwinding
     print(f"\nBPF program cost: {setting}, kernel.bpf_stats_enabled=1")
     return report_figures(figures, args.json)
 

@@ -60,7 +60,8 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("steady_state"),
     Benchmark("job_cost"),
-    Benchmark("bpf_cost", timeout_s=300.0),
+    # The frame-pointer workload, then both unwinders on two workloads without frame pointers.
+    Benchmark("bpf_cost", timeout_s=600.0),
     # Beside bpf_cost's frame-pointer-only figure: Python frames on and off, alternating.
     Benchmark("python_cost", timeout_s=600.0),
     Benchmark("startup"),
@@ -69,6 +70,8 @@ BENCHMARKS = (
     # The 10 minutes: with 2, the second half was still warm-up for the symbol caches.
     Benchmark("soak", ("--minutes", "10"), timeout_s=900.0),
     Benchmark("accuracy", reports_json=False, timeout_s=300.0),
+    # Against perf --call-graph dwarf: two BPF compiles, 12 s each, and perf script's unwinding.
+    Benchmark("unwind_accuracy", timeout_s=400.0),
     # Four interpreters, each a BPF compile and 10 s of work.
     Benchmark("python_accuracy", timeout_s=400.0),
 )
