@@ -411,6 +411,7 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
     u64 hash = (14695981039346656037ULL ^ tgid) * 1099511628211ULL;
     int exact = 1;  // frame 0's ip, and one a signal interrupted, are not return addresses
     int complete = 0;
+    int used_table = 0;  // a walk of frame-pointer steps only claims no more than get_stackid's
     // The mapping of the last frame: callers are often in the same binary, and a trie lookup
     // costs more than the rest of a frame.
     u64 map_start = 0, map_end = 0, map_bias = 0;
@@ -438,9 +439,12 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
         }
         if (!map_rows || ip < map_start || ip >= map_end) {
             // No table here (JIT code, a binary built with frame pointers): one frame-pointer
-            // step, as get_stackid would take.
-            if (!bp)
+            // step, as get_stackid would take. A zero rbp ends a frame-pointer chain (_start
+            // clears it), as it ends get_stackid's walk.
+            if (!bp) {
+                complete = 1;
                 break;
+            }
             u64 return_address = read_pointer(bp + 8);
             u64 caller_bp = read_pointer(bp);
             if (!return_address || bp + 16 <= sp)
@@ -451,6 +455,7 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             exact = 0;
             continue;
         }
+        used_table = 1;
         u64 pc = ip - map_bias - (exact ? 0 : 1);
         struct unwind_row *row = find_row(map_rows_start, map_rows, pc);
         if (!row)
@@ -495,7 +500,7 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             break;
         }
     }
-    if (complete) {
+    if (complete || !used_table) {
         stack->truncated = UNWIND_WHOLE;
     } else if (stack->depth >= PERFTOP_UNWIND_FRAMES) {
         stack->truncated = UNWIND_TRUNCATED;

@@ -342,7 +342,9 @@ def test_binaries_whose_tables_lie_are_survived(
     assert interval is not None  # sampling goes on
 
 
-def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so() -> None:
+def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so(
+    busy_chain: subprocess.Popen[bytes],
+) -> None:
     from perftop.sampling.bcc.source import BccSource
 
     # A walker too big for any verifier: 1024 frames of 64-step searches.
