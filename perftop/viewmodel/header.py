@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from perftop.model.modes import StackMode
-from perftop.model.samples import CpuStat, Interval
+from perftop.model.samples import INFORMATIONAL_LOST, CpuStat, Interval
 from perftop.model.units import human_bytes
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
@@ -159,7 +159,13 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
         pieces.append(Piece(f"bpf {_rate(cost.bpf_run_ns_per_s)}{per_sample}", PieceKind.VALUE))
     lost = f"lost {snapshot.lost_total}"
     if snapshot.lost_total and not compact:
-        causes = (f"{printable(name, 16)} {n}" for name, n in sorted(snapshot.lost.items()) if n)
+        # The causes of the figure shown: informational counters (a walk that stopped short,
+        # a thread without Python frames) are not in it.
+        causes = (
+            f"{printable(name, 16)} {n}"
+            for name, n in sorted(snapshot.lost.items())
+            if n and name not in INFORMATIONAL_LOST
+        )
         lost += f" ({', '.join(causes)})"
     pieces.append(Piece(lost, PieceKind.WARN if snapshot.lost_total else PieceKind.VALUE))
     counts_fill = _fill(cost.counts_map_used, cost.counts_map_size)

@@ -75,3 +75,10 @@ def test_the_tables_memory_is_in_the_cost_bar() -> None:
     )
     texts = [piece.text for piece in cost_pieces(interval)]
     assert "unwind tables 1.0M of 8.0M" in texts
+
+
+def test_the_lost_causes_are_those_of_the_figure_shown() -> None:
+    lost = {"counts_map_full": 3, "unwind_incomplete": 40, "python_stack_missing": 5}
+    interval = replace(snapshot(), lost=lost)
+    texts = [piece.text for piece in cost_pieces(interval)]
+    assert "lost 3 (counts_map_full 3)" in texts, texts
