@@ -161,11 +161,18 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
     if snapshot.lost_total and not compact:
         # The causes of the figure shown: informational counters (a walk that stopped short,
         # a thread without Python frames) are not in it.
-        causes = (
-            f"{printable(name, 16)} {n}"
-            for name, n in sorted(snapshot.lost.items())
-            if n and name not in INFORMATIONAL_LOST
+        counted = sorted(
+            (
+                (n, name)
+                for name, n in snapshot.lost.items()
+                if n and name not in INFORMATIONAL_LOST
+            ),
+            key=lambda item: (-item[0], item[1]),
         )
+        # The biggest three, so the list (and its parenthesis) fits the bar.
+        causes = [f"{printable(name, 16)} {n}" for n, name in counted[:3]]
+        if len(counted) > 3:
+            causes.append("…")
         lost += f" ({', '.join(causes)})"
     pieces.append(Piece(lost, PieceKind.WARN if snapshot.lost_total else PieceKind.VALUE))
     counts_fill = _fill(cost.counts_map_used, cost.counts_map_size)

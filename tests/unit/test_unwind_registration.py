@@ -82,3 +82,9 @@ def test_the_lost_causes_are_those_of_the_figure_shown() -> None:
     interval = replace(snapshot(), lost=lost)
     texts = [piece.text for piece in cost_pieces(interval)]
     assert "lost 3 (counts_map_full 3)" in texts, texts
+
+
+def test_at_most_three_lost_causes_are_listed_biggest_first() -> None:
+    lost = {"a_lost": 1, "b_lost": 50, "c_lost": 7, "d_lost": 20}
+    texts = [piece.text for piece in cost_pieces(replace(snapshot(), lost=lost))]
+    assert "lost 78 (b_lost 50, d_lost 20, c_lost 7, …)" in texts, texts
