@@ -17,6 +17,7 @@ from perftop.viewmodel.header import (
     cost_pieces,
     cpu_sparkline,
     filter_pieces,
+    fitted_cost_pieces,
     status_pieces,
 )
 from perftop.viewmodel.stacks import (
@@ -67,6 +68,7 @@ __all__ = [
     "cycle_sort",
     "explain_unresolved",
     "filter_pieces",
+    "fitted_cost_pieces",
     "function_key_of",
     "function_kind",
     "function_rows",

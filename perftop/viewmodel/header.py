@@ -130,15 +130,35 @@ def filter_pieces(
     return pieces
 
 
+def fitted_cost_pieces(snapshot: Interval | None, width: int) -> list[Piece]:
+    """The cost bar with as much detail as `width` columns hold: the lost causes are given up
+    before the maps' fill, and the compact form (always, below 120 columns) is the last resort.
+    Only the headers, last, may be cut at the edge."""
+    pieces: list[Piece] = []
+    levels = ((False, 3), (False, 1), (False, 0), (True, 0)) if width >= 120 else ((True, 0),)
+    for compact, causes in levels:
+        pieces = cost_pieces(snapshot, compact=compact, causes=causes)
+        shown = [piece for piece in pieces if not piece.text.startswith("headers ")]
+        if pieces_width(shown) <= width:
+            break
+    return pieces
+
+
+def pieces_width(pieces: list[Piece]) -> int:
+    """Columns of pieces joined by two spaces, as the bars draw them (the cost bar's texts are
+    perftop's own, one column a character)."""
+    return sum(len(piece.text) for piece in pieces) + 2 * max(0, len(pieces) - 1)
+
+
 def short_headers(headers: str) -> str:
     """`/usr/src/linux-headers-6.8.0-45-generic` -> `6.8.0-45-generic`: the version is the news."""
     name = headers.rstrip("/").rsplit("/", 1)[-1] if headers.startswith("/") else headers
     return name.removeprefix("linux-headers-")
 
 
-def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]:
+def cost_pieces(snapshot: Interval | None, compact: bool = False, causes: int = 3) -> list[Piece]:
     """perftop's own footprint, always on screen: watching is not free and users should see it.
-    `compact` drops the details for 80 columns."""
+    `compact` drops the details for 80 columns; `causes` is how many lost causes are named."""
     if snapshot is None:
         return [Piece("perftop", PieceKind.LABEL)]
     cost = snapshot.cost
@@ -158,7 +178,7 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
             per_sample = f" ({cost.bpf_ns_per_sample:.0f} ns/sample)"
         pieces.append(Piece(f"bpf {_rate(cost.bpf_run_ns_per_s)}{per_sample}", PieceKind.VALUE))
     lost = f"lost {snapshot.lost_total}"
-    if snapshot.lost_total and not compact:
+    if snapshot.lost_total and causes and not compact:
         # The causes of the figure shown: informational counters (a walk that stopped short,
         # a thread without Python frames) are not in it.
         counted = sorted(
@@ -169,11 +189,11 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False) -> list[Piece]
             ),
             key=lambda item: (-item[0], item[1]),
         )
-        # The biggest three, so the list (and its parenthesis) fits the bar.
-        causes = [f"{printable(name, 16)} {n}" for n, name in counted[:3]]
-        if len(counted) > 3:
-            causes.append("…")
-        lost += f" ({', '.join(causes)})"
+        # The biggest few, so the list (and its parenthesis) fits the bar.
+        named = [f"{printable(name, 32)} {n}" for n, name in counted[:causes]]
+        if len(counted) > causes:
+            named.append("…")
+        lost += f" ({', '.join(named)})"
     pieces.append(Piece(lost, PieceKind.WARN if snapshot.lost_total else PieceKind.VALUE))
     counts_fill = _fill(cost.counts_map_used, cost.counts_map_size)
     stack_fill = _fill(cost.stack_map_used, cost.stack_map_size)

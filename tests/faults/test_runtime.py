@@ -294,7 +294,8 @@ def test_full_maps_are_shown_as_lost_samples_and_sampling_goes_on(
     screens: list[str] = []
 
     async def main() -> None:
-        async with app.run_test(size=(160, 48)) as pilot:
+        # Wide enough for every lost cause beside the maps' fill (a narrower bar names fewer).
+        async with app.run_test(size=(200, 48)) as pilot:
             await wait_for(pilot, lambda: app.snapshots_received >= 2, timeout=20)
             received = app.snapshots_received
             await wait_for(pilot, lambda: "counts_map_full" in screen_text(app), timeout=20)

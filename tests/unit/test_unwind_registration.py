@@ -13,7 +13,7 @@ from perftop.model.samples import Interval, SamplerCost
 from perftop.profile.view import build_view
 from perftop.sampling.bcc.unwind_tables import mapping_key, range_prefixes
 from perftop.viewmodel.controls import ViewOptions
-from perftop.viewmodel.header import cost_pieces, filter_pieces
+from perftop.viewmodel.header import cost_pieces, filter_pieces, fitted_cost_pieces, pieces_width
 from tests.unit.factories import stack, user
 
 
@@ -88,3 +88,38 @@ def test_at_most_three_lost_causes_are_listed_biggest_first() -> None:
     lost = {"a_lost": 1, "b_lost": 50, "c_lost": 7, "d_lost": 20}
     texts = [piece.text for piece in cost_pieces(replace(snapshot(), lost=lost))]
     assert "lost 78 (b_lost 50, d_lost 20, c_lost 7, …)" in texts, texts
+
+
+def test_the_maps_fill_stays_on_a_bar_too_narrow_for_every_lost_cause() -> None:
+    """Three long causes pushed "maps 100% counts" off a 160-column bar; the causes go first."""
+    lost = {"counts_map_full": 51234, "native_stack_map_full": 40321, "stack_map_full": 30123}
+    cost = SamplerCost(
+        12.3,
+        12_345_678.0,
+        12345.0,
+        2,
+        2,
+        2,
+        2,
+        3.0,
+        3.0,
+        unwind_rows_used=65536,
+        unwind_rows_size=524288,
+    )
+    interval = replace(snapshot(), lost=lost, cost=cost, headers="/usr/src/linux-headers-6.1")
+    wide = [piece.text for piece in fitted_cost_pieces(interval, 200)]
+    assert any(
+        text.startswith("lost 121678 (counts_map_full 51234, native_stack_map_full 40321, stack")
+        for text in wide
+    )
+    narrow = [piece.text for piece in fitted_cost_pieces(interval, 160)]
+    assert "maps 100% counts, 100% stacks" in narrow, narrow
+    assert "unwind tables 1.0M of 8.0M" in narrow
+    assert (
+        pieces_width(
+            [p for p in fitted_cost_pieces(interval, 160) if not p.text.startswith("headers")]
+        )
+        <= 160
+    )
+    assert "lost 121678 (counts_map_full 51234, …)" in narrow
+    assert "maps 100%/100%" in [piece.text for piece in fitted_cost_pieces(interval, 100)]

@@ -6,10 +6,10 @@ from textual.widgets import Static
 
 from perftop.model.samples import Interval
 from perftop.ui.widgets.header import pieces_content
-from perftop.viewmodel import cost_pieces
+from perftop.viewmodel import fitted_cost_pieces
 
 
 class CostBar(Static):
     def show(self, latest: Interval | None) -> None:
-        pieces = cost_pieces(latest, compact=self.size.width < 120)
+        pieces = fitted_cost_pieces(latest, self.size.width)
         self.update(pieces_content(pieces), layout=False)  # one line, fixed (perftop.tcss)
