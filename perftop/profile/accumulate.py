@@ -43,15 +43,23 @@ class DecayingAccumulation:
         self.keep = keep
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
+        # The wall time the weights stand for, faded alike: the accumulation's interval_s, so
+        # an export of it states the time its samples took (a pprof said `Duration: 1s` and
+        # 233% CPU for one thread: five seconds of decayed samples over the last second).
+        self._duration_s = 0.0
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
+        self._duration_s = 0.0
 
     def add(self, interval: Interval) -> Interval:
+        self._duration_s = self._duration_s * self.keep + interval.interval_s
         stacks = self._decaying.add(interval.stacks)
         live_pids = {stack.pid for stack in stacks}
         self._infos.update(interval.processes)
         # What psutil last said about a process that faded out of view is no longer needed.
         self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
-        return replace(interval, stacks=stacks, processes=dict(self._infos))
+        return replace(
+            interval, stacks=stacks, processes=dict(self._infos), interval_s=self._duration_s
+        )

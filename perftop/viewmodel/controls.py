@@ -32,6 +32,10 @@ class ViewOptions:
     paused: bool = False
     stack_mode: StackMode = StackMode.BOTH
     python_frames: bool = True  # CPython processes' Python frames walked
+    by_module: bool = False  # the functions table by module (`d`, perf top's --sort dso)
+    # Not choices, but state the header shows beside them:
+    recording: bool = False  # --record is writing every interval
+    replay_at: int | None = None  # the interval of the recording shown (1 the first)
 
     @property
     def filtered(self) -> bool:
@@ -65,6 +69,15 @@ class ViewOptions:
 
     def cleared(self) -> ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None)
+
+    def stepped_back(self) -> ViewOptions:
+        """Esc, as in perf top: undo one level, the last narrowing first: the zoom, then the
+        text filter, then the PID filter."""
+        if self.zoom_pid is not None:
+            return replace(self, zoom_pid=None)
+        if self.text_filter:
+            return replace(self, text_filter="")
+        return replace(self, pids=())
 
 
 def next_frequency(current: int, step: int) -> int | None:

@@ -33,6 +33,7 @@ from perftop.viewmodel import (
     ViewOptions,
     function_kind,
     function_rows,
+    module_rows,
     process_rows,
     stack_tree,
     with_quiet_processes,
@@ -120,21 +121,21 @@ class Dashboard(Vertical):
         )
         functions.show_sort(options.function_sort, options.function_reverse)
         sort, reverse = options.function_sort, options.function_reverse
+        rows = module_rows if options.by_module else function_rows
         functions.show_rows(
             self._rows(
                 "functions",
                 view,
-                (sort, reverse),
-                lambda: function_rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
+                (sort, reverse, options.by_module),
+                lambda: rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
             )
         )
         processes.border_title = f"Processes ({processes.row_count})"
         zoom = options.zoom_pid
         # Content, not str: a str title is parsed as markup, and a comm may hold "[b]".
+        noun = "Modules" if options.by_module else "Functions"
         functions.border_title = Content(
-            "Functions"
-            if zoom is None
-            else f"Functions of PID {zoom} {printable(self._comm_of(zoom), 16)}"
+            noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}"
         )
         self._zoom_pid = zoom
 
