@@ -161,6 +161,7 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_PYTHON_PROCS", abi.PYTHON_PROCS_DEFAULT)
     expect("PYTHON_NO_OFFSET", abi.PYTHON_NO_OFFSET)
     expect("PYTHON_NO_OWNER", abi.PYTHON_NO_OWNER)
+    expect("PYTHON_HEADER_BYTES", abi.PYTHON_HEADER_BYTES)
     expect("PERFTOP_UNWIND_ROWS", abi.UNWIND_ROWS_DEFAULT)
     expect("PERFTOP_UNWIND_MAPPINGS", abi.UNWIND_MAPPINGS_DEFAULT)
     expect("PERFTOP_NATIVE_STACK_ENTRIES", abi.NATIVE_STACK_ENTRIES_DEFAULT)
@@ -244,6 +245,7 @@ def abi_mismatches(text: str) -> list[str]:
     expect_map("lost", "BPF_PERCPU_ARRAY", "u64")
     expect_map("python_procs", "BPF_HASH", "u32", "struct python_proc", "PERFTOP_PYTHON_PROCS")
     expect_map("python_scratch", "BPF_PERCPU_ARRAY", "struct python_stack", "1")
+    expect_map("python_headers", "BPF_PERCPU_ARRAY", "struct python_header", "1")
     expect_map(
         "python_stacks", "BPF_HASH", "u64", "struct python_stack", "PERFTOP_PYTHON_STACK_ENTRIES"
     )

@@ -39,6 +39,9 @@ UNWIND_TRUNCATED: Final = 1  # at the frame limit
 UNWIND_STOPPED: Final = 2  # short of the outermost frame
 PYTHON_NO_OFFSET: Final = 0xFFFF  # a python_proc offset the version does not have
 PYTHON_NO_OWNER: Final = 0xFF  # python_proc.owner_cstack when no frames are skipped
+# PYTHON_HEADER_BYTES: a thread's or frame's header is read whole into a buffer of this size,
+# so every offset the walk reads in one must lie below it (python_proc.*_header_size).
+PYTHON_HEADER_BYTES: Final = 256
 
 # A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
 STACK_SKIPPED: Final = -65536  # PERFTOP_STACK_SKIPPED
@@ -207,7 +210,9 @@ class PythonProc(ct.Structure):
         ("frame_instruction", ct.c_uint16),
         ("frame_owner", ct.c_uint16),
         ("owner_cstack", ct.c_uint8),
-        ("pad", ct.c_uint8 * 3),
+        ("thread_header_size", ct.c_uint8),  # bytes of a PyThreadState read at once
+        ("frame_header_size", ct.c_uint8),  # bytes of a _PyInterpreterFrame read at once
+        ("pad", ct.c_uint8),
     )
 
 

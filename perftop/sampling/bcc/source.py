@@ -45,7 +45,7 @@ from perftop.sampling.bcc.program import (
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.system.memory import freeze_long_lived_objects, release_free_memory
 from perftop.system.processes import ProcessDetails
-from perftop.system.procfs import online_cpus
+from perftop.system.procfs import StartTimes, online_cpus
 
 if TYPE_CHECKING:
     from perftop.sampling.bcc.drain import CountEntry
@@ -88,7 +88,7 @@ class BccSource:
         self._program = Program(config)
         try:
             self._apply_stack_mode(config.stack_mode)
-            self._program.set_python(config.python_frames)
+            self._python_walk_on: bool | None = None  # as last written to the program
             self._program.set_unwind(self._program.tables)
             self._apply_pid_filter(config.pids)
             self._counts = CountsDrain(self._program.maps)
@@ -111,13 +111,18 @@ class BccSource:
                 # take a second of pure Python: only for binaries that are sampled).
                 self._unwind.observe(config.pids)
 
-            self._python_frames = PythonFrames(self._program.maps)
+            # One /proc/PID/stat read per pid per drain, however many parts ask.
+            self._start_times = StartTimes()
+            self._python_frames = PythonFrames(self._program.maps, start_time=self._start_times)
             if config.python_frames:
                 # The filtered pids at once, so their first interval has Python frames; any
                 # other process is classified when it is first sampled (at the first drain:
                 # the screen's first interval is a quarter second).
                 self._python_frames.observe(config.pids)
-            self._symbols: Symbolizer = symbolize.Symbolizer(self._python_frames)
+            self._sync_python_walk()
+            self._symbols: Symbolizer = symbolize.Symbolizer(
+                self._python_frames, start_time=self._start_times
+            )
             notice = self._symbols.notice()
             if notice:
                 # Said once, in words, wherever the output goes (the frames carry the reason too).
@@ -216,6 +221,15 @@ class BccSource:
         with self._lock:
             self._pending["python"] = walk
 
+    def _sync_python_walk(self) -> None:
+        """Switch the program's Python walk on only while a process is registered for it:
+        otherwise every sample would look its process up in python_procs for nothing."""
+        frames = getattr(self, "_python_frames", None)
+        walk = self._python and frames is not None and frames.any_walked
+        if walk != self._python_walk_on:
+            self._program.set_python(walk)
+            self._python_walk_on = walk
+
     def _apply_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -224,8 +238,8 @@ class BccSource:
         if "stacks" in pending:
             self._apply_stack_mode(pending["stacks"])
         if "python" in pending:
-            self._program.set_python(pending["python"])
             self._python = pending["python"]
+        self._sync_python_walk()
         if "event" in pending or "frequency" in pending:
             event = EVENTS[pending.get("event", self._event.name)]
             hz = pending.get("frequency", self._frequency)
@@ -284,6 +298,7 @@ class BccSource:
             self._python,
             self._pids,
         )
+        self._start_times.forget()
         self._apply_pending()
         now = time.monotonic()  # the interval ends at the flip, not after the grace
         generation = self._program.flip_generation()
@@ -298,11 +313,12 @@ class BccSource:
         if self._unwind is not None:
             self._unwind.observe(dict.fromkeys(entry.tgid for entry in entries))
             self._unwind.take_misses()
-            self._unwind.forget_exited()
+            self._unwind.forget_exited(self._start_times)
             self._notices += self._unwind.notices()
         stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
+        self._sync_python_walk()
         self._trim_heap(now)
 
         notices, self._notices = tuple(self._notices), []

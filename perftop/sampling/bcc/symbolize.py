@@ -4,7 +4,7 @@ are merged on (pid, tid, comm, frames)."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, StackSample
@@ -18,7 +18,7 @@ from perftop.symbols.kernel import KernelSymbols
 from perftop.symbols.memo import Generations
 from perftop.symbols.user import MORE_FRAMES, WALK_ENDS, UserSymbols
 from perftop.symbols.user import UNWIND_STOPPED as UNWIND_STOPPED_FRAME
-from perftop.system.procfs import is_kernel_thread
+from perftop.system.procfs import is_kernel_thread, process_start_time
 
 KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
 KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork churn all are new
@@ -27,14 +27,18 @@ KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork
 class Symbolizer:
     """Kernel and user symbols for the live source, with memos that last across intervals."""
 
-    def __init__(self, python: PythonFrames | None = None) -> None:
+    def __init__(
+        self,
+        python: PythonFrames | None = None,
+        start_time: Callable[[int], int | None] = process_start_time,
+    ) -> None:
         self._python = python
         self._kernel = KernelSymbols()
         # Imported here, after the compile (pyelftools is ~25 ms of imports holding the GIL,
         # which the screen's start-up shares while clang runs with it released).
         from perftop.symbols.process import resolver_factory
 
-        self._user = UserSymbols(resolver_factory())
+        self._user = UserSymbols(resolver_factory(), start_time=start_time)
         self._kernel_thread: dict[int, bool] = {}
         # hash of addresses -> frames
         self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
