@@ -45,14 +45,14 @@ def process_stats(
 ) -> tuple[ProcessStat, ...]:
     """Samples per thread group, hottest first; comm is the one seen most in the interval, and
     so is the cgroup (a process moved between cgroups mid-interval is in the one it ran in
-    most)."""
+    most). Without `cgroups` (cgroup v1 only: no names for any id) no process has one."""
     samples: dict[int, int] = defaultdict(int)
     comm_samples: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     cgroup_samples: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for stack in stacks:
         samples[stack.pid] += stack.samples
         comm_samples[stack.pid][stack.comm] += stack.samples
-        if stack.cgroup_id:
+        if stack.cgroup_id and cgroups is not None:
             cgroup_samples[stack.pid][stack.cgroup_id] += stack.samples
     total = sum(samples.values())
     rows = []
@@ -64,7 +64,7 @@ def process_stats(
         by_cgroup = cgroup_samples.get(pid)
         if by_cgroup:
             cgroup_id = max(by_cgroup.items(), key=lambda item: (item[1], item[0]))[0]
-            cgroup = cgroup_info(cgroup_id, cgroups or {})
+            cgroup = cgroup_info(cgroup_id, cgroups or {})  # not None: no samples counted
         rows.append(
             ProcessStat(
                 pid,

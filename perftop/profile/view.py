@@ -29,8 +29,12 @@ def build_view(interval: Interval, view_filter: ViewFilter = EVERYTHING) -> View
     stacks = interval.stacks
     if view_filter.pids or view_filter.text:
         stacks = filter_stacks(stacks, pids=view_filter.pids, text=view_filter.text)
-    cgroups = cgroup_stats(
-        stacks, interval.cgroups, measured=not (view_filter.pids or view_filter.text)
+    # Cgroup v1 only: the kernel's ids are all the unmounted v2 root's, and name nothing.
+    known = None if interval.cgroups_unavailable else interval.cgroups
+    cgroups = (
+        ()
+        if known is None
+        else cgroup_stats(stacks, known, measured=not (view_filter.pids or view_filter.text))
     )
     if view_filter.zoom_cgroup is not None:
         stacks = stacks_of_cgroup(stacks, interval, view_filter.zoom_cgroup)
@@ -38,7 +42,7 @@ def build_view(interval: Interval, view_filter: ViewFilter = EVERYTHING) -> View
     if interval.preview:
         processes = preview_processes(interval)
     else:
-        processes = process_stats(stacks, interval.processes, interval.cgroups)
+        processes = process_stats(stacks, interval.processes, known)
     if view_filter.zoom_pid is not None:
         stacks = filter_stacks(stacks, pids=(view_filter.zoom_pid,))
     return View(

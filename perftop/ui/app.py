@@ -382,7 +382,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
     def _check_cgroups(self, text: str) -> str | None:
         """The command line's --cgroup words; existence only matters live."""
         try:
-            parse_cgroup_paths(text, live=self.source.live, what="cgroup")
+            parse_cgroup_paths(text, live=self.source.live)
         except ValueError as error:
             return printable(str(error))
         return None
@@ -391,7 +391,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         if text is None:
             return
         try:
-            paths = parse_cgroup_paths(text, live=self.source.live, what="cgroup")
+            paths = parse_cgroup_paths(text, live=self.source.live)
             self.source.set_cgroup_filter(paths)
         except (ValueError, SourceError) as error:  # removed since the check
             self.notify(printable(str(error)), severity="error", markup=False)

@@ -146,6 +146,11 @@ def _quota(row: CgroupStat) -> str:
     return "max" if quota is None else f"{quota:.2f}"
 
 
+def _cgroup_label(row: CgroupStat) -> str:
+    # A cgroup that is no unit, container or pod is named by its path: shown once, in CGROUP.
+    return "-" if row.name == row.cgroup else printable(row.name, 20)
+
+
 def _cgroup_path(row: CgroupStat) -> str:
     path = printable(row.cgroup, 200)
     return f"{path} (removed)" if row.info.removed else path
@@ -163,10 +168,10 @@ CGROUP_COLUMNS: tuple[Column[CgroupStat], ...] = (
         "name",
         "NAME",
         lambda c: c.name,
-        lambda c: printable(c.name, 24),
+        _cgroup_label,
         numeric=False,
         descending=False,
-        width=24,
+        width=20,
     ),
     Column("cgroup", "CGROUP", lambda c: c.cgroup, _cgroup_path, numeric=False, descending=False),
 )

@@ -61,14 +61,11 @@ def test_g_shows_cgroups_as_rows_hottest_first_with_their_figures(source: FakeSo
         await pilot.press("g")
         await wait_for(pilot, lambda: app.dashboard.cgroup_table.row_count == 3)
         lines = cgroup_pane(app)
-        assert lines[0].strip().startswith("Cgroups (3)")
-        assert table_column(app, "#cgroups", "NAME") == [
-            "web.service",
-            "shop",
-            "/evil\\x1b[31m[bold]x[/bold]",
-        ]
+        assert "Cgroups (3)" in lines[0]
+        # A plain cgroup is named by its path, shown once (in CGROUP).
+        assert table_column(app, "#cgroups", "NAME") == ["web.service", "shop", "-"]
         web = next(line for line in lines if "web.service" in line)
-        assert web.split()[:5] == ["50", "50.0", "120.0", "3ms", "max"]
+        assert web.split()[:5] == ["60", "60.0", "120.0", "3ms", "max"]
         assert not app.dashboard.process_table.display
         await pilot.press("g")  # and back
         await wait_for(pilot, lambda: app.dashboard.process_table.display)
@@ -86,10 +83,17 @@ def test_a_hostile_cgroup_name_is_shown_literally(source: FakeSource) -> None:
         await wait_for(pilot, lambda: app.dashboard.cgroup_table.row_count == 3)
         text = "\n".join(screen_lines(app))
         assert "\x1b" not in text
-        # Markup shown as the characters it is made of, never as bold text.
-        assert text.count("/evil\\x1b[31m[bold]x[/bold]") == 2  # its name and its path
+        # Markup shown as the characters it is made of, never as bold text: the path's cell
+        # and the stack pane's title, which follows the selection.
+        await pilot.press("end")
+        await wait_for(pilot, lambda: "Call stacks: cgroup /evil" in "\n".join(screen_lines(app)))
+        text = "\n".join(screen_lines(app))
+        assert "\x1b" not in text
+        assert "Call stacks: cgroup /evil\\x1b[31m[bold]x[/bold]" in text
+        pane = "\n".join(cgroup_pane(app))
+        assert "/evil\\x1b[31m[bold]x[/bold]" in pane, pane
 
-    drive(app, script, size=(160, 48))
+    drive(app, script, size=(240, 48))  # wide: the whole path in view
 
 
 def test_enter_on_a_cgroup_zooms_into_its_processes_functions_and_stacks(
@@ -153,7 +157,8 @@ def test_c_refuses_what_the_command_line_refuses(
 
     assert main(["--batch", "--cgroup", "perftop-no-such-cgroup"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    message = line.removeprefix("perftop: --cgroup ")
+    message = line.removeprefix("perftop: --cgroup perftop-no-such-cgroup: ").split(" under")[0]
+    assert message == "no such cgroup"
     app = PerftopApp(source)
 
     async def script(pilot: Pilot[None]) -> None:
