@@ -1,6 +1,6 @@
 // perftop's sampler: a BPF_PROG_TYPE_PERF_EVENT program attached to one perf event per CPU.
 //
-// Each sample is counted in the kernel, keyed by process, thread, comm and stack ids (and, in a
+// Each sample is counted in the kernel, keyed by process, thread, comm, cgroup and stack ids (and, in a
 // CPython process, the key of the thread's Python frames); user space
 // drains the counts once per interval. Sizes come in as -D cflags; perftop/sampling/bcc/abi.py
 // mirrors every layout and slot number here (tests/unit/test_abi.py checks that the two agree).
@@ -20,6 +20,9 @@
 #ifndef PERFTOP_MAX_PIDS
 #define PERFTOP_MAX_PIDS 64
 #endif
+#ifndef PERFTOP_MAX_CGROUPS
+#define PERFTOP_MAX_CGROUPS 16  // cgroups the filter holds (--cgroup, the screen's `c`)
+#endif
 
 // A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
 #define PERFTOP_STACK_SKIPPED (-65536)
@@ -33,7 +36,8 @@
 #define SETTING_GENERATION 2  // which half of the double-buffered counters samples go to: 0 or 1
 #define SETTING_PYTHON 3      // 1: walk the Python frames of processes in python_procs
 #define SETTING_UNWIND 4      // 1: walk user stacks with unwind tables where a process has them
-#define SETTINGS_COUNT 5
+#define SETTING_CGROUP_FILTER 5  // n > 0: only count tasks under one of cgroup_filter[0..n)
+#define SETTINGS_COUNT 6
 
 // Every counter of an interval exists twice: counts_0 and counts_1, and one slot per generation
 // in cpu_totals and lost. A sample reads the generation once and writes only to that half, so
@@ -118,6 +122,7 @@ struct count_key {
     char comm[TASK_COMM_LEN];
     u64 python_stack;  // key of the thread's Python frames in python_stacks; 0: none
     u64 native_stack;  // key of the table-unwound user stack in native_stacks; 0: none
+    u64 cgroup_id;     // the task's cgroup v2 id: its directory's inode on the cgroup2 mount
 };
 
 struct count_value {
@@ -130,7 +135,7 @@ struct cpu_totals {
     u64 period;
     u64 idle_samples;
     u64 idle_period;
-    u64 filtered_samples;  // non-idle samples dropped by the pid filter
+    u64 filtered_samples;  // non-idle samples dropped by the pid or the cgroup filter
 };
 
 // A CPython process user space found (perftop.python): where its runtime is and the offsets
@@ -223,6 +228,10 @@ BPF_HASH(counts_0, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES)
 BPF_HASH(counts_1, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_STACK_TRACE(stacks, PERFTOP_STACK_ENTRIES);
 BPF_HASH(pid_filter, u32, u8, PERFTOP_MAX_PIDS);
+// The filtered cgroups as directory fds (user space stores them): bpf_current_task_under_cgroup
+// answers "this cgroup or a descendant" in the kernel, so a nested cgroup counts under its
+// parent's filter with no id bookkeeping, and a filter change is a map update, not a compile.
+BPF_CGROUP_ARRAY(cgroup_filter, PERFTOP_MAX_CGROUPS);
 BPF_ARRAY(settings, u32, SETTINGS_COUNT);
 BPF_PERCPU_ARRAY(cpu_totals, struct cpu_totals, GENERATIONS);
 BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
@@ -595,6 +604,27 @@ int on_sample(struct bpf_perf_event_data *ctx)
         return 0;
     }
 
+    // Off (the default) this is one array lookup; on, one helper call per filtered cgroup.
+    slot = SETTING_CGROUP_FILTER;
+    u32 *cgroups_filtered = settings.lookup(&slot);
+    if (cgroups_filtered && *cgroups_filtered) {
+        u32 filtered = *cgroups_filtered;
+        int under = 0;
+#pragma unroll
+        for (int i = 0; i < PERFTOP_MAX_CGROUPS; i++) {
+            if (i >= filtered)
+                break;
+            if (cgroup_filter.check_current_task(i) == 1) {
+                under = 1;
+                break;
+            }
+        }
+        if (!under) {
+            totals->filtered_samples++;
+            return 0;
+        }
+    }
+
     slot = SETTING_STACKS;
     u32 *stacks_wanted = settings.lookup(&slot);
     u32 wanted = stacks_wanted ? *stacks_wanted : (STACKS_KERNEL | STACKS_USER);
@@ -602,6 +632,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
     struct count_key key = {};
     key.tgid = tgid;
     key.tid = tid;
+    key.cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(&key.comm, sizeof(key.comm));
     key.kernel_stack_id = PERFTOP_STACK_SKIPPED;
     key.user_stack_id = PERFTOP_STACK_SKIPPED;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from perftop.model.samples import Interval, ProcessInfo, StackSample
+from perftop.model.samples import CgroupInfo, Interval, ProcessInfo, StackSample
 from perftop.profile.aggregate import StackTotals
 
 DEFAULT_DECAY_KEEP = 0.8
@@ -43,10 +43,12 @@ class DecayingAccumulation:
         self.keep = keep
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
+        self._cgroups: dict[int, CgroupInfo] = {}
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
+        self._cgroups = {}
 
     def add(self, interval: Interval) -> Interval:
         stacks = self._decaying.add(interval.stacks)
@@ -54,4 +56,15 @@ class DecayingAccumulation:
         self._infos.update(interval.processes)
         # What psutil last said about a process that faded out of view is no longer needed.
         self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
-        return replace(interval, stacks=stacks, processes=dict(self._infos))
+        # A cgroup's name stays while its samples fade; the CPU figures are the latest
+        # interval's (a cgroup not measured in it has none: its rows age out with its stacks).
+        live_cgroups = {stack.cgroup_id for stack in stacks}
+        self._cgroups = {
+            cgroup_id: replace(info, usage_percent=None, throttled_usec=None)
+            for cgroup_id, info in self._cgroups.items()
+            if cgroup_id in live_cgroups
+        }
+        self._cgroups.update(interval.cgroups)
+        return replace(
+            interval, stacks=stacks, processes=dict(self._infos), cgroups=dict(self._cgroups)
+        )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from perftop.model import pids
+from perftop.system import cgroup_selection
 
 BPF_SOURCE: Final = Path(__file__).resolve().parents[3] / "bpf" / "profile.bpf.c"
 
@@ -22,6 +23,9 @@ STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_STACK_ENTRIES
 # PERFTOP_MAX_PIDS: entries of the pid_filter map; the limit the CLI and the screen's prompt
 # check is the same number (perftop.model.pids).
 MAX_PIDS: Final = pids.MAX_PIDS
+# PERFTOP_MAX_CGROUPS: entries of the cgroup_filter map; the limit --cgroup and the screen's
+# prompt check is the same number (perftop.system.cgroup_selection).
+MAX_CGROUPS: Final = cgroup_selection.MAX_CGROUPS
 TASK_COMM_LEN: Final = 16  # linux/sched.h
 MAX_STACK_DEPTH: Final = 127  # BPF_STACK_TRACE's value: u64 ips[PERF_MAX_STACK_DEPTH]
 PYTHON_FRAMES: Final = 64  # PERFTOP_PYTHON_FRAMES: Python frames walked per sample
@@ -61,7 +65,8 @@ SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
 SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
 SETTING_PYTHON: Final = 3  # 1: walk the Python frames of processes in python_procs
 SETTING_UNWIND: Final = 4  # 1: walk user stacks with unwind tables where a process has them
-SETTINGS_COUNT: Final = 5
+SETTING_CGROUP_FILTER: Final = 5  # n > 0: only count tasks under cgroup_filter[0..n)
+SETTINGS_COUNT: Final = 6
 
 # Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
 # cpu_totals and lost): the program writes one generation while user space drains the other.
@@ -114,6 +119,7 @@ class CountKey(ct.Structure):
         ("comm", ct.c_char * TASK_COMM_LEN),
         ("python_stack", ct.c_uint64),  # key in python_stacks; 0: no Python frames
         ("native_stack", ct.c_uint64),  # key in native_stacks; 0: not table-unwound
+        ("cgroup_id", ct.c_uint64),  # cgroup v2 id: the directory's inode on the cgroup2 mount
     )
 
 
@@ -134,7 +140,7 @@ class CpuTotals(ct.Structure):
         ("period", ct.c_uint64),
         ("idle_samples", ct.c_uint64),
         ("idle_period", ct.c_uint64),
-        ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid filter
+        ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid/cgroup filter
     )
 
 
@@ -268,6 +274,7 @@ def size_cflags(
         f"-DPERFTOP_STACK_ENTRIES={stack_entries}",
         f"-DPERFTOP_UNWIND_ROWS={unwind_rows}",
         f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
+        f"-DPERFTOP_MAX_CGROUPS={MAX_CGROUPS}",
     ]
 
 

@@ -45,6 +45,7 @@ class CountEntry(NamedTuple):
     comm: bytes
     python_stack: int  # key of the thread's Python frames in python_stacks; 0: none
     native_stack: int  # key of the table-unwound user stack in native_stacks; 0: none
+    cgroup_id: int  # the task's cgroup v2 id (its directory's inode on the cgroup2 mount)
     samples: int
     period: int
 

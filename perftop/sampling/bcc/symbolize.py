@@ -1,5 +1,5 @@
 """Drained counts -> StackSamples: stack ids become frames, and entries that symbolize alike
-are merged on (pid, tid, comm, frames)."""
+are merged on (pid, tid, comm, frames, cgroup)."""
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ class Symbolizer:
         python_frames: bool = True,
         native_ips: Mapping[int, tuple[tuple[int, ...], int]] | None = None,
     ) -> tuple[StackSample, ...]:
-        """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
-        stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
+        """One StackSample per (pid, tid, comm, frames, cgroup). Samples of a user thread with
+        no user stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
         Python frames take the place of its interpreter's (PythonFrames.stack)."""
         comms: dict[bytes, str] = {}
         python = self._python if python_frames else None
@@ -81,6 +81,7 @@ class Symbolizer:
             raw_comm,
             python_stack,
             native_id,
+            cgroup_id,
             count,
             period,
         ) in entries:
@@ -103,7 +104,7 @@ class Symbolizer:
             comm = comms.get(raw_comm)
             if comm is None:
                 comm = comms[raw_comm] = decode(raw_comm)
-            merged.add(pid, tid, comm, frames, count, period)
+            merged.add(pid, tid, comm, frames, count, period, cgroup_id)
         return merged.stacks()
 
     def forget_unused(self) -> None:
