@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 from typing import BinaryIO, TextIO
@@ -23,11 +24,16 @@ def stop_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run_batch(
-    config: Config, source: IntervalSource, stream: TextIO, profile: BinaryIO | None = None
+    config: Config,
+    source: IntervalSource,
+    stream: TextIO,
+    profile: BinaryIO | None = None,
+    on_first_interval: Callable[[], None] | None = None,
 ) -> int:
     """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
-    before sampling starts rather than after it)."""
+    before sampling starts rather than after it). `on_first_interval` is called once the first
+    interval is handled (the start-up boost ends there, as the screen's does)."""
     from perftop.formats.output import FoldedAccumulator
     from perftop.formats.recording import RecordingError
     from perftop.profile.view import build_view
@@ -56,6 +62,9 @@ def run_batch(
             else:
                 whole_run.add(interval)
             stream.flush()
+            if on_first_interval is not None:
+                on_first_interval()
+                on_first_interval = None
             if config.iterations is not None and done >= config.iterations:
                 break
     except (KeyboardInterrupt, Stop):

@@ -90,6 +90,19 @@ def check_headers() -> Check:
         headers = locate_headers()
     except (HeadersError, OSError) as error:
         return Check("kernel headers", "FAIL", str(error), "`make setup` installs them")
+    if headers.generic_for is not None:
+        # Said, not `ok`: these headers are another kernel's, and what that means is not
+        # obvious (perftop works with them, a tool that trusts their layouts would not).
+        return Check(
+            "kernel headers",
+            "warn",
+            f"{headers.description}. The BPF program compiles against another kernel's "
+            "headers: their uapi types are stable, but their struct layouts are not this "
+            f"kernel's, so perftop reads kernel structs through BTF and user memory only; "
+            "profiling works as with exact headers",
+            f"for exact headers install linux-headers-{headers.generic_for} "
+            "(a custom or cloud kernel may have none in the archive)",
+        )
     return Check("kernel headers", "ok", headers.description)
 
 

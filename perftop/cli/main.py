@@ -301,7 +301,7 @@ def open_source(config: Config) -> IntervalSource:
 def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -> int:
     """`boost`: taken by perftop.launch (the `perftop` command) before the imports, which
     gives it back on the way out; the screen gives it back once the first profile is painted,
-    a batch run at once."""
+    a batch run once its first interval is written."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["doctor"]:
         from perftop.cli.doctor import run_doctor
@@ -347,14 +347,18 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
                     )
                 finally:
                     source.close()  # before fds 1 and 2 are handed back to the terminal
-        elif boost is not None:
-            boost.end()  # not the screen after all
         source = open_source(config)
         if config.output_path is not None and FORMATS[config.output_format].needs_output_file:
             profile = open_export(config.output_path, overwrite=config.output_force)
         elif config.output_path is not None:
             stream = open_output(config.output_path, force=config.output_force)
-        return run_batch(config, source, stream, profile)
+        return run_batch(
+            config,
+            source,
+            stream,
+            profile,
+            on_first_interval=boost.end if boost is not None else None,
+        )
     except (ExportError, SourceError) as error:
         print(f"perftop: {printable(str(error))}", file=sys.stderr)
         return EXIT_FAILURE

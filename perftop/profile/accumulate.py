@@ -44,13 +44,19 @@ class DecayingAccumulation:
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
         self._cgroups: dict[int, CgroupInfo] = {}
+        # The wall time the weights stand for, faded alike: the accumulation's interval_s, so
+        # an export of it states the time its samples took (a pprof said `Duration: 1s` and
+        # 233% CPU for one thread: five seconds of decayed samples over the last second).
+        self._duration_s = 0.0
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
         self._cgroups = {}
+        self._duration_s = 0.0
 
     def add(self, interval: Interval) -> Interval:
+        self._duration_s = self._duration_s * self.keep + interval.interval_s
         stacks = self._decaying.add(interval.stacks)
         live_pids = {stack.pid for stack in stacks}
         self._infos.update(interval.processes)
@@ -66,5 +72,9 @@ class DecayingAccumulation:
         }
         self._cgroups.update(interval.cgroups)
         return replace(
-            interval, stacks=stacks, processes=dict(self._infos), cgroups=dict(self._cgroups)
+            interval,
+            stacks=stacks,
+            processes=dict(self._infos),
+            cgroups=dict(self._cgroups),
+            interval_s=self._duration_s,
         )

@@ -154,6 +154,48 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
     return tuple(rows)
 
 
+def module_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
+    """By module, as `perf top --sort dso`: self samples to the innermost frame's module, total
+    samples to every distinct module in the chain (once per stack). Each row is a FunctionStat
+    whose symbol says how many functions of the module were sampled."""
+    self_samples: dict[tuple[str, bool], int] = defaultdict(int)
+    total_samples: dict[tuple[str, bool], int] = defaultdict(int)
+    functions: dict[tuple[str, bool], set[str]] = defaultdict(set)
+    python: set[tuple[str, bool]] = set()
+    total = 0
+    for stack in stacks:
+        samples = stack.samples
+        total += samples
+        if not stack.frames:
+            continue
+        leaf = stack.frames[-1]
+        self_samples[(leaf[1], leaf[2])] += samples
+        for key in {(frame[1], frame[2]) for frame in stack.frames}:
+            total_samples[key] += samples
+        for frame in stack.frames:
+            key = (frame[1], frame[2])
+            functions[key].add(frame[0])
+            if frame[4] is not None:
+                python.add(key)
+    rows = []
+    for key, count in total_samples.items():
+        named = len(functions[key])
+        rows.append(
+            FunctionStat(
+                symbol=f"{named} function" + ("" if named == 1 else "s"),
+                module=key[0],
+                kernel=key[1],
+                self_samples=self_samples.get(key, 0),
+                self_percent=percent(self_samples.get(key, 0), total),
+                total_samples=count,
+                total_percent=percent(count, total),
+                python=key in python,
+            )
+        )
+    rows.sort(key=lambda row: (-row.self_samples, -row.total_samples, row.module))
+    return tuple(rows)
+
+
 @dataclass(slots=True)
 class CallNode:
     """A node of the call tree: one function reached by one path from the root."""

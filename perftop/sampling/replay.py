@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,11 @@ class ReplaySource:
     (tests). The PID filter is applied to the recorded stacks; the kernel controls (event,
     frequency, stack mode, Python frames) cannot change what was recorded, and say so in the
     next interval.
+
+    A replay can be paused (no interval is skipped meanwhile, unlike the screen's freeze),
+    stepped one interval at a time and moved by any number of intervals, from the UI thread.
+    The recording is read as a stream, never held whole: a move back reads it again from the
+    start up to the interval wanted.
     """
 
     def __init__(self, path: Path, interval_s: float | None = None, loop: bool = False) -> None:
@@ -35,6 +41,12 @@ class ReplaySource:
         self._closed = threading.Event()
         # Control calls come from the UI thread while next_interval runs on the sampler thread.
         self._lock = threading.Lock()
+        self._controls = threading.Condition(self._lock)  # woken by pause, step, seek, close
+        self._paused = False
+        self._steps = 0  # intervals to hand out at once (a step while paused)
+        self._seek_to: int | None = None  # the index of the interval to hand out next
+        self._read = 1  # intervals read from the file (the first one below)
+        self._delivered: int | None = None  # index of the last interval handed out
         self._pids: tuple[int, ...] = ()
         self._cgroup_filter: tuple[str, ...] = ()
         self._notices: list[str] = []
@@ -65,15 +77,64 @@ class ReplaySource:
         names[self.event] = None
         return names
 
+    @property
+    def position(self) -> int | None:
+        """The index of the interval last handed out (0 the first), None before any."""
+        return self._delivered
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self, paused: bool) -> None:
+        with self._controls:
+            self._paused = paused
+            self._controls.notify_all()
+
+    def step(self) -> None:
+        """Hand out the next interval now (paused or not)."""
+        with self._controls:
+            self._steps += 1
+            self._controls.notify_all()
+
+    def seek(self, delta: int) -> None:
+        """Hand out, now, the interval `delta` intervals from the one shown (clamped to the
+        first; past the last, the last)."""
+        with self._controls:
+            base = self._seek_to if self._seek_to is not None else (self._delivered or 0)
+            self._seek_to = max(0, base + delta)
+            self._controls.notify_all()
+
     def next_interval(self) -> Interval | None:
-        interval = self._next_recorded()
-        if interval is None:
+        interval = self._next_recorded() if self._seek_to is None else None
+        if interval is None and not self._wait_at_the_end():
             return None
-        wait = interval.interval_s if self._interval_s is None else self._interval_s
-        # The first interval shows at once; later ones keep the recorded pace.
-        if (self._played and wait > 0 and self._closed.wait(wait)) or self._closed.is_set():
-            self._recorded.close()
-            return None
+        started = time.monotonic()
+        while True:
+            with self._controls:
+                if self._closed.is_set():
+                    self._recorded.close()
+                    return None
+                target, self._seek_to = self._seek_to, None
+                now = self._steps > 0
+                if now and target is None:
+                    self._steps -= 1
+                paused = self._paused
+                if target is None and not now:
+                    assert interval is not None
+                    wait = interval.interval_s if self._interval_s is None else self._interval_s
+                    # The first interval shows at once; later ones keep the recorded pace.
+                    remaining = wait - (time.monotonic() - started) if self._played else 0.0
+                    if paused or remaining > 0:
+                        self._controls.wait(0.1 if paused else min(remaining, 0.1))
+                        continue
+            if target is not None:
+                interval = self._reposition(target)
+                if interval is None:
+                    return None
+            break
+        assert interval is not None
+        self._delivered = self._read - 1
         self._played += 1
         self._current = interval
         with self._lock:
@@ -89,6 +150,18 @@ class ReplaySource:
             interval = replace(interval, notices=interval.notices + notices)
         return interval
 
+    def _wait_at_the_end(self) -> bool:
+        """At the end of the recording: a paused replay waits there for a move back (True),
+        or for play to resume, closing, or a step past the end, which end it (False)."""
+        with self._controls:
+            while True:
+                if self._seek_to is not None:
+                    return True
+                if self._closed.is_set() or not self._paused or self._steps:
+                    self._steps = 0
+                    return False
+                self._controls.wait(0.1)
+
     def _next_recorded(self) -> Interval | None:
         if self._pending is not None:
             first, self._pending = self._pending, None
@@ -96,8 +169,34 @@ class ReplaySource:
         interval: Interval | None = next(self._recorded, None)
         if interval is None and self._loop and self._played:
             self._recorded = self._restart()
+            self._read = 0
             interval = next(self._recorded, None)
+        if interval is not None:
+            self._read += 1
         return interval
+
+    def _reposition(self, target: int) -> Interval | None:
+        """The interval at index `target` (or the last one, when the recording is shorter),
+        read next: from where the file is when it lies ahead, else from the start again."""
+        self._pending = None
+        if target < self._read:
+            self._recorded.close()
+            self._recorded = self._restart()
+            self._read = 0
+        last: Interval | None = None
+        while self._read <= target:
+            interval = next(self._recorded, None)
+            if interval is None:
+                break
+            self._read += 1
+            last = interval
+        if last is None:
+            # Past the end: the last interval again (read from the start, it is the last one).
+            if self._delivered is not None and self._delivered + 1 == self._read:
+                return self._current
+            end = self._read - 1
+            return self._reposition(end) if 0 <= end < target else None
+        return last
 
     def _restart(self) -> Generator[Interval, None, None]:
         return iter_recording(self.path)
@@ -145,6 +244,8 @@ class ReplaySource:
 
     def interrupt(self) -> None:
         self._closed.set()
+        with self._controls:
+            self._controls.notify_all()
 
     def close(self) -> None:
-        self._closed.set()
+        self.interrupt()

@@ -36,6 +36,8 @@ class HeadersError(Exception):
 class KernelHeaders:
     path: Path
     description: str  # one line for the user: which headers, and why these
+    # Another kernel's (Debian's generic) headers: their struct layouts are not this kernel's.
+    generic_for: str | None = None  # the running kernel's release, when generic
 
 
 def debian_arch() -> str:
@@ -158,7 +160,11 @@ def locate_headers(
         merged = _merge_somewhere(arch_tree, common, cache_root)
         exact = arch_tree.name == f"linux-headers-{release}"
         why = "match the running kernel" if exact else f"generic; running kernel is {release}"
-        return KernelHeaders(merged, f"{arch_tree.name} + {common.name} merged in {merged} ({why})")
+        return KernelHeaders(
+            merged,
+            f"{arch_tree.name} + {common.name} merged in {merged} ({why})",
+            None if exact else release,
+        )
 
     raise HeadersError(
         f"no kernel headers for {release}: install linux-headers-{release}, or where the archive "

@@ -29,6 +29,7 @@ from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval
 from perftop.model.stats import View
+from perftop.sampling.replay import ReplaySource
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
@@ -82,7 +83,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
     ) -> None:
         super().__init__()
         self.source = source
-        self.options = ViewOptions()
+        self.options = ViewOptions(recording=recorder is not None)
         # The recording and the accumulation see every interval, even the ones the screen
         # skips when it falls behind: the session runs them on the sampler thread.
         self._session = SamplingSession(source, recorder=recorder, decay_keep=decay_keep)
@@ -205,7 +206,11 @@ class PerftopApp(DiffedApp, SourceControlActions):
             )
         self._latest = (message.latest, message.accumulated)
         self._view = message.view
-        if not self.options.paused:
+        replay = self._replay()
+        if replay is not None and replay.position is not None:
+            self.options = replace(self.options, replay_at=replay.position + 1)
+        # A paused replay hands out only the intervals stepped or sought to: they are shown.
+        if not self.options.paused or replay is not None:
             self._shown = self._latest
             self._render_view()
         if self._on_first_profile is not None and profiled:
@@ -224,6 +229,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
 
     @on(RecordingFailed)
     def _recording_failed(self, message: RecordingFailed) -> None:
+        self.options = replace(self.options, recording=False)
+        self._render_view()
         self.notify(
             f"recording stopped: {message.error}", severity="error", timeout=15, markup=False
         )
@@ -263,6 +270,20 @@ class PerftopApp(DiffedApp, SourceControlActions):
 
     @on(ProcessTable.ZoomRequested)
     def _zoom(self, message: ProcessTable.ZoomRequested) -> None:
+        view = self.current_view()
+        sampled = view is not None and (
+            view.interval.preview  # psutil's list while the program loads: samples will come
+            or any(stack.pid == message.pid for stack in view.unzoomed_stacks)
+        )
+        if not sampled:
+            # A watched PID that is quiet, or whose stacks the text filter hides: zooming in
+            # would show an empty view with nothing saying why.
+            self.notify(
+                f"PID {message.pid} has no samples in this view: nothing to zoom into",
+                timeout=4,
+                markup=False,
+            )
+            return
         self.options = replace(self.options, zoom_pid=message.pid)
         self._render_view()
 
@@ -328,13 +349,20 @@ class PerftopApp(DiffedApp, SourceControlActions):
             return
         view = self.current_view()
         assert view is not None
-        request = export_request(view, self.options)
+        flame = self._flame
+        if flame is not None and self.screen is flame and flame.graph.zoomed:
+            # What the zoomed flame graph shows, not the whole view behind it.
+            request = export_request(
+                view, self.options, flame.graph.zoom_names(), flame.zoomed_stacks(view)
+            )
+        else:
+            request = export_request(view, self.options)
 
         def write(export_format: str, path: Path, overwrite: bool) -> int:
             return write_export(
                 path,
                 export_format,
-                view.stacks,
+                request.stacks,
                 request.meta,
                 overwrite=overwrite,
                 name=request.name,
@@ -396,6 +424,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         except (ValueError, SourceError) as error:  # removed since the check
             self.notify(printable(str(error)), severity="error", markup=False)
             return
+        if paths != self.options.cgroups:
+            self._restart_accumulation()
         self.options = replace(self.options, cgroups=paths)
         self._render_view()
 
@@ -422,7 +452,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         if text is None:
             return
         pids = parse_pids(text)
-        self.source.set_pid_filter(pids)
+        if pids != self.options.pids:
+            self._change_pids(pids)
         self.options = replace(self.options, pids=pids)
         self._render_view()
 
@@ -440,17 +471,80 @@ class PerftopApp(DiffedApp, SourceControlActions):
             self._render_view()
 
     def action_clear_filters(self) -> None:
-        if self.options.pids:
-            self.source.set_pid_filter(())
-        if self.options.cgroups:
-            self.source.set_cgroup_filter(())
-        self.options = self.options.cleared()
+        options = self.options.stepped_back()
+        if options.pids != self.options.pids:
+            self._change_pids(options.pids)
+        if options.cgroups != self.options.cgroups:
+            self.source.set_cgroup_filter(options.cgroups)
+            self._restart_accumulation()
+        self.options = options
         self._render_view()
+
+    def _change_pids(self, pids: tuple[int, ...]) -> None:
+        """The kernel samples other PIDs from now: the decaying accumulation restarts, or it
+        would show the old filter's processes fading out for seconds."""
+        self.source.set_pid_filter(pids)
+        self._restart_accumulation()
+
+    def _restart_accumulation(self) -> None:
+        self._session.zero()
+        if self._shown is not None:
+            latest, _ = self._shown
+            self._shown = (latest, replace(latest, stacks=(), processes={}))
 
     def action_toggle_pause(self) -> None:
         self.options = replace(self.options, paused=not self.options.paused)
+        replay = self._replay()
+        if replay is not None:
+            # The replay itself waits: nothing is skipped while the screen is paused.
+            replay.pause(self.options.paused)
         if not self.options.paused:
             self._shown = self._latest
+        self._render_view()
+
+    def _replay(self) -> ReplaySource | None:
+        source = self.source
+        inner = getattr(source, "inner", source)  # a test's pacing wrapper holds the replay
+        return inner if isinstance(inner, ReplaySource) else None
+
+    def action_replay_step(self, step: int) -> None:
+        """`.` and `,`: pause the replay and show the next or the previous interval."""
+        replay = self._replay()
+        if replay is None:
+            self.notify("stepping needs a replay (--replay FILE)", timeout=3)
+            return
+        self.options = replace(self.options, paused=True)
+        replay.pause(True)
+        if step > 0:
+            replay.step()
+            self._restart_sampler_if_ended()
+        else:
+            self._replay_seek(replay, step)
+
+    def action_replay_seek(self, delta: int) -> None:
+        """`]` and `[`: move the replay by `delta` intervals."""
+        replay = self._replay()
+        if replay is None:
+            self.notify("seeking needs a replay (--replay FILE)", timeout=3)
+            return
+        self._replay_seek(replay, delta)
+
+    def _replay_seek(self, replay: ReplaySource, delta: int) -> None:
+        replay.seek(delta)
+        # Another stretch of the recording: its accumulation starts there.
+        self._restart_accumulation()
+        self._restart_sampler_if_ended()
+
+    def _restart_sampler_if_ended(self) -> None:
+        """A replay played to its end can be moved back into: its sampler starts again."""
+        # The sampler posts SourceEnded just before its thread leaves: wait for that moment.
+        if self._ended and self._sampler_done.wait(1.0):
+            self._ended = False
+            self._sampler_done.clear()
+            self._run_sampler()
+
+    def action_by_module(self) -> None:
+        self.options = replace(self.options, by_module=not self.options.by_module)
         self._render_view()
 
     def action_toggle_accumulate(self) -> None:
@@ -458,10 +552,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self._render_view()
 
     def action_zero(self) -> None:
-        self._session.zero()
-        if self._shown is not None:
-            latest, _ = self._shown
-            self._shown = (latest, replace(latest, stacks=(), processes={}))
+        self._restart_accumulation()
         self.notify("accumulated counts zeroed", timeout=3)
         self._render_view()
 

@@ -40,6 +40,10 @@ class ViewOptions:
     cgroup_reverse: bool = False
     cgroups: tuple[str, ...] = ()  # the kernel's cgroup filter (`c`, --cgroup): paths
     zoom_cgroup: str | None = None
+    by_module: bool = False  # the functions table by module (`d`, perf top's --sort dso)
+    # Not choices, but state the header shows beside them:
+    recording: bool = False  # --record is writing every interval
+    replay_at: int | None = None  # the interval of the recording shown (1 the first)
 
     @property
     def filtered(self) -> bool:
@@ -92,6 +96,19 @@ class ViewOptions:
 
     def cleared(self) -> ViewOptions:
         return replace(self, text_filter="", pids=(), zoom_pid=None, cgroups=(), zoom_cgroup=None)
+
+    def stepped_back(self) -> ViewOptions:
+        """Esc, as in perf top: undo one level, the last narrowing first: the zoom, then the
+        text filter, then the PID filter, then the cgroup filter."""
+        if self.zoom_pid is not None:
+            return replace(self, zoom_pid=None)
+        if self.zoom_cgroup is not None:
+            return replace(self, zoom_cgroup=None)
+        if self.text_filter:
+            return replace(self, text_filter="")
+        if self.pids:
+            return replace(self, pids=())
+        return replace(self, cgroups=())
 
 
 def next_frequency(current: int, step: int) -> int | None:

@@ -94,10 +94,14 @@ def filter_pieces(
 ) -> list[Piece]:
     """Where the data comes from, the filters and modes in force; a hint when there are none."""
     pieces: list[Piece] = []
+    if options.recording:
+        pieces.append(Piece("● REC", PieceKind.WARN))
     if not live:
+        at = f" {options.replay_at}" if options.replay_at is not None else ""
         pieces.append(
             Piece(
-                "REPLAY ENDED" if ended else "REPLAY", PieceKind.WARN if ended else PieceKind.ACTIVE
+                "REPLAY ENDED" if ended else f"REPLAY{at}",
+                PieceKind.WARN if ended else PieceKind.ACTIVE,
             )
         )
     elif ended:

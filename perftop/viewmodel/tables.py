@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 from perftop.model.samples import FrameKind, FunctionKey, ProcessInfo
 from perftop.model.stats import CgroupStat, FunctionStat, ProcessStat, View
 from perftop.model.units import human_bytes as human_bytes  # re-exported
+from perftop.profile.aggregate import module_stats
 from perftop.sanitize import printable
 
 Item = TypeVar("Item")
@@ -214,12 +215,24 @@ def with_quiet_processes(
     sleeps or exits stays on screen, marked, instead of silently vanishing. `gone` are the
     PIDs known to have exited; `names` the last command seen for each PID."""
     present = {process.pid for process in view.processes}
+    known = view.interval.processes
     quiet = tuple(
-        ProcessStat(pid, (names or {}).get(pid, "?"), 0, 0.0, ProcessInfo(pid, exited=pid in gone))
+        _quiet_process(pid, known.get(pid), pid in gone, (names or {}).get(pid))
         for pid in pids
         if pid not in present
     )
     return replace(view, processes=view.processes + quiet) if quiet else view
+
+
+def _quiet_process(
+    pid: int, known: ProcessInfo | None, gone: bool, name: str | None
+) -> ProcessStat:
+    """A watched PID with no samples in view. A live one whose stacks a text filter hides
+    keeps what psutil said of it (user, CPU%, command): drawn with nothing (`?`, `-`) it read
+    as an exited process."""
+    if gone or known is None:
+        return ProcessStat(pid, name or "?", 0, 0.0, ProcessInfo(pid, exited=gone))
+    return ProcessStat(pid, name or known.name or "?", 0, 0.0, known)
 
 
 def process_rows(
@@ -228,16 +241,28 @@ def process_rows(
     reverse: bool = False,
     limit: int | None = None,
 ) -> list[TableRow]:
-    """Rows in display order; only the first `limit` when given."""
+    """Rows in display order; only the first `limit` when given. Exited processes of one
+    command are one row, keyed by ("exited", command), its PID cell the count (×24)."""
     column = column_by_id(PROCESS_COLUMNS, sort)
-    return [
-        TableRow(
-            key=process.pid,
-            cells=tuple(c.format(process) for c in PROCESS_COLUMNS),
-            dim=process.info.exited,
-        )
-        for process in sorted_items(view.processes, column, reverse)[:limit]
-    ]
+    rolled = _rolled_up_exited(view.processes)
+    counts = {id(process): count for process, count in rolled}
+    rows = []
+    for process in sorted_items((process for process, _ in rolled), column, reverse)[:limit]:
+        cells = tuple(c.format(process) for c in PROCESS_COLUMNS)
+        count = counts[id(process)]
+        key: Hashable = process.pid
+        if count > 1:
+            key = ("exited", process.comm)
+            rolled_cells = {
+                "pid": f"×{count}",
+                "comm": f"{printable(process.comm, 40)} ({count} exited)",
+            }
+            cells = tuple(
+                rolled_cells.get(column.id, cell)
+                for column, cell in zip(PROCESS_COLUMNS, cells, strict=True)
+            )
+        rows.append(TableRow(key=key, cells=cells, dim=process.info.exited))
+    return rows
 
 
 def cgroup_rows(
@@ -280,6 +305,57 @@ def function_rows(
         )
         for function in sorted_items(view.functions, column, reverse)[:limit]
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleKey:
+    """The row key of a module in the by-module view (not a FunctionKey: no stacks follow)."""
+
+    module: str
+    kernel: bool
+
+
+def module_rows(
+    view: View,
+    sort: str = DEFAULT_FUNCTION_SORT,
+    reverse: bool = False,
+    limit: int | None = None,
+) -> list[TableRow]:
+    """The functions table by module (`d`, perf top's --sort dso)."""
+    column = column_by_id(FUNCTION_COLUMNS, sort)
+    return [
+        TableRow(
+            key=ModuleKey(module.module, module.kernel),
+            cells=tuple(c.format(module) for c in FUNCTION_COLUMNS),
+        )
+        for module in sorted_items(module_stats(view.stacks), column, reverse)[:limit]
+    ]
+
+
+def _rolled_up_exited(processes: Sequence[ProcessStat]) -> list[tuple[ProcessStat, int]]:
+    """Exited processes of one command as one row (a fork loop was 24 exited rows of 0.5%):
+    (the process, or the sum of its command's exited ones, and how many it stands for), in
+    the order given (a roll-up where its first process was), so ties keep their places."""
+    exited: dict[str, list[ProcessStat]] = {}
+    for process in processes:
+        if process.info.exited:
+            exited.setdefault(process.comm, []).append(process)
+    result: list[tuple[ProcessStat, int]] = []
+    for process in processes:
+        group = exited.get(process.comm) if process.info.exited else None
+        if group is None or len(group) == 1:
+            result.append((process, 1))
+        elif group[0] is process:
+            first = min(member.pid for member in group)
+            rolled = ProcessStat(
+                first,
+                process.comm,
+                sum(member.samples for member in group),
+                sum(member.percent for member in group),
+                ProcessInfo(first, exited=True),
+            )
+            result.append((rolled, len(group)))
+    return result
 
 
 def function_key_of(function: FunctionStat) -> FunctionKey:

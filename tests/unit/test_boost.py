@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from perftop.launch import screen_wanted
+from perftop.launch import boost_wanted
 from perftop.system import boost
 
 
@@ -97,12 +97,40 @@ def test_threads_started_during_the_boost_get_their_nice_back() -> None:
     [
         ([], True),
         (["-p", "42", "-F", "999"], True),
-        (["--batch", "-n", "1"], False),
+        (["--batch", "-n", "1"], True),  # as fast to its line as the screen (issue 19)
         (["--replay", "x.jsonl"], False),
         (["--replay=x.jsonl"], False),
         (["doctor"], False),
         (["--help"], False),
     ],
 )
-def test_the_boost_is_taken_for_the_live_screen_only(argv: list[str], wanted: bool) -> None:
-    assert screen_wanted(argv) is wanted
+def test_the_boost_is_taken_for_live_sampling_only(argv: list[str], wanted: bool) -> None:
+    assert boost_wanted(argv) is wanted
+
+
+def test_batch_mode_gives_the_boost_back_after_its_first_interval() -> None:
+    """`--batch -n 1` is boosted to its line like the screen to its first profile, and no
+    longer: the boost ends once the first interval is written, before any other is sampled."""
+    import io
+
+    from perftop.cli.batch import run_batch
+    from perftop.config import Config, SamplerConfig
+    from perftop.sampling.replay import ReplaySource
+
+    source = ReplaySource(Path(__file__).parent.parent / "data" / "synthetic.jsonl", interval_s=0)
+    stream = io.StringIO()
+    written_at_end: list[str] = []
+    config = Config(sampler=SamplerConfig(), batch=True, iterations=3)
+    try:
+        assert (
+            run_batch(
+                config, source, stream, None, lambda: written_at_end.append(stream.getvalue())
+            )
+            == 0
+        )
+    finally:
+        source.close()
+    assert len(written_at_end) == 1  # once
+    first = written_at_end[0]
+    assert first and first.count("samples (") == 1  # after the first interval's report only
+    assert stream.getvalue().count("samples (") == 3

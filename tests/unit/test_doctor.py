@@ -56,3 +56,27 @@ def test_a_checks_listing_is_printed_indented_beneath_it(monkeypatch) -> None:  
         "    101  3.11.2  supported (frames walked)  python3.11 app.py",
         "perftop can sample here",
     ]
+
+
+def test_generic_headers_are_a_warning_that_says_what_it_means(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from perftop.system.headers import KernelHeaders
+
+    generic = KernelHeaders(
+        Path("/var/cache/perftop/headers/x"),
+        "linux-headers-6.1.0-42-amd64 + linux-headers-6.1.0-42-common merged in /x "
+        "(generic; running kernel is 6.18.0)",
+        "6.18.0",
+    )
+    monkeypatch.setattr(doctor, "locate_headers", lambda: generic)
+    check = doctor.check_headers()
+    assert check.status == "warn"
+    assert "another kernel's headers" in check.detail
+    assert "BTF" in check.detail
+    assert "linux-headers-6.18.0" in check.remedy
+    exact = KernelHeaders(
+        Path("/lib/modules/6.18.0/build"), "exact (headers of the running kernel)"
+    )
+    monkeypatch.setattr(doctor, "locate_headers", lambda: exact)
+    assert doctor.check_headers().status == "ok"

@@ -94,3 +94,15 @@ def test_a_tree_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(cache, 65534, 65534)  # the tests run as root: this is someone else's
     with pytest.raises(HeadersError, match="owned by uid 65534"):
         locate_headers("6.18.0", tmp_path / "m", tmp_path / "src", cache, "amd64")
+
+
+def test_another_kernels_headers_are_marked_generic(tmp_path: Path) -> None:
+    """What `perftop doctor` warns about: 6.1 generic headers on a 6.18 kernel."""
+    debian_headers(tmp_path / "src")
+    cache = tmp_path / "cache/headers"
+    headers = locate_headers("6.18.0", tmp_path / "modules", tmp_path / "src", cache, "amd64")
+    assert headers.generic_for == "6.18.0"
+    build = tmp_path / "modules/6.18.0/build"
+    (build / "include").mkdir(parents=True)
+    exact = locate_headers("6.18.0", tmp_path / "modules", tmp_path / "src", cache, "amd64")
+    assert exact.generic_for is None

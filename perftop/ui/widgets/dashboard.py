@@ -37,6 +37,7 @@ from perftop.viewmodel import (
     cgroup_stack_tree,
     function_kind,
     function_rows,
+    module_rows,
     process_rows,
     stack_tree,
     with_quiet_processes,
@@ -139,12 +140,13 @@ class Dashboard(Vertical):
         )
         functions.show_sort(options.function_sort, options.function_reverse)
         sort, reverse = options.function_sort, options.function_reverse
+        rows = module_rows if options.by_module else function_rows
         functions.show_rows(
             self._rows(
                 "functions",
                 view,
-                (sort, reverse),
-                lambda: function_rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
+                (sort, reverse, options.by_module),
+                lambda: rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
             )
         )
         processes.border_title = Content(
@@ -155,10 +157,9 @@ class Dashboard(Vertical):
         self._show_cgroups(view, options)
         zoom = options.zoom_pid
         # Content, not str: a str title is parsed as markup, and a comm may hold "[b]".
+        noun = "Modules" if options.by_module else "Functions"
         functions.border_title = Content(
-            "Functions"
-            if zoom is None
-            else f"Functions of PID {zoom} {printable(self._comm_of(zoom), 16)}"
+            noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}"
         )
         self._zoom_pid = zoom
 

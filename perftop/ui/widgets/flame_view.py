@@ -26,10 +26,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
-from perftop.model.samples import Frame, FunctionKey, Interval
+from perftop.model.samples import Frame, FunctionKey, Interval, StackSample
 from perftop.model.stats import View
 from perftop.profile.aggregate import PROCESS_MODULE, CallNode
-from perftop.profile.flame import FlameBox, flame_root, label, layout, subtree, zoom
+from perftop.profile.flame import (
+    FlameBox,
+    SiblingOrder,
+    flame_root,
+    label,
+    layout,
+    stacks_under,
+    subtree,
+    zoom,
+)
 from perftop.sanitize import printable
 from perftop.ui.widgets.frame_style import mark_style
 from perftop.ui.widgets.header import HeaderBar
@@ -180,6 +189,7 @@ class FlameGraph(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._root = CallNode(frame=None)
         self._zooms: list[Path] = []  # absolute paths zoomed into, innermost last
+        self._order = SiblingOrder()  # siblings keep their places between refreshes
         self._selected: Path = ()
         self._rows: list[list[FlameBox]] = []
         self._layout_width = -1
@@ -230,7 +240,7 @@ class FlameGraph(ScrollView, can_focus=True):
             else:
                 shown = zoom(self._root, self.zoom_path)
         rows: list[list[FlameBox]] = []
-        for box in layout(shown, width, max_depth=MAX_DEPTH):
+        for box in layout(shown, width, max_depth=MAX_DEPTH, order=self._order):
             while len(rows) <= box.depth:
                 rows.append([])
             rows[box.depth].append(box)
@@ -421,6 +431,11 @@ class FlameScreen(Screen[None]):
             self._tree = flame_root(view.stacks, names)
         if self.is_mounted:
             self._draw()
+
+    def zoomed_stacks(self, view: View) -> list[StackSample]:
+        """The stacks of `view` through the frame zoomed into (all of them unzoomed)."""
+        names = {process.pid: process.comm for process in view.processes}
+        return stacks_under(view.stacks, self.graph.zoom_path, names)
 
     def _draw(self) -> None:
         if self._header is not None:

@@ -42,7 +42,9 @@ def fit(text: str, width: int, right: bool) -> str:
 class KeyedTable(ScrollView, can_focus=True):
     """Rows are replaced as a whole each refresh. Until the user moves the cursor it stays on
     the first row, the hottest (as in top and perf top); once moved, the highlighted row
-    follows its key: the cursor and the scroll position stay where the user put them."""
+    follows its key: the cursor and the scroll position stay where the user put them. When
+    that row leaves the table the cursor goes back to the top, never to the row that took the
+    old index."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor_up", "Cursor up", show=False),
@@ -174,6 +176,12 @@ class KeyedTable(ScrollView, can_focus=True):
             self._lines.clear()
         self.virtual_size = Size(self._total_width(), len(self._rows) + 1)
         moved = self._index.get(selected) if selected is not None and self._placed else None
+        if moved is None and self._placed:
+            # The row the user chose has left: back to the top, the hottest row, followed as
+            # at start-up. Keeping the old index showed whatever slid under it, another row
+            # every second, with the stack pane following each.
+            self._placed = False
+            moved = 0
         self._move(self._cursor if moved is None else moved, announce=False)
         self._refresh_changed(before)
         self.announce_selection()

@@ -256,11 +256,15 @@ class StackTree(ScrollView, can_focus=True):
         assert self._model is not None
         root = self._model
         lines = [PaneLine((), (), True, UNFOLDED_ICON, node_parts(root))]
-        self._add_branch_lines(lines, root, ())
+        self._add_branch_lines(lines, root, (), set())
         return tuple(lines)
 
     def _add_branch_lines(
-        self, lines: list[PaneLine], parent: StackNode, guides: tuple[bool, ...]
+        self,
+        lines: list[PaneLine],
+        parent: StackNode,
+        guides: tuple[bool, ...],
+        remedies_shown: set[str],
     ) -> None:
         """The lines of `parent`'s children and of their unfolded branches. Only an unfolded
         branch's children are asked for: the view model converts them on demand, and building
@@ -269,6 +273,10 @@ class StackTree(ScrollView, can_focus=True):
         for position, child in enumerate(children):
             last = position == len(children) - 1
             remedy = child.explanation.remedy if child.explanation is not None else None
+            if remedy in remedies_shown:
+                # Once per module and reason: the same advice under every unsymbolized frame
+                # of one library filled the pane (the frame still says why, `← reason`).
+                remedy = None
             foldable = child.has_children or remedy is not None
             if foldable:
                 hot = (
@@ -283,6 +291,7 @@ class StackTree(ScrollView, can_focus=True):
                 continue
             below = (*guides, not last)
             if remedy is not None:
+                remedies_shown.add(remedy)
                 # Its own line, first under the frame: too long to share the frame's line.
                 lines.append(
                     PaneLine(
@@ -294,7 +303,7 @@ class StackTree(ScrollView, can_focus=True):
                     )
                 )
             if child.has_children:
-                self._add_branch_lines(lines, child, below)
+                self._add_branch_lines(lines, child, below, remedies_shown)
 
     def _update_virtual_size(self) -> None:
         """The widest line sets the scrollable width, which never shrinks while the subject
