@@ -60,8 +60,9 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("steady_state"),
     Benchmark("job_cost"),
-    # The frame-pointer workload, then both unwinders on two workloads without frame pointers.
-    Benchmark("bpf_cost", timeout_s=600.0),
+    # The frame-pointer workload (five programs, two alternating rounds), then both unwinders
+    # on two workloads without frame pointers.
+    Benchmark("bpf_cost", timeout_s=900.0),
     # Beside bpf_cost's frame-pointer-only figure: Python frames on and off, alternating.
     Benchmark("python_cost", timeout_s=600.0),
     Benchmark("startup"),

@@ -1,6 +1,6 @@
 // perftop's sampler: a BPF_PROG_TYPE_PERF_EVENT program attached to one perf event per CPU.
 //
-// Each sample is counted in the kernel, keyed by process, thread, comm and stack ids (and, in a
+// Each sample is counted in the kernel, keyed by process, thread, comm, cgroup and stack ids (and, in a
 // CPython process, the key of the thread's Python frames); user space
 // drains the counts once per interval. Sizes come in as -D cflags; perftop/sampling/bcc/abi.py
 // mirrors every layout and slot number here (tests/unit/test_abi.py checks that the two agree).
@@ -20,6 +20,9 @@
 #ifndef PERFTOP_MAX_PIDS
 #define PERFTOP_MAX_PIDS 64
 #endif
+#ifndef PERFTOP_MAX_CGROUPS
+#define PERFTOP_MAX_CGROUPS 16  // cgroups the filter holds (--cgroup, the screen's `c`)
+#endif
 
 // A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
 #define PERFTOP_STACK_SKIPPED (-65536)
@@ -33,7 +36,8 @@
 #define SETTING_GENERATION 2  // which half of the double-buffered counters samples go to: 0 or 1
 #define SETTING_PYTHON 3      // 1: walk the Python frames of processes in python_procs
 #define SETTING_UNWIND 4      // 1: walk user stacks with unwind tables where a process has them
-#define SETTINGS_COUNT 5
+#define SETTING_CGROUP_FILTER 5  // n > 0: only count tasks under one of cgroup_filter[0..n)
+#define SETTINGS_COUNT 6
 
 // Every counter of an interval exists twice: counts_0 and counts_1, and one slot per generation
 // in cpu_totals and lost. A sample reads the generation once and writes only to that half, so
@@ -68,6 +72,8 @@
 #ifndef PERFTOP_PYTHON_STACK_ENTRIES
 #define PERFTOP_PYTHON_STACK_ENTRIES 4096
 #endif
+#define PYTHON_HEADER_BYTES 256  // a power of two: header offsets are masked with & (N - 1)
+#define PYTHON_HEADER_BUFFER 264  // PYTHON_HEADER_BYTES + 8
 #ifndef PERFTOP_PYTHON_PROCS
 #define PERFTOP_PYTHON_PROCS 1024
 #endif
@@ -116,6 +122,7 @@ struct count_key {
     char comm[TASK_COMM_LEN];
     u64 python_stack;  // key of the thread's Python frames in python_stacks; 0: none
     u64 native_stack;  // key of the table-unwound user stack in native_stacks; 0: none
+    u64 cgroup_id;     // the task's cgroup v2 id: its directory's inode on the cgroup2 mount
 };
 
 struct count_value {
@@ -128,7 +135,7 @@ struct cpu_totals {
     u64 period;
     u64 idle_samples;
     u64 idle_period;
-    u64 filtered_samples;  // non-idle samples dropped by the pid filter
+    u64 filtered_samples;  // non-idle samples dropped by the pid or the cgroup filter
 };
 
 // A CPython process user space found (perftop.python): where its runtime is and the offsets
@@ -147,8 +154,20 @@ struct python_proc {
     u16 frame_instruction;
     u16 frame_owner;
     u8 owner_cstack;  // the owner of C-stack shim frames, skipped; PYTHON_NO_OWNER in 3.11
-    u8 pad[3];
+    // Bytes read at once from a PyThreadState and from a _PyInterpreterFrame: every field
+    // above lies in them (user space checks), so one probe read serves a thread or a frame.
+    u8 thread_header_size;
+    u8 frame_header_size;
+    u8 pad;
 };
+
+// One PyThreadState's or _PyInterpreterFrame's first bytes, read with one probe read (each
+// read costs ~100-200 ns here: the walk used to take three or four per frame). The 8 bytes
+// past PYTHON_HEADER_BYTES let a u64 be read at any masked offset.
+struct python_header {
+    u8 bytes[PYTHON_HEADER_BUFFER];
+};
+_Static_assert(PYTHON_HEADER_BUFFER == PYTHON_HEADER_BYTES + 8, "a u64 past the last offset");
 
 // One thread's Python frames, innermost first: the code object and instruction of each.
 struct python_stack {
@@ -209,6 +228,10 @@ BPF_HASH(counts_0, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES)
 BPF_HASH(counts_1, struct count_key, struct count_value, PERFTOP_COUNTS_ENTRIES);
 BPF_STACK_TRACE(stacks, PERFTOP_STACK_ENTRIES);
 BPF_HASH(pid_filter, u32, u8, PERFTOP_MAX_PIDS);
+// The filtered cgroups as directory fds (user space stores them): bpf_current_task_under_cgroup
+// answers "this cgroup or a descendant" in the kernel, so a nested cgroup counts under its
+// parent's filter with no id bookkeeping, and a filter change is a map update, not a compile.
+BPF_CGROUP_ARRAY(cgroup_filter, PERFTOP_MAX_CGROUPS);
 BPF_ARRAY(settings, u32, SETTINGS_COUNT);
 BPF_PERCPU_ARRAY(cpu_totals, struct cpu_totals, GENERATIONS);
 BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
@@ -218,6 +241,7 @@ BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
 BPF_ARRAY_OF_MAPS(grace, "settings", 1);
 BPF_HASH(python_procs, u32, struct python_proc, PERFTOP_PYTHON_PROCS);
 BPF_PERCPU_ARRAY(python_scratch, struct python_stack, 1);
+BPF_PERCPU_ARRAY(python_headers, struct python_header, 1);
 // Keyed by a hash of the frames: a stack is stored once, however many samples share it, and
 // user space deletes what it has read (a later sample of the same stack stores it again).
 BPF_HASH(python_stacks, u64, struct python_stack, PERFTOP_PYTHON_STACK_ENTRIES);
@@ -266,6 +290,12 @@ static __always_inline u64 read_pointer(u64 address)
     return value;
 }
 
+// The u64 at `offset` of a header read with one probe read.
+static __always_inline u64 header_word(struct python_header *header, u32 offset)
+{
+    return *(u64 *)&header->bytes[offset & (PYTHON_HEADER_BYTES - 1)];
+}
+
 // For a sample in a process registered in python_procs: find the sampled thread's own
 // PyThreadState (matched by native_thread_id, never the GIL holder's) and walk its
 // _PyInterpreterFrame chain into python_stacks. Returns the stack's key, or 0 (not a Python
@@ -275,24 +305,31 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
     struct python_proc *proc = python_procs.lookup(&tgid);
     if (!proc)
         return 0;
+    u32 zero = 0;
+    struct python_header *header = python_headers.lookup(&zero);
+    struct python_stack *stack = python_scratch.lookup(&zero);
+    if (!header || !stack)
+        return 0;
     u64 interpreter = read_pointer(proc->runtime + proc->interpreters_head);
     u64 thread = interpreter ? read_pointer(interpreter + proc->threads_head) : 0;
+    u32 thread_size = proc->thread_header_size;
+    int found = 0;
     for (int i = 0; i < PERFTOP_PYTHON_THREADS; i++) {
-        if (!thread || read_pointer(thread + proc->native_thread_id) == tid)
+        if (!thread || bpf_probe_read_user(header->bytes, thread_size, (void *)thread) != 0)
             break;
-        thread = read_pointer(thread + proc->thread_next);
+        if (header_word(header, proc->native_thread_id) == tid) {
+            found = 1;
+            break;
+        }
+        thread = header_word(header, proc->thread_next);
     }
-    if (!thread || read_pointer(thread + proc->native_thread_id) != tid) {
+    if (!found) {
         count_lost(generation, LOST_PYTHON_MISSING);  // not a thread CPython knows (yet)
         return 0;
     }
-    u64 frame = read_pointer(thread + proc->current_frame);
+    u64 frame = header_word(header, proc->current_frame);  // the found thread's header
     if (proc->cframe_current_frame != PYTHON_NO_OFFSET && frame)
         frame = read_pointer(frame + proc->cframe_current_frame);
-    u32 zero = 0;
-    struct python_stack *stack = python_scratch.lookup(&zero);
-    if (!stack)
-        return 0;
     // The depth lives in the map value, not in a register: a register the verifier knows
     // exactly (0, 1, 2, ... along each path) keeps every path's state apart, and 64 frames of
     // "kept or skipped" exhausted its budget (E2BIG). Read back from memory it is unknown,
@@ -302,14 +339,17 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
     // FNV-1a over the tgid and the (code, instruction) pairs: forked workers share addresses,
     // and each keeps stacks of its own.
     u64 hash = (14695981039346656037ULL ^ tgid) * 1099511628211ULL;
+    u32 frame_size = proc->frame_header_size;
     for (int i = 0; i < PERFTOP_PYTHON_FRAMES; i++) {
         if (!frame)
             break;
-        u64 code = read_pointer(frame + proc->frame_code);
-        u64 instruction = read_pointer(frame + proc->frame_instruction);
-        u8 owner = 0;
-        if (proc->owner_cstack != PYTHON_NO_OWNER)
-            bpf_probe_read_user(&owner, sizeof(owner), (void *)(frame + proc->frame_owner));
+        if (bpf_probe_read_user(header->bytes, frame_size, (void *)frame) != 0) {
+            frame = 0;  // unreadable: the chain ends here
+            break;
+        }
+        u64 code = header_word(header, proc->frame_code);
+        u64 instruction = header_word(header, proc->frame_instruction);
+        u8 owner = header->bytes[proc->frame_owner & (PYTHON_HEADER_BYTES - 1)];
         if (code && (proc->owner_cstack == PYTHON_NO_OWNER || owner != proc->owner_cstack)) {
             u32 depth = stack->depth;
             stack->code[depth & (PERFTOP_PYTHON_FRAMES - 1)] = code;
@@ -318,7 +358,7 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
             hash = (hash ^ code) * 1099511628211ULL;
             hash = (hash ^ instruction) * 1099511628211ULL;
         }
-        frame = read_pointer(frame + proc->frame_previous);
+        frame = header_word(header, proc->frame_previous);
     }
     u32 depth = stack->depth;
     if (!depth || depth > PERFTOP_PYTHON_FRAMES) {
@@ -399,7 +439,8 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
     if (user_registers(ctx, &ip, &sp, &bp) != 0)
         return 0;
     key.address = __builtin_bswap64(ip);
-    if (!unwind_mappings.lookup(&key))
+    struct mapping_value *first = unwind_mappings.lookup(&key);
+    if (!first)
         return 0;  // not a process with tables (yet): frame pointers, as get_stackid walks
     u32 zero = 0;
     struct native_stack *stack = native_scratch.lookup(&zero);
@@ -413,9 +454,16 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
     int complete = 0;
     int used_table = 0;  // a walk of frame-pointer steps only claims no more than get_stackid's
     // The mapping of the last frame: callers are often in the same binary, and a trie lookup
-    // costs more than the rest of a frame.
-    u64 map_start = 0, map_end = 0, map_bias = 0;
-    u32 map_rows_start = 0, map_rows = 0;
+    // costs more than the rest of a frame. Frame 0's is the lookup above.
+    u64 map_start = first->start, map_end = first->end, map_bias = first->load_bias;
+    u32 map_rows_start = first->row_start, map_rows = first->row_count;
+    if (!map_rows) {
+        // The process is registered, this address has no table (yet): ask for it.
+        struct unwind_miss miss = {.tgid = tgid, .address = ip & ~0xffffULL};
+        unwind_misses.insert(&miss, &ip);
+    }
+    int looked_up = 1;  // frame 0's mapping is `first`, even where its range is the process's
+    u64 pair[2];        // (saved rbp, return address): one probe read for both
 #pragma clang loop unroll(disable)
     for (int i = 0; i < PERFTOP_UNWIND_FRAMES; i++) {
         u32 depth = stack->depth;
@@ -423,7 +471,7 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
         stack->depth = depth + 1;
         hash = (hash ^ ip) * 1099511628211ULL;
 
-        if (ip < map_start || ip >= map_end) {
+        if (!looked_up && (ip < map_start || ip >= map_end)) {
             key.address = __builtin_bswap64(ip);
             struct mapping_value *found = unwind_mappings.lookup(&key);
             map_start = found ? found->start : 0;
@@ -437,6 +485,7 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
                 unwind_misses.insert(&miss, &ip);
             }
         }
+        looked_up = 0;
         if (!map_rows || ip < map_start || ip >= map_end) {
             // No table here (JIT code, a binary built with frame pointers): one frame-pointer
             // step, as get_stackid would take. A zero rbp ends a frame-pointer chain (_start
@@ -445,13 +494,12 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
                 complete = 1;
                 break;
             }
-            u64 return_address = read_pointer(bp + 8);
-            u64 caller_bp = read_pointer(bp);
-            if (!return_address || bp + 16 <= sp)
+            if (bpf_probe_read_user(pair, sizeof(pair), (void *)bp) != 0 || !pair[1] ||
+                bp + 16 <= sp)
                 break;
             sp = bp + 16;
-            bp = caller_bp;
-            ip = return_address;
+            bp = pair[0];
+            ip = pair[1];
             exact = 0;
             continue;
         }
@@ -487,11 +535,20 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             break;  // no rule for this address, or rbp unknown
         if (cfa <= sp)
             break;  // the stack must grow towards callers
-        u64 return_address = read_pointer(cfa - 8);
-        if (row->rbp_rule == RBP_AT_CFA_OFFSET)
-            bp = read_pointer(cfa + row->rbp_offset);
-        else if (row->rbp_rule == RBP_UNDEFINED)
-            bp = 0;
+        u64 return_address;
+        if (row->rbp_rule == RBP_AT_CFA_OFFSET && row->rbp_offset == -16) {
+            // rbp saved just below the return address (push %rbp on entry): both in one read.
+            if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa - 16)) != 0)
+                pair[0] = pair[1] = 0;  // as two failed reads: a zero return address
+            bp = pair[0];
+            return_address = pair[1];
+        } else {
+            return_address = read_pointer(cfa - 8);
+            if (row->rbp_rule == RBP_AT_CFA_OFFSET)
+                bp = read_pointer(cfa + row->rbp_offset);
+            else if (row->rbp_rule == RBP_UNDEFINED)
+                bp = 0;
+        }
         sp = cfa;
         ip = return_address;
         exact = 0;
@@ -547,6 +604,27 @@ int on_sample(struct bpf_perf_event_data *ctx)
         return 0;
     }
 
+    // Off (the default) this is one array lookup; on, one helper call per filtered cgroup.
+    slot = SETTING_CGROUP_FILTER;
+    u32 *cgroups_filtered = settings.lookup(&slot);
+    if (cgroups_filtered && *cgroups_filtered) {
+        u32 filtered = *cgroups_filtered;
+        int under = 0;
+#pragma unroll
+        for (int i = 0; i < PERFTOP_MAX_CGROUPS; i++) {
+            if (i >= filtered)
+                break;
+            if (cgroup_filter.check_current_task(i) == 1) {
+                under = 1;
+                break;
+            }
+        }
+        if (!under) {
+            totals->filtered_samples++;
+            return 0;
+        }
+    }
+
     slot = SETTING_STACKS;
     u32 *stacks_wanted = settings.lookup(&slot);
     u32 wanted = stacks_wanted ? *stacks_wanted : (STACKS_KERNEL | STACKS_USER);
@@ -554,11 +632,14 @@ int on_sample(struct bpf_perf_event_data *ctx)
     struct count_key key = {};
     key.tgid = tgid;
     key.tid = tid;
+    key.cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(&key.comm, sizeof(key.comm));
     key.kernel_stack_id = PERFTOP_STACK_SKIPPED;
     key.user_stack_id = PERFTOP_STACK_SKIPPED;
+    // A sample that interrupted user mode has no kernel stack: get_stackid would find an
+    // empty chain and answer -EFAULT, after taking and giving back a callchain buffer.
     if (wanted & STACKS_KERNEL)
-        key.kernel_stack_id = stacks.get_stackid(ctx, 0);
+        key.kernel_stack_id = (ctx->regs.cs & 3) ? -EFAULT : stacks.get_stackid(ctx, 0);
     slot = SETTING_UNWIND;
     u32 *unwind_on = settings.lookup(&slot);
     if ((wanted & STACKS_USER) && unwind_on && *unwind_on)

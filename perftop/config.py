@@ -15,6 +15,9 @@ class SamplerConfig:
     frequency_hz: int = 99
     interval_s: float = 1.0
     pids: tuple[int, ...] = ()
+    # --cgroup: cgroup v2 paths (relative to the mount, as /proc/PID/cgroup prints them),
+    # checked to exist; only their tasks and their descendants' are counted.
+    cgroups: tuple[str, ...] = ()
     stack_mode: StackMode = StackMode.BOTH
     unwind: str = "table"  # "table": .eh_frame tables where a binary has them; "fp": frame pointers
     unwind_rows: int = 524288  # 16-byte rows of unwind tables the kernel holds (8 MiB)

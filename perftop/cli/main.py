@@ -94,6 +94,21 @@ def parse_pid_option(text: str) -> tuple[int, ...]:
     return pids
 
 
+def parse_cgroup_option(text: str, replay: bool = False) -> tuple[str, ...]:
+    """`--cgroup PATH[,PATH]`: live, cgroups of this machine's cgroup2 mount; for a replay, the
+    recorded paths. The screen's `c` prompt says the same things in the same words."""
+    from perftop.system.cgroup_selection import parse_cgroup_paths
+
+    try:
+        paths = parse_cgroup_paths(text, live=not replay)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not paths:
+        # `--cgroup "$UNIT"` with $UNIT unset must not quietly profile the whole machine.
+        raise UsageError("--cgroup needs at least one cgroup path (it was given an empty list)")
+    return paths
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="perftop",
@@ -131,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--force", action="store_true", help="allow -o to replace a file")
     parser.add_argument("-p", "--pid", metavar="PID[,PID...]", help="only these processes")
+    parser.add_argument(
+        "--cgroup",
+        metavar="PATH[,PATH...]",
+        help="only the tasks in these cgroup v2 directories and below them (relative to the "
+        "cgroup2 mount, or absolute); applied in the kernel",
+    )
     parser.add_argument(
         "-e",
         "--event",
@@ -196,11 +217,17 @@ def parse_config(argv: Sequence[str]) -> Config:
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"no recording at {args.replay}")
     pids = parse_pid_option(args.pid) if args.pid is not None else ()
+    cgroups = (
+        parse_cgroup_option(args.cgroup, replay=args.replay is not None)
+        if args.cgroup is not None
+        else ()
+    )
     sampler = SamplerConfig(
         event=args.event,
         frequency_hz=args.freq,
         interval_s=args.delay if args.delay is not None else 1.0,
         pids=pids,
+        cgroups=cgroups,
         stack_mode=StackMode(args.stacks),
         python_frames=not args.no_python,
         unwind=args.unwind,
@@ -249,7 +276,10 @@ def open_source(config: Config) -> IntervalSource:
         from perftop.sampling.replay import ReplaySource
 
         # Without -d a replay keeps the pace it was recorded at.
-        return ReplaySource(config.replay_path, interval_s=config.replay_interval_s)
+        replay = ReplaySource(config.replay_path, interval_s=config.replay_interval_s)
+        if config.sampler.cgroups:
+            replay.set_cgroup_filter(config.sampler.cgroups)
+        return replay
     if not config.batch:
         # The screen paints at once; the program compiles beside it (even importing bcc,
         # which loads LLVM, happens on that thread).

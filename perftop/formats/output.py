@@ -29,6 +29,8 @@ def header_line(view: View) -> str:
     ]
     if view.pid_filter:
         parts.append("pid " + ",".join(map(str, view.pid_filter)))
+    if view.cgroup_filter:
+        parts.append("cgroup " + ",".join(printable(path, 80) for path in view.cgroup_filter))
     if view.stack_mode != "both":
         parts.append(f"{view.stack_mode} stacks")
     if view.unwind.startswith("fp"):
@@ -55,6 +57,8 @@ def format_text(view: View, top: int = 20) -> str:
             f"{printable(info.cmdline, 200)}{state}"
         )
     lines.append("")
+    lines.extend(cgroup_lines(view, top))
+    lines.append("")
     lines.append(f"{'SELF':>7} {'TOTAL':>7} {'SAMPLES':>8} {'':<4} {'SYMBOL':<50} MODULE")
     for function in view.functions[:top]:
         lines.append(
@@ -64,6 +68,57 @@ def format_text(view: View, top: int = 20) -> str:
             f"{printable(function.module, 60)}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _usage_text(usage: float | None) -> str:
+    return "-" if usage is None else f"{usage:.1f}"
+
+
+def _throttled_text(throttled_usec: int | None) -> str:
+    return "-" if throttled_usec is None else f"{throttled_usec / 1000:.0f}ms"
+
+
+def _quota_text(quota: float | None) -> str:
+    return "max" if quota is None else f"{quota:.2f}"
+
+
+def cgroup_lines(view: View, top: int = 20) -> list[str]:
+    """The cgroups section: each cgroup's share of the samples beside its own cpu.stat usage
+    (of one CPU), throttling and cpu.max quota; or, without cgroup v2, why not (once)."""
+    if view.cgroups_unavailable:
+        return [f"cgroups: {printable(view.cgroups_unavailable)}"]
+    lines = [
+        f"{'SAMPLES':>8} {'SHARE':>7} {'CPU%':>6} {'THROTTLED':>9} {'QUOTA':>6}  "
+        f"{'NAME':<24} CGROUP"
+    ]
+    for row in view.cgroups[:top]:
+        info = row.info
+        state = " (removed)" if info.removed else ""
+        lines.append(
+            f"{row.samples:>8} {row.percent:>6.2f}% {_usage_text(info.usage_percent):>6} "
+            f"{_throttled_text(info.throttled_usec):>9} {_quota_text(info.quota):>6}  "
+            f"{printable(row.name, 24):<24} {printable(row.cgroup, 200)}{state}"
+        )
+    return lines
+
+
+def _cgroups_json(view: View) -> list[dict[str, Any]]:
+    return [
+        {
+            "cgroup": row.cgroup,
+            "name": row.name,
+            "container": row.info.container,
+            "samples": row.samples,
+            "percent": round(row.percent, 3),
+            "usage_percent": None
+            if row.info.usage_percent is None
+            else round(row.info.usage_percent, 3),
+            "throttled_usec": row.info.throttled_usec,
+            "quota": row.info.quota,
+            "removed": row.info.removed,
+        }
+        for row in view.cgroups
+    ]
 
 
 def view_json(view: View) -> dict[str, Any]:
@@ -78,6 +133,7 @@ def view_json(view: View) -> dict[str, Any]:
         "stack_mode": view.stack_mode,
         "unwind": view.unwind,
         "pid_filter": list(view.pid_filter),
+        "cgroup_filter": list(view.cgroup_filter),
         "headers": view.headers,
         "notices": list(view.notices),
         "cpus": [
@@ -96,9 +152,14 @@ def view_json(view: View) -> dict[str, Any]:
                 "cpu_percent": round(process.info.cpu_percent, 2),
                 "rss_bytes": process.info.rss_bytes,
                 "exited": process.info.exited,
+                "cgroup": process.cgroup,
+                "container": process.container,
             }
             for process in view.processes
         ],
+        "cgroups": _cgroups_json(view),
+        # Why "cgroups" is empty and every "cgroup" null: cgroup v1 only. null when available.
+        "cgroups_unavailable": view.cgroups_unavailable or None,
         "functions": _functions_json(view),
         "cost": {
             "cpu_percent": round(view.cost.cpu_percent, 2),

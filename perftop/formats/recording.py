@@ -20,6 +20,7 @@ from perftop.model.errors import SourceError
 from perftop.model.modes import StackMode
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import (
+    CgroupInfo,
     CpuStat,
     Frame,
     Interval,
@@ -29,12 +30,14 @@ from perftop.model.samples import (
     StackSample,
 )
 
-FORMAT = "perftop-recording/3"
+FORMAT = "perftop-recording/4"
 # Version 1 also held the aggregated tables (processes with their shares, functions); they are
 # derived from the stacks, so a replay of one reads its process details and ignores the rest.
 # Version 3 added Python frames (a frame row's fifth value) and `python_frames`: a perftop that
 # reads only 1 and 2 then says the file is newer instead of calling a Python frame damage.
-FORMATS_READ = ("perftop-recording/1", "perftop-recording/2", FORMAT)
+# Version 4 added cgroups: a stack row's seventh value (the cgroup id), `cgroups` (each id's
+# path, name and CPU figures), `cgroup_filter` and `cgroups_unavailable`.
+FORMATS_READ = ("perftop-recording/1", "perftop-recording/2", "perftop-recording/3", FORMAT)
 
 
 class RecordingError(SourceError):
@@ -83,6 +86,19 @@ def _encode_cost(cost: SamplerCost) -> dict[str, Any]:
     }
 
 
+def _encode_cgroup(info: CgroupInfo) -> list[Any]:
+    return [
+        info.cgroup_id,
+        info.path,
+        info.name,
+        info.container,
+        info.usage_percent,
+        info.throttled_usec,
+        info.quota,
+        info.removed,
+    ]
+
+
 def encode_interval(interval: Interval) -> dict[str, Any]:
     """The JSON-ready form of one interval, with its frames interned in a per-line table."""
     frame_index: dict[Frame, int] = {}
@@ -96,7 +112,7 @@ def encode_interval(interval: Interval) -> dict[str, Any]:
         return index
 
     stacks = [
-        [s.pid, s.tid, s.comm, [intern(f) for f in s.frames], s.samples, s.period]
+        [s.pid, s.tid, s.comm, [intern(f) for f in s.frames], s.samples, s.period, s.cgroup_id]
         for s in interval.stacks
     ]
     return {
@@ -117,6 +133,9 @@ def encode_interval(interval: Interval) -> dict[str, Any]:
         "unwind": interval.unwind,
         "pid_filter": list(interval.pid_filter),
         "headers": interval.headers,
+        "cgroups": [_encode_cgroup(info) for info in interval.cgroups.values()],
+        "cgroup_filter": list(interval.cgroup_filter),
+        "cgroups_unavailable": interval.cgroups_unavailable,
         "cost": _encode_cost(interval.cost),
         "notices": list(interval.notices),
         "preview": interval.preview,
@@ -203,7 +222,10 @@ def _decode_frame(value: Any) -> Frame:
 
 
 def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
-    pid, tid, comm, indexes, samples, period = _row(value, 6, "stacks")
+    # Six values, and a seventh, the cgroup id, from format 4.
+    if not isinstance(value, list) or len(value) not in (6, 7):
+        raise RecordingError("each entry of 'stacks' should be a list of 6 or 7 values")
+    pid, tid, comm, indexes, samples, period, cgroup_id = value if len(value) == 7 else [*value, 0]
     chain = []
     for index in _check(indexes, list, "stack frames"):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(frames):
@@ -216,6 +238,25 @@ def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
         frames=tuple(chain),
         samples=_check(samples, int, "stack samples"),
         period=_check(period, int, "stack period"),
+        cgroup_id=_check(cgroup_id, int, "stack cgroup"),
+    )
+
+
+def _optional(value: Any, kind: type, what: str) -> Any:
+    return None if value is None else _check(value, kind, what)
+
+
+def _decode_cgroup(value: Any) -> CgroupInfo:
+    cgroup_id, path, name, container, usage, throttled, quota, removed = _row(value, 8, "cgroups")
+    return CgroupInfo(
+        cgroup_id=_check(cgroup_id, int, "cgroup id"),
+        path=_check(path, str, "cgroup path"),
+        name=_check(name, str, "cgroup name"),
+        container=_optional(container, str, "cgroup container"),
+        usage_percent=_optional(usage, float, "cgroup usage_percent"),
+        throttled_usec=_optional(throttled, int, "cgroup throttled_usec"),
+        quota=_optional(quota, float, "cgroup quota"),
+        removed=_check(removed, bool, "cgroup removed"),
     )
 
 
@@ -289,6 +330,18 @@ def decode_interval(data: Any) -> Interval:
         unwind=_check(data.get("unwind", ""), str, "unwind")[:80],
         pid_filter=tuple(_check(p, int, "pid_filter") for p in _field(data, "pid_filter", list)),
         headers=_field(data, "headers", str),
+        # Added with format 4; older recordings know no cgroups.
+        cgroups={
+            info.cgroup_id: info
+            for info in (
+                _decode_cgroup(c) for c in _check(data.get("cgroups", []), list, "cgroups")
+            )
+        },
+        cgroup_filter=tuple(
+            _check(path, str, "cgroup_filter")
+            for path in _check(data.get("cgroup_filter", []), list, "cgroup_filter")
+        ),
+        cgroups_unavailable=_check(data.get("cgroups_unavailable", ""), str, "cgroups_unavailable"),
         cost=_decode_cost(_field(data, "cost", dict)),
         notices=tuple(_check(n, str, "notices") for n in _field(data, "notices", list)),
         preview=_check(data.get("preview", False), bool, "preview"),

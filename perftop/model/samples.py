@@ -91,6 +91,9 @@ class StackSample(NamedTuple):
     frames: tuple[Frame, ...]  # outermost first (main ... leaf), user frames then kernel frames
     samples: int
     period: int  # summed sample_period: an estimate of the event count (ns for the clocks)
+    # The thread's cgroup v2 id (bpf_get_current_cgroup_id(): the cgroup directory's inode on
+    # the cgroup2 mount); 0 when not known (a recording made before cgroups were sampled).
+    cgroup_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,25 @@ class ProcessInfo:
     exited: bool = False
     kernel_thread: bool = False
     name: str = ""  # psutil's name, for a process listed without samples (the preview)
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupInfo:
+    """What user space knows of one cgroup id in an interval: its path (relative to the
+    cgroup2 mount, as /proc/PID/cgroup prints it; "cgroup id N" when no walk could see it), a
+    readable name (systemd unit, container, pod; else the path), the container's name or id
+    when it is one, and the cgroup's own CPU figures over the interval (from cpu.stat and
+    cpu.max; None where the files or keys are absent or there is no delta yet). Names and paths
+    are chosen by whoever made the cgroup: kept literally, made printable at the edge."""
+
+    cgroup_id: int
+    path: str
+    name: str
+    container: str | None = None
+    usage_percent: float | None = None  # of one CPU, like top: two busy CPUs are 200
+    throttled_usec: int | None = None  # throttled during the interval
+    quota: float | None = None  # cpu.max in CPUs; None: no limit, or no cpu controller
+    removed: bool = False  # the directory is gone; kept for its last counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +181,12 @@ class Interval:
     unwind: str = ""
     pid_filter: tuple[int, ...] = ()
     headers: str = ""  # which kernel headers the BPF program was compiled with
+    # The cgroup ids of the stacks (and of the filtered cgroups), with their paths, names and
+    # CPU figures; empty when not known.
+    cgroups: Mapping[int, CgroupInfo] = field(default_factory=dict)
+    cgroup_filter: tuple[str, ...] = ()  # cgroup paths counted (and their descendants)
+    # Why there are no per-cgroup rows (cgroup v1 only); "" when there are.
+    cgroups_unavailable: str = ""
     cost: SamplerCost = field(default_factory=SamplerCost)
     notices: tuple[str, ...] = ()  # one-line messages for the user (event switch failed, ...)
     # psutil's busiest processes while the BPF program loads: no samples yet, so the view

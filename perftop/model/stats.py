@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from perftop.model.samples import (
+    CgroupInfo,
     CpuStat,
     FrameKind,
     Interval,
@@ -27,6 +28,19 @@ class ProcessStat:
     samples: int
     percent: float  # of the non-idle samples in the snapshot
     info: ProcessInfo
+    cgroup: str | None = None  # its cgroup v2 path (the one most of its samples were in)
+    container: str | None = None  # the container's name (or short id) when it runs in one
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupStat:
+    """One cgroup in a view: its share of the view's samples beside its own CPU figures."""
+
+    cgroup: str  # path, the row's identity
+    name: str
+    samples: int
+    percent: float
+    info: CgroupInfo  # the figures (usage, throttling, quota) and the container
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +70,13 @@ class ViewFilter:
     pids: tuple[int, ...] = ()
     text: str = ""
     zoom_pid: int | None = None
+    zoom_cgroup: str | None = None  # a cgroup path: its processes, functions and stacks only
 
     @property
     def active(self) -> bool:
-        return bool(self.pids or self.text or self.zoom_pid is not None)
+        return bool(
+            self.pids or self.text or self.zoom_pid is not None or self.zoom_cgroup is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,8 @@ class View:
     unzoomed_stacks: tuple[StackSample, ...]
     processes: tuple[ProcessStat, ...]  # hottest first; watched PIDs without samples last
     functions: tuple[FunctionStat, ...]  # hottest self first
+    # Of the same stacks as the processes (not narrowed by a cgroup zoom), hottest first.
+    cgroups: tuple[CgroupStat, ...] = ()
 
     # The interval's own facts, read through the view so a consumer needs only the view.
     @property
@@ -133,6 +152,14 @@ class View:
     @property
     def pid_filter(self) -> tuple[int, ...]:
         return self.interval.pid_filter
+
+    @property
+    def cgroup_filter(self) -> tuple[str, ...]:
+        return self.interval.cgroup_filter
+
+    @property
+    def cgroups_unavailable(self) -> str:
+        return self.interval.cgroups_unavailable
 
     @property
     def process_infos(self) -> Mapping[int, ProcessInfo]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from perftop.model.samples import Interval, ProcessInfo, StackSample
+from perftop.model.samples import CgroupInfo, Interval, ProcessInfo, StackSample
 from perftop.profile.aggregate import StackTotals
 
 DEFAULT_DECAY_KEEP = 0.8
@@ -43,6 +43,7 @@ class DecayingAccumulation:
         self.keep = keep
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
+        self._cgroups: dict[int, CgroupInfo] = {}
         # The wall time the weights stand for, faded alike: the accumulation's interval_s, so
         # an export of it states the time its samples took (a pprof said `Duration: 1s` and
         # 233% CPU for one thread: five seconds of decayed samples over the last second).
@@ -51,6 +52,7 @@ class DecayingAccumulation:
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
+        self._cgroups = {}
         self._duration_s = 0.0
 
     def add(self, interval: Interval) -> Interval:
@@ -60,6 +62,19 @@ class DecayingAccumulation:
         self._infos.update(interval.processes)
         # What psutil last said about a process that faded out of view is no longer needed.
         self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
+        # A cgroup's name stays while its samples fade; the CPU figures are the latest
+        # interval's (a cgroup not measured in it has none: its rows age out with its stacks).
+        live_cgroups = {stack.cgroup_id for stack in stacks}
+        self._cgroups = {
+            cgroup_id: replace(info, usage_percent=None, throttled_usec=None)
+            for cgroup_id, info in self._cgroups.items()
+            if cgroup_id in live_cgroups
+        }
+        self._cgroups.update(interval.cgroups)
         return replace(
-            interval, stacks=stacks, processes=dict(self._infos), interval_s=self._duration_s
+            interval,
+            stacks=stacks,
+            processes=dict(self._infos),
+            cgroups=dict(self._cgroups),
+            interval_s=self._duration_s,
         )

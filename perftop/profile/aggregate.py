@@ -6,11 +6,11 @@ Nothing here touches the kernel or the screen, so all of it is tested over hand-
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from perftop.model.samples import Frame, FunctionKey, ProcessInfo, StackSample
-from perftop.model.stats import FunctionStat, ProcessStat
+from perftop.model.samples import CgroupInfo, Frame, FunctionKey, ProcessInfo, StackSample
+from perftop.model.stats import CgroupStat, FunctionStat, ProcessStat
 
 
 def function_key(frame: Frame) -> FunctionKey:
@@ -21,23 +21,97 @@ def percent(part: int | float, whole: int | float) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
+def unknown_cgroup(cgroup_id: int) -> str:
+    """The path shown for an id no walk could name (outside perftop's cgroup namespace, or made
+    and removed between walks): not a path, since paths start with "/"."""
+    return f"cgroup id {cgroup_id}"
+
+
+def cgroup_info(cgroup_id: int, cgroups: Mapping[int, CgroupInfo]) -> CgroupInfo | None:
+    """What is known of a stack's cgroup id; None for id 0 (not sampled: an old recording)."""
+    if not cgroup_id:
+        return None
+    known = cgroups.get(cgroup_id)
+    if known is None:
+        path = unknown_cgroup(cgroup_id)
+        return CgroupInfo(cgroup_id, path, path)
+    return known
+
+
 def process_stats(
-    stacks: Iterable[StackSample], infos: Mapping[int, ProcessInfo]
+    stacks: Iterable[StackSample],
+    infos: Mapping[int, ProcessInfo],
+    cgroups: Mapping[int, CgroupInfo] | None = None,
 ) -> tuple[ProcessStat, ...]:
-    """Samples per thread group, hottest first; comm is the one seen most in the interval."""
+    """Samples per thread group, hottest first; comm is the one seen most in the interval, and
+    so is the cgroup (a process moved between cgroups mid-interval is in the one it ran in
+    most). Without `cgroups` (cgroup v1 only: no names for any id) no process has one."""
     samples: dict[int, int] = defaultdict(int)
     comm_samples: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    cgroup_samples: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for stack in stacks:
         samples[stack.pid] += stack.samples
         comm_samples[stack.pid][stack.comm] += stack.samples
+        if stack.cgroup_id and cgroups is not None:
+            cgroup_samples[stack.pid][stack.cgroup_id] += stack.samples
     total = sum(samples.values())
     rows = []
     for pid, count in samples.items():
         # The thread group leader's comm names the process; threads may have renamed themselves.
         comm = max(comm_samples[pid].items(), key=lambda item: (item[1], item[0]))[0]
         info = infos.get(pid) or ProcessInfo(pid=pid, exited=True)
-        rows.append(ProcessStat(pid, comm, count, percent(count, total), info))
+        cgroup = None
+        by_cgroup = cgroup_samples.get(pid)
+        if by_cgroup:
+            cgroup_id = max(by_cgroup.items(), key=lambda item: (item[1], item[0]))[0]
+            cgroup = cgroup_info(cgroup_id, cgroups or {})  # not None: no samples counted
+        rows.append(
+            ProcessStat(
+                pid,
+                comm,
+                count,
+                percent(count, total),
+                info,
+                cgroup=None if cgroup is None else cgroup.path,
+                container=None if cgroup is None else cgroup.container,
+            )
+        )
     rows.sort(key=lambda row: (-row.samples, row.pid))
+    return tuple(rows)
+
+
+def cgroup_stats(
+    stacks: Iterable[StackSample],
+    cgroups: Mapping[int, CgroupInfo],
+    *,
+    measured: bool = True,
+) -> tuple[CgroupStat, ...]:
+    """Samples per cgroup path (a path removed and made again has two ids: one row), hottest
+    first: most samples, then most CPU by its own cpu.stat, then path, so the order is stable.
+    With `measured`, a cgroup that has CPU figures but no samples gets a row of 0 samples too
+    (its cpu.stat saw CPU the sampler did not: filtered, or too short-lived to be caught)."""
+    samples: dict[str, int] = defaultdict(int)
+    info_of: dict[str, CgroupInfo] = {}
+    for stack in stacks:
+        info = cgroup_info(stack.cgroup_id, cgroups)
+        if info is None:
+            continue
+        samples[info.path] += stack.samples
+        held = info_of.get(info.path)
+        if held is None or (held.removed and not info.removed):
+            info_of[info.path] = info  # the live one's figures, when a path has two ids
+    if measured:
+        for info in cgroups.values():
+            if info.path not in info_of and info.usage_percent is not None and not info.removed:
+                info_of[info.path] = info
+    total = sum(samples.values())
+    rows = [
+        CgroupStat(
+            path, info.name, samples.get(path, 0), percent(samples.get(path, 0), total), info
+        )
+        for path, info in info_of.items()
+    ]
+    rows.sort(key=lambda row: (-row.samples, -(row.info.usage_percent or 0.0), row.cgroup))
     return tuple(rows)
 
 
@@ -211,11 +285,12 @@ def folded_lines(stacks: Iterable[StackSample]) -> list[str]:
     return [f"{';'.join(path)} {count}" for path, count in sorted(merged.items())]
 
 
-StackKey = tuple[int, int, str, tuple[Frame, ...]]
+StackKey = tuple[int, int, str, tuple[Frame, ...], int]
 
 
 class StackTotals:
-    """Samples and periods summed per (pid, tid, comm, frames): the one stack merge, used by the
+    """Samples and periods summed per (pid, tid, comm, frames, cgroup id): the one stack merge,
+    used by the
     drain (two stack ids can symbolize alike), the decaying accumulation and whole-run exports.
     Totals are floats for the decaying view, whose weights fade by a factor each interval."""
 
@@ -228,9 +303,16 @@ class StackTotals:
         return len(self._totals)
 
     def add(
-        self, pid: int, tid: int, comm: str, frames: tuple[Frame, ...], samples: int, period: int
+        self,
+        pid: int,
+        tid: int,
+        comm: str,
+        frames: tuple[Frame, ...],
+        samples: int,
+        period: int,
+        cgroup_id: int = 0,
     ) -> None:
-        key = (pid, tid, comm, frames)
+        key = (pid, tid, comm, frames, cgroup_id)
         entry = self._totals.get(key)
         if entry is None:
             self._totals[key] = [samples, period]
@@ -241,7 +323,7 @@ class StackTotals:
     def add_stacks(self, stacks: Iterable[StackSample]) -> StackTotals:
         totals = self._totals
         for stack in stacks:  # add() inlined: this is once per stack per interval
-            key = (stack.pid, stack.tid, stack.comm, stack.frames)
+            key = (stack.pid, stack.tid, stack.comm, stack.frames, stack.cgroup_id)
             entry = totals.get(key)
             if entry is None:
                 totals[key] = [stack.samples, stack.period]
@@ -265,8 +347,8 @@ class StackTotals:
     def stacks(self) -> tuple[StackSample, ...]:
         """The merged stacks, weights rounded to whole samples."""
         return tuple(
-            StackSample(pid, tid, comm, frames, round(samples), round(period))
-            for (pid, tid, comm, frames), (samples, period) in self._totals.items()
+            StackSample(pid, tid, comm, frames, round(samples), round(period), cgroup_id)
+            for (pid, tid, comm, frames, cgroup_id), (samples, period) in self._totals.items()
         )
 
 
@@ -276,14 +358,20 @@ def merge_stacks(stacks: Iterable[StackSample]) -> tuple[StackSample, ...]:
 
 
 def filter_stacks(
-    stacks: Sequence[StackSample], pids: Sequence[int] = (), text: str = ""
+    stacks: Sequence[StackSample],
+    pids: Sequence[int] = (),
+    text: str = "",
+    cgroup_ids: Collection[int] | None = None,
 ) -> tuple[StackSample, ...]:
-    """Keep the stacks of `pids` (all when empty) whose comm or any symbol contains `text`."""
+    """Keep the stacks of `pids` (all when empty), of `cgroup_ids` (all when None), whose comm
+    or any symbol contains `text`."""
     needle = text.casefold()
     wanted = set(pids)
     kept = []
     for stack in stacks:
         if wanted and stack.pid not in wanted:
+            continue
+        if cgroup_ids is not None and stack.cgroup_id not in cgroup_ids:
             continue
         if (
             needle

@@ -108,6 +108,9 @@ class DeferredSource:
     def set_pid_filter(self, pids: Sequence[int]) -> None:
         self._forward("set_pid_filter", tuple(pids))
 
+    def set_cgroup_filter(self, paths: Sequence[str]) -> None:
+        self._forward("set_cgroup_filter", tuple(paths))
+
     def set_event(self, event: str) -> None:
         self._forward("set_event", event)
 
@@ -177,6 +180,7 @@ class DeferredSource:
             stack_mode=self._config.stack_mode,
             python_frames=self._config.python_frames,
             pid_filter=self._config.pids,
+            cgroup_filter=self._config.cgroups,
             headers="(loading)",
             notices=notices,
             preview=True,

@@ -13,6 +13,7 @@ from perftop.model.events import EVENTS
 from perftop.model.samples import Interval
 from perftop.profile.aggregate import filter_stacks
 from perftop.sampling.source import SourceError
+from perftop.system.cgroups import is_same_or_descendant
 
 NOT_IN_REPLAY = "not available in a replay"
 
@@ -47,6 +48,7 @@ class ReplaySource:
         self._read = 1  # intervals read from the file (the first one below)
         self._delivered: int | None = None  # index of the last interval handed out
         self._pids: tuple[int, ...] = ()
+        self._cgroup_filter: tuple[str, ...] = ()
         self._notices: list[str] = []
         self._recorded: Generator[Interval, None, None] = iter_recording(path)
         # Read the first line now, so a bad file is reported before any screen starts.
@@ -137,10 +139,13 @@ class ReplaySource:
         self._current = interval
         with self._lock:
             pids = self._pids
+            cgroup_filter = self._cgroup_filter
             notices = tuple(self._notices)
             self._notices.clear()
         if pids:
             interval = self._filtered(interval, pids)
+        if cgroup_filter:
+            interval = self._under_cgroups(interval, cgroup_filter)
         if notices:
             interval = replace(interval, notices=interval.notices + notices)
         return interval
@@ -201,9 +206,25 @@ class ReplaySource:
         """What the kernel's PID filter would have let through."""
         return replace(interval, stacks=filter_stacks(interval.stacks, pids=pids), pid_filter=pids)
 
+    @staticmethod
+    def _under_cgroups(interval: Interval, paths: tuple[str, ...]) -> Interval:
+        """What the kernel's cgroup filter would have let through: the stacks of those
+        cgroups and their descendants, by the recorded paths."""
+        ids = {
+            cgroup_id
+            for cgroup_id, info in interval.cgroups.items()
+            if any(is_same_or_descendant(info.path, path) for path in paths)
+        }
+        stacks = filter_stacks(interval.stacks, cgroup_ids=ids)
+        return replace(interval, stacks=stacks, cgroup_filter=paths)
+
     def set_pid_filter(self, pids: Sequence[int]) -> None:
         with self._lock:
             self._pids = tuple(pids)
+
+    def set_cgroup_filter(self, paths: Sequence[str]) -> None:
+        with self._lock:
+            self._cgroup_filter = tuple(paths)
 
     def _refuse(self, what: str) -> None:
         with self._lock:

@@ -17,11 +17,17 @@ from perftop.sanitize import printable
 from perftop.system.cgroups import (
     PROC,
     ROOT_CGROUP,
+    Cgroup2Mount,
     CgroupResolver,
     cgroup_directory,
     cgroup_of,
+    find_cgroup2_mount,
     is_same_or_descendant,
 )
+
+# Entries of the BPF program's cgroup_filter map (perftop.sampling.bcc.abi mirrors it): the
+# limit --cgroup and the screen's prompt check.
+MAX_CGROUPS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,7 @@ def _quoted(text: str) -> str:
     return printable(text, limit=200)
 
 
-def _cgroup_path_for_argument(argument: str, mount: Path) -> str:
+def cgroup_path_for_argument(argument: str, mount: Path) -> str:
     """An argument as a cgroup path: absolute under the mount, else relative to it; a leading "/"
     not under the mount reads as /proc/PID/cgroup prints paths (relative to the mount)."""
     mount_text = os.path.normpath(str(mount))
@@ -73,7 +79,7 @@ def parse_cgroup_selection(argument: str, mount: Path) -> CgroupSelection:
     for item in argument.split(","):
         if not item.strip():
             raise ValueError(f"--cgroup {_quoted(argument)}: an empty path in the list")
-        cgroup = _cgroup_path_for_argument(item.strip(), mount)
+        cgroup = cgroup_path_for_argument(item.strip(), mount)
         directory = cgroup_directory(mount, cgroup)
         try:
             status = os.stat(directory, follow_symlinks=False)
@@ -91,7 +97,30 @@ def parse_cgroup_selection(argument: str, mount: Path) -> CgroupSelection:
         if cgroup not in paths:
             paths.append(cgroup)
         ids.add(status.st_ino)
+    if len(paths) > MAX_CGROUPS:
+        raise ValueError(f"--cgroup: at most {MAX_CGROUPS} cgroups can be filtered at once")
     return CgroupSelection(tuple(paths), frozenset(ids))
+
+
+def parse_cgroup_paths(text: str, *, live: bool = True, what: str = "--cgroup") -> tuple[str, ...]:
+    """What the user typed (`--cgroup`, the screen's `c` prompt) -> cgroup paths as
+    /proc/PID/cgroup prints them; "" is none. Live, each must be a cgroup on this machine's
+    cgroup2 mount (relative to it, or absolute under it); for a replay the paths are those
+    recorded, so they are only normalised. ValueError with the one line to show."""
+    if not text.strip():
+        return ()
+    if live:
+        found = find_cgroup2_mount()
+        if not isinstance(found, Cgroup2Mount):
+            raise ValueError(f"{what}: {found.reason}")
+        return parse_cgroup_selection(text, found.path).paths
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ValueError(f"{what} {_quoted(text)}: an empty path in the list")
+    paths = tuple(dict.fromkeys(cgroup_path_for_argument(item, Path("/")) for item in items))
+    if len(paths) > MAX_CGROUPS:
+        raise ValueError(f"{what}: at most {MAX_CGROUPS} cgroups can be filtered at once")
+    return paths
 
 
 def selected_pids(selection: CgroupSelection, pids: Iterable[int], proc: Path = PROC) -> list[int]:

@@ -60,6 +60,26 @@ def process_start_time(pid: int) -> int | None:
     return stat.start_time if stat is not None else None
 
 
+class StartTimes:
+    """process_start_time read at most once per pid between two `forget()` calls. A drain asks
+    about each sampled or registered pid from several places (user symbols, Python frames,
+    unwind tables): one /proc/PID/stat read per pid per drain answers them all, and a process
+    that exits after it is noticed at the next drain."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, int | None] = {}
+
+    def __call__(self, pid: int) -> int | None:
+        try:
+            return self._known[pid]
+        except KeyError:
+            start_time = self._known[pid] = process_start_time(pid)
+            return start_time
+
+    def forget(self) -> None:
+        self._known.clear()
+
+
 def is_kernel_thread(pid: int) -> bool:
     """Kernel threads have no user stack; missing user stacks there are expected."""
     if pid == KTHREADD_PID:

@@ -33,11 +33,13 @@ from perftop.sampling.replay import ReplaySource
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
+from perftop.system.cgroup_selection import parse_cgroup_paths
 from perftop.ui.keys import app_bindings, palette_commands
 from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import DiffedApp
 from perftop.ui.source_actions import SourceControlActions
 from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
+from perftop.ui.widgets.cgroup_table import CgroupTable
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
@@ -200,6 +202,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
                 pids=message.latest.pid_filter,
                 stack_mode=StackMode(message.latest.stack_mode),
                 python_frames=message.latest.python_frames,
+                cgroups=message.latest.cgroup_filter,
             )
         self._latest = (message.latest, message.accumulated)
         self._view = message.view
@@ -284,9 +287,21 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self.options = replace(self.options, zoom_pid=message.pid)
         self._render_view()
 
+    @on(CgroupTable.ZoomRequested)
+    def _zoom_cgroup(self, message: CgroupTable.ZoomRequested) -> None:
+        # Its processes, in the pane that listed the cgroups: Esc (or `g`) goes back.
+        self.options = replace(
+            self.options, zoom_cgroup=message.cgroup, zoom_pid=None, by_cgroup=False
+        )
+        self.dashboard.group_by_cgroup(False)
+        self._render_view()
+
     @on(KeyedTable.HeaderSelected)
     def _header_clicked(self, event: KeyedTable.HeaderSelected) -> None:
-        self.options = self.options.sorted_by(event.table.id == "processes", event.column_id)
+        if event.table.id == "cgroups":
+            self.options = self.options.cgroup_sorted_by(event.column_id)
+        else:
+            self.options = self.options.sorted_by(event.table.id == "processes", event.column_id)
         self._render_view()
 
     # Actions --------------------------------------------------------------------------------
@@ -362,12 +377,56 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self._cycle_sort(-1)
 
     def _cycle_sort(self, step: int) -> None:
-        processes = self.dashboard.active_table == "processes"
-        self.options = self.options.sort_cycled(processes, step)
+        table = self.dashboard.active_table
+        if table == "cgroups":
+            self.options = self.options.cgroup_sort_cycled(step)
+        else:
+            self.options = self.options.sort_cycled(table == "processes", step)
         self._render_view()
 
     def action_reverse_sort(self) -> None:
-        self.options = self.options.sort_reversed(self.dashboard.active_table == "processes")
+        table = self.dashboard.active_table
+        if table == "cgroups":
+            self.options = replace(self.options, cgroup_reverse=not self.options.cgroup_reverse)
+        else:
+            self.options = self.options.sort_reversed(table == "processes")
+        self._render_view()
+
+    def action_group_by_cgroup(self) -> None:
+        self.options = replace(self.options, by_cgroup=not self.options.by_cgroup)
+        self.dashboard.group_by_cgroup(self.options.by_cgroup)
+        self._render_view()
+
+    def action_cgroup_filter(self) -> None:
+        prompt = FilterInput(
+            "Sample only these cgroups and below them (comma separated, relative to the "
+            "cgroup2 mount; empty for every cgroup):",
+            ",".join(self.options.cgroups),
+            "e.g. system.slice/nginx.service",
+            check=self._check_cgroups,
+        )
+        self.push_screen(prompt, self._apply_cgroups)
+
+    def _check_cgroups(self, text: str) -> str | None:
+        """The command line's --cgroup words; existence only matters live."""
+        try:
+            parse_cgroup_paths(text, live=self.source.live)
+        except ValueError as error:
+            return printable(str(error))
+        return None
+
+    def _apply_cgroups(self, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            paths = parse_cgroup_paths(text, live=self.source.live)
+            self.source.set_cgroup_filter(paths)
+        except (ValueError, SourceError) as error:  # removed since the check
+            self.notify(printable(str(error)), severity="error", markup=False)
+            return
+        if paths != self.options.cgroups:
+            self._restart_accumulation()
+        self.options = replace(self.options, cgroups=paths)
         self._render_view()
 
     def action_pid_filter(self) -> None:
@@ -415,6 +474,9 @@ class PerftopApp(DiffedApp, SourceControlActions):
         options = self.options.stepped_back()
         if options.pids != self.options.pids:
             self._change_pids(options.pids)
+        if options.cgroups != self.options.cgroups:
+            self.source.set_cgroup_filter(options.cgroups)
+            self._restart_accumulation()
         self.options = options
         self._render_view()
 

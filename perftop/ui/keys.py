@@ -47,6 +47,22 @@ APP_KEYS: tuple[Key, ...] = (
         "p",
     ),
     Key(
+        "c",
+        "cgroup_filter",
+        "Cgroup",
+        "Sample only some cgroups and their children (paths; applied in the kernel)",
+        "c",
+        footer=False,
+    ),
+    Key(
+        "g",
+        "group_by_cgroup",
+        "Cgroups",
+        "Processes pane: cgroups as rows (Enter zooms into one) / processes",
+        "g",
+        footer=False,
+    ),
+    Key(
         "slash",
         "text_filter",
         "Find",
@@ -57,7 +73,7 @@ APP_KEYS: tuple[Key, ...] = (
         "escape",
         "clear_filters",
         "Back",
-        "Step back one level: the zoom, then the text filter, then the PID filter",
+        "Step back one level: the zoom, then the text filter, then the PID and cgroup filters",
         "Esc",
     ),
     Key("f", "flame", "Flame", "Flame graph of the current view (f again: the tables)", "f"),
@@ -143,6 +159,7 @@ APP_KEYS: tuple[Key, ...] = (
 # Keys that belong to one pane; listed in the help screen, bound by the widgets themselves.
 PANE_KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "on a process: zoom into it (functions and stacks of that process only)"),
+    ("Enter", "on a cgroup: zoom into it (its processes, functions and stacks only)"),
     ("Enter", "on a function: show the stacks through it"),
     ("Tab", "move between the processes, functions and call-stack panes"),
     ("↑ ↓ PgUp PgDn", "move the selection; the call-stack pane follows it"),

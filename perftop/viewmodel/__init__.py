@@ -24,16 +24,21 @@ from perftop.viewmodel.stacks import (
     JIT_REMEDY,
     Explanation,
     StackNode,
+    cgroup_stack_tree,
     explain_unresolved,
     stack_tree,
 )
 from perftop.viewmodel.tables import (
+    CGROUP_COLUMNS,
+    DEFAULT_CGROUP_SORT,
     DEFAULT_FUNCTION_SORT,
     DEFAULT_PROCESS_SORT,
     FUNCTION_COLUMNS,
     PROCESS_COLUMNS,
     Column,
     TableRow,
+    cgroup_name,
+    cgroup_rows,
     column_by_id,
     cycle_sort,
     function_key_of,
@@ -48,6 +53,8 @@ from perftop.viewmodel.tables import (
 )
 
 __all__ = [
+    "CGROUP_COLUMNS",
+    "DEFAULT_CGROUP_SORT",
     "DEFAULT_DECAY_KEEP",
     "DEFAULT_FUNCTION_SORT",
     "DEFAULT_PROCESS_SORT",
@@ -63,6 +70,9 @@ __all__ = [
     "TableRow",
     "ViewOptions",
     "build_view",
+    "cgroup_name",
+    "cgroup_rows",
+    "cgroup_stack_tree",
     "column_by_id",
     "cost_pieces",
     "cpu_sparkline",

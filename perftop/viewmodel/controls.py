@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from perftop.model.modes import StackMode
 from perftop.model.stats import ViewFilter
 from perftop.viewmodel.tables import (
+    CGROUP_COLUMNS,
+    DEFAULT_CGROUP_SORT,
     DEFAULT_FUNCTION_SORT,
     DEFAULT_PROCESS_SORT,
     FUNCTION_COLUMNS,
@@ -32,6 +34,12 @@ class ViewOptions:
     paused: bool = False
     stack_mode: StackMode = StackMode.BOTH
     python_frames: bool = True  # CPython processes' Python frames walked
+    # The processes pane shows cgroups as rows (`g`); Enter on one zooms into it.
+    by_cgroup: bool = False
+    cgroup_sort: str = DEFAULT_CGROUP_SORT
+    cgroup_reverse: bool = False
+    cgroups: tuple[str, ...] = ()  # the kernel's cgroup filter (`c`, --cgroup): paths
+    zoom_cgroup: str | None = None
     by_module: bool = False  # the functions table by module (`d`, perf top's --sort dso)
     # Not choices, but state the header shows beside them:
     recording: bool = False  # --record is writing every interval
@@ -39,12 +47,31 @@ class ViewOptions:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.pids or self.text_filter or self.zoom_pid is not None)
+        return bool(
+            self.pids
+            or self.text_filter
+            or self.zoom_pid is not None
+            or self.cgroups
+            or self.zoom_cgroup is not None
+        )
 
     @property
     def view_filter(self) -> ViewFilter:
         """The part of an interval the view shows (build_view's argument)."""
-        return ViewFilter(pids=self.pids, text=self.text_filter, zoom_pid=self.zoom_pid)
+        return ViewFilter(
+            pids=self.pids,
+            text=self.text_filter,
+            zoom_pid=self.zoom_pid,
+            zoom_cgroup=self.zoom_cgroup,
+        )
+
+    def cgroup_sorted_by(self, column: str) -> ViewOptions:
+        reverse = not self.cgroup_reverse if column == self.cgroup_sort else False
+        return replace(self, cgroup_sort=column, cgroup_reverse=reverse)
+
+    def cgroup_sort_cycled(self, step: int) -> ViewOptions:
+        column = cycle_sort(CGROUP_COLUMNS, self.cgroup_sort, step)
+        return replace(self, cgroup_sort=column, cgroup_reverse=False)
 
     def sorted_by(self, processes: bool, column: str) -> ViewOptions:
         """A click on a column title: sort by it, or reverse when it already sorts."""
@@ -68,16 +95,20 @@ class ViewOptions:
         return replace(self, function_reverse=not self.function_reverse)
 
     def cleared(self) -> ViewOptions:
-        return replace(self, text_filter="", pids=(), zoom_pid=None)
+        return replace(self, text_filter="", pids=(), zoom_pid=None, cgroups=(), zoom_cgroup=None)
 
     def stepped_back(self) -> ViewOptions:
         """Esc, as in perf top: undo one level, the last narrowing first: the zoom, then the
-        text filter, then the PID filter."""
+        text filter, then the PID filter, then the cgroup filter."""
         if self.zoom_pid is not None:
             return replace(self, zoom_pid=None)
+        if self.zoom_cgroup is not None:
+            return replace(self, zoom_cgroup=None)
         if self.text_filter:
             return replace(self, text_filter="")
-        return replace(self, pids=())
+        if self.pids:
+            return replace(self, pids=())
+        return replace(self, cgroups=())
 
 
 def next_frequency(current: int, step: int) -> int | None:

@@ -90,6 +90,7 @@ def filter_pieces(
     *,
     live: bool = True,
     ended: bool = False,
+    zoom_cgroup_name: str = "",
 ) -> list[Piece]:
     """Where the data comes from, the filters and modes in force; a hint when there are none."""
     pieces: list[Piece] = []
@@ -109,11 +110,17 @@ def filter_pieces(
         pieces.append(Piece("PAUSED", PieceKind.WARN))
     if options.pids:
         pieces.append(Piece("pid " + ",".join(str(pid) for pid in options.pids), PieceKind.ACTIVE))
+    if options.cgroups:
+        paths = ",".join(printable(path, 40) for path in options.cgroups)
+        pieces.append(Piece(f"cgroup {paths}", PieceKind.ACTIVE))
     if options.text_filter:
         pieces.append(Piece(f'text "{printable(options.text_filter, 30)}"', PieceKind.ACTIVE))
     if options.zoom_pid is not None:
         name = f" {printable(zoom_comm, 16)}" if zoom_comm else ""
         pieces.append(Piece(f"zoom {options.zoom_pid}{name}", PieceKind.ACTIVE))
+    if options.zoom_cgroup is not None:
+        shown = zoom_cgroup_name or printable(options.zoom_cgroup, 40)
+        pieces.append(Piece(f"zoom cgroup {printable(shown, 40)}", PieceKind.ACTIVE))
     mode = snapshot.stack_mode if snapshot is not None else options.stack_mode
     if mode != StackMode.BOTH:
         pieces.append(Piece(f"{mode} stacks only", PieceKind.ACTIVE))

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from perftop.model.reasons import JIT_REMEDY as JIT_REMEDY  # re-exported by the package
 from perftop.model.samples import Frame, FrameKind, FunctionKey, StackSample
+from perftop.model.stats import View
 from perftop.profile.aggregate import CallNode, call_tree, function_key
+from perftop.profile.view import stacks_of_cgroup
 from perftop.sanitize import printable
 
 # Why a frame has no symbol ------------------------------------------------------------------
@@ -153,6 +155,11 @@ class _Tree:
                 )
             )
         return tuple(kept)
+
+
+def cgroup_stack_tree(view: View, cgroup: str, title: str) -> StackNode:
+    """The stacks of one cgroup row of the view (before a zoom), hottest branch first."""
+    return stack_tree(stacks_of_cgroup(view.unzoomed_stacks, view.interval, cgroup), title)
 
 
 def stack_tree(

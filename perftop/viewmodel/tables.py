@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from perftop.model.samples import FrameKind, FunctionKey, ProcessInfo
-from perftop.model.stats import FunctionStat, ProcessStat, View
+from perftop.model.stats import CgroupStat, FunctionStat, ProcessStat, View
 from perftop.model.units import human_bytes as human_bytes  # re-exported
 from perftop.profile.aggregate import module_stats
 from perftop.sanitize import printable
@@ -131,8 +131,55 @@ FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
     ),
 )
 
+
+def _usage(row: CgroupStat) -> str:
+    usage = row.info.usage_percent
+    return "-" if usage is None else f"{usage:.1f}"
+
+
+def _throttled(row: CgroupStat) -> str:
+    throttled = row.info.throttled_usec
+    return "-" if throttled is None else f"{throttled / 1000:.0f}ms"
+
+
+def _quota(row: CgroupStat) -> str:
+    quota = row.info.quota
+    return "max" if quota is None else f"{quota:.2f}"
+
+
+def _cgroup_label(row: CgroupStat) -> str:
+    # A cgroup that is no unit, container or pod is named by its path: shown once, in CGROUP.
+    return "-" if row.name == row.cgroup else printable(row.name, 20)
+
+
+def _cgroup_path(row: CgroupStat) -> str:
+    path = printable(row.cgroup, 200)
+    return f"{path} (removed)" if row.info.removed else path
+
+
+# The batch output's per-cgroup figures, as rows: its share of the samples beside its own
+# cpu.stat usage (of one CPU, like CPU%), throttling in the interval and cpu.max quota in CPUs.
+CGROUP_COLUMNS: tuple[Column[CgroupStat], ...] = (
+    Column("samples", "SAMPLES", lambda c: c.samples, lambda c: str(c.samples), width=7),
+    Column("share", "SHARE%", lambda c: c.percent, lambda c: f"{c.percent:.1f}", width=6),
+    Column("cpu", "CPU%", lambda c: c.info.usage_percent or 0.0, _usage, width=6),
+    Column("throttled", "THROTTL", lambda c: c.info.throttled_usec or 0, _throttled, width=7),
+    Column("quota", "QUOTA", lambda c: c.info.quota or 0.0, _quota, width=5),
+    Column(
+        "name",
+        "NAME",
+        lambda c: c.name,
+        _cgroup_label,
+        numeric=False,
+        descending=False,
+        width=20,
+    ),
+    Column("cgroup", "CGROUP", lambda c: c.cgroup, _cgroup_path, numeric=False, descending=False),
+)
+
 DEFAULT_PROCESS_SORT = "samples"
 DEFAULT_FUNCTION_SORT = "self"
+DEFAULT_CGROUP_SORT = "samples"
 
 
 def column_by_id(columns: Sequence[Column[Item]], column_id: str) -> Column[Item]:
@@ -216,6 +263,31 @@ def process_rows(
             )
         rows.append(TableRow(key=key, cells=cells, dim=process.info.exited))
     return rows
+
+
+def cgroup_rows(
+    view: View,
+    sort: str = DEFAULT_CGROUP_SORT,
+    reverse: bool = False,
+    limit: int | None = None,
+) -> list[TableRow]:
+    """One row per cgroup path, keyed by it; a removed cgroup's last rows are dim."""
+    column = column_by_id(CGROUP_COLUMNS, sort)
+    return [
+        TableRow(
+            key=row.cgroup,
+            cells=tuple(c.format(row) for c in CGROUP_COLUMNS),
+            dim=row.info.removed,
+        )
+        for row in sorted_items(view.cgroups, column, reverse)[:limit]
+    ]
+
+
+def cgroup_name(view: View | None, path: str | None) -> str:
+    """The readable name of a cgroup row of the view ("" when not in it), printable."""
+    if view is None or path is None:
+        return ""
+    return next((printable(row.name, 40) for row in view.cgroups if row.cgroup == path), "")
 
 
 def function_rows(

@@ -119,6 +119,54 @@ def test_a_chain_without_frame_pointers_is_whole(
     assert share(stacks, lambda chain: chain[:1] == ["_start"]) >= 0.9
 
 
+def test_recurring_table_stacks_stay_in_the_map(
+    source: object,
+    spawn: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A table-unwound stack that recurs every interval stays in native_stacks: the program
+    stores it once and the drain neither reads nor deletes it again. (Deleting every stack at
+    each drain made the program copy each recurring stack into the map anew every interval,
+    and the drain pay a syscall per stack.)"""
+    from perftop.sampling.bcc import program
+
+    binary = build(tmp_path, "kestrel", CHAIN_C)
+    spawn.append(subprocess.Popen([str(binary)]))
+    sample(source, [spawn[0].pid], intervals=2)  # tables in, the stacks seen twice
+    native = source._native_stacks  # type: ignore[attr-defined]
+    native_fd = source._program.maps.native_stacks.map_fd  # type: ignore[attr-defined]
+    calls: Counter[str] = Counter()
+    real_read, real_lookup, real_delete = (
+        native.read,
+        program.lib.bpf_lookup_elem,
+        program.lib.bpf_delete_elem,
+    )
+
+    def counting_read(keys: set[int], lost: dict[str, int]) -> object:
+        calls["used"] += len(keys)
+        return real_read(keys, lost)
+
+    def counting_lookup(fd: int, key: object, value: object) -> int:
+        calls["lookup"] += fd == native_fd
+        return int(real_lookup(fd, key, value))
+
+    def counting_delete(fd: int, key: object) -> int:
+        calls["delete"] += fd == native_fd
+        return int(real_delete(fd, key))
+
+    monkeypatch.setattr(native, "read", counting_read)
+    monkeypatch.setattr(program.lib, "bpf_lookup_elem", counting_lookup)
+    monkeypatch.setattr(program.lib, "bpf_delete_elem", counting_delete)
+    for _ in range(3):
+        source.next_interval()  # type: ignore[attr-defined]
+    assert calls["used"] >= 3, calls  # stacks of the chain each interval
+    assert native.kept > 0, calls
+    # Only one-off stacks (the leaf caught at a new instruction) are read and deleted.
+    assert calls["delete"] <= calls["used"] // 2, calls
+    assert calls["lookup"] <= calls["used"] // 2, calls
+
+
 def test_frame_pointers_alone_break_the_same_chain(
     spawn: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:

@@ -72,9 +72,10 @@ def world(module_spawn: Spawn, programs: Programs) -> Iterator[World]:
     chain = programs["perftop_chain"]
     doomed = chain.with_name("perftop_replaced")
     shutil.copy(chain, doomed)
-    own = module_spawn([chain, "60"], user="nobody")
-    other = module_spawn([chain, "60"])
-    replaced = module_spawn([doomed, "60"])
+    # Long-lived (killed below): three compiles on a loaded 2-CPU machine took over a minute.
+    own = module_spawn([chain, "300"], user="nobody")
+    other = module_spawn([chain, "300"])
+    replaced = module_spawn([doomed, "300"])
     kernel = module_spawn(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"])
     replacement = doomed.with_name("perftop_replaced.new")
     replacement.write_bytes(b"#!/bin/sh\n")  # an upgrade: a different file now has the name

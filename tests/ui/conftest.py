@@ -84,6 +84,9 @@ class FakeSource:
     def set_pid_filter(self, pids: Sequence[int]) -> None:
         self.calls.append(("pid_filter", tuple(pids)))
 
+    def set_cgroup_filter(self, paths: Sequence[str]) -> None:
+        self.calls.append(("cgroup_filter", tuple(paths)))
+
     def set_event(self, event: str) -> None:
         self.calls.append(("event", event))
 

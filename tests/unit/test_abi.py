@@ -151,6 +151,7 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_COUNTS_ENTRIES", abi.COUNTS_ENTRIES_DEFAULT)
     expect("PERFTOP_STACK_ENTRIES", abi.STACK_ENTRIES_DEFAULT)
     expect("PERFTOP_MAX_PIDS", abi.MAX_PIDS)
+    expect("PERFTOP_MAX_CGROUPS", abi.MAX_CGROUPS)
     expect("PERFTOP_STACK_SKIPPED", abi.STACK_SKIPPED)
     expect("STACKS_KERNEL", abi.STACKS_KERNEL)
     expect("STACKS_USER", abi.STACKS_USER)
@@ -161,6 +162,7 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_PYTHON_PROCS", abi.PYTHON_PROCS_DEFAULT)
     expect("PYTHON_NO_OFFSET", abi.PYTHON_NO_OFFSET)
     expect("PYTHON_NO_OWNER", abi.PYTHON_NO_OWNER)
+    expect("PYTHON_HEADER_BYTES", abi.PYTHON_HEADER_BYTES)
     expect("PERFTOP_UNWIND_ROWS", abi.UNWIND_ROWS_DEFAULT)
     expect("PERFTOP_UNWIND_MAPPINGS", abi.UNWIND_MAPPINGS_DEFAULT)
     expect("PERFTOP_NATIVE_STACK_ENTRIES", abi.NATIVE_STACK_ENTRIES_DEFAULT)
@@ -177,6 +179,7 @@ def abi_mismatches(text: str) -> list[str]:
     settings["SETTING_GENERATION"] = abi.SETTING_GENERATION
     settings["SETTING_PYTHON"] = abi.SETTING_PYTHON
     settings["SETTING_UNWIND"] = abi.SETTING_UNWIND
+    settings["SETTING_CGROUP_FILTER"] = abi.SETTING_CGROUP_FILTER
     c_settings = {name for name in defines if name.startswith("SETTING_")}
     if c_settings != settings.keys():
         problems.append(f"settings slots {sorted(c_settings)} in C, {sorted(settings)} in abi.py")
@@ -239,11 +242,13 @@ def abi_mismatches(text: str) -> list[str]:
         problems.append("abi.py: one counts map per generation")
     expect_map("settings", "BPF_ARRAY", "u32", "SETTINGS_COUNT")
     expect_map("pid_filter", "BPF_HASH", "u32", "u8", "PERFTOP_MAX_PIDS")
+    expect_map("cgroup_filter", "BPF_CGROUP_ARRAY", "PERFTOP_MAX_CGROUPS")
     expect_map("stacks", "BPF_STACK_TRACE", "PERFTOP_STACK_ENTRIES")
     expect_map("cpu_totals", "BPF_PERCPU_ARRAY", "struct cpu_totals")
     expect_map("lost", "BPF_PERCPU_ARRAY", "u64")
     expect_map("python_procs", "BPF_HASH", "u32", "struct python_proc", "PERFTOP_PYTHON_PROCS")
     expect_map("python_scratch", "BPF_PERCPU_ARRAY", "struct python_stack", "1")
+    expect_map("python_headers", "BPF_PERCPU_ARRAY", "struct python_header", "1")
     expect_map(
         "python_stacks", "BPF_HASH", "u64", "struct python_stack", "PERFTOP_PYTHON_STACK_ENTRIES"
     )
@@ -287,8 +292,8 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
     """Guards the guard: a parser that found nothing would find nothing wrong."""
     program = parse(c_text)
     names = [field.name for field in program.structs["count_key"]]
-    assert names[-3:] == ["comm", "python_stack", "native_stack"]
-    assert program.structs["count_key"][-3].count == TASK_COMM_LEN
+    assert names[-4:] == ["comm", "python_stack", "native_stack", "cgroup_id"]
+    assert program.structs["count_key"][-4].count == TASK_COMM_LEN
     assert program.structs["native_stack"][-1].count == abi.UNWIND_FRAMES
     assert program.structs["python_stack"][-1].count == abi.PYTHON_FRAMES
     assert {
@@ -330,8 +335,8 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
         ),
         (
             "slot added",
-            "#define SETTINGS_COUNT 5",
-            "#define SETTING_CGROUP 5\n#define SETTINGS_COUNT 6",
+            "#define SETTINGS_COUNT 6",
+            "#define SETTING_OTHER 6\n#define SETTINGS_COUNT 7",
             "settings slots",
         ),
         (
@@ -345,6 +350,36 @@ def test_the_parser_reads_the_real_file(c_text: str) -> None:
             "#define PERFTOP_MAX_PIDS 64",
             "#define PERFTOP_MAX_PIDS 128",
             "PERFTOP_MAX_PIDS",
+        ),
+        (
+            "cgroup id narrowed",
+            "u64 cgroup_id;",
+            "u32 cgroup_id;",
+            "count_key.cgroup_id",
+        ),
+        (
+            "cgroup key dropped",
+            "    u64 cgroup_id;     // the task's",
+            "    // the task's",
+            "struct count_key: fields",
+        ),
+        (
+            "cgroup filter resized",
+            "#define PERFTOP_MAX_CGROUPS 16 ",
+            "#define PERFTOP_MAX_CGROUPS 8 ",
+            "PERFTOP_MAX_CGROUPS",
+        ),
+        (
+            "cgroup slot renumbered",
+            "#define SETTING_CGROUP_FILTER 5",
+            "#define SETTING_CGROUP_FILTER 7",
+            "SETTING_CGROUP_FILTER: 7 in C",
+        ),
+        (
+            "cgroup filter a hash",
+            "BPF_CGROUP_ARRAY(cgroup_filter,",
+            "BPF_HASH(cgroup_filter,",
+            "map cgroup_filter",
         ),
         ("skip marker changed", "(-65536)", "(-65535)", "PERFTOP_STACK_SKIPPED"),
         ("python offset narrowed", "u16 frame_owner;", "u8 frame_owner;", "python_proc"),

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
+from perftop.system import procfs
 from perftop.system.procfs import (
     Mapping,
+    StartTimes,
     is_kernel_thread,
     is_kernel_thread_ids,
     parse_cpu_list,
@@ -24,6 +26,25 @@ def test_stat_of_self_and_of_nothing() -> None:
     assert stat is not None and stat.parent_pid == os.getppid() and stat.start_time > 0
     assert not stat.is_kernel_thread and not is_kernel_thread(os.getpid())
     assert read_stat(GONE) is None and not is_kernel_thread(GONE)
+
+
+def test_start_times_read_each_pid_once_until_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    real = procfs.process_start_time
+
+    def counting(pid: int) -> int | None:
+        reads.append(pid)
+        return real(pid)
+
+    monkeypatch.setattr(procfs, "process_start_time", counting)
+    start_times = StartTimes()
+    own = start_times(os.getpid())
+    assert own == real(os.getpid()) and own is not None
+    assert start_times(os.getpid()) == own and start_times(GONE) is None
+    assert start_times(GONE) is None
+    assert reads == [os.getpid(), GONE]  # a gone process is remembered as gone too
+    start_times.forget()
+    assert start_times(os.getpid()) == own and reads == [os.getpid(), GONE, os.getpid()]
 
 
 def test_the_kernel_thread_rule() -> None:

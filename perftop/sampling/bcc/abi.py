@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from perftop.model import pids
+from perftop.system import cgroup_selection
 
 BPF_SOURCE: Final = Path(__file__).resolve().parents[3] / "bpf" / "profile.bpf.c"
 
@@ -22,6 +23,9 @@ STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_STACK_ENTRIES
 # PERFTOP_MAX_PIDS: entries of the pid_filter map; the limit the CLI and the screen's prompt
 # check is the same number (perftop.model.pids).
 MAX_PIDS: Final = pids.MAX_PIDS
+# PERFTOP_MAX_CGROUPS: entries of the cgroup_filter map; the limit --cgroup and the screen's
+# prompt check is the same number (perftop.system.cgroup_selection).
+MAX_CGROUPS: Final = cgroup_selection.MAX_CGROUPS
 TASK_COMM_LEN: Final = 16  # linux/sched.h
 MAX_STACK_DEPTH: Final = 127  # BPF_STACK_TRACE's value: u64 ips[PERF_MAX_STACK_DEPTH]
 PYTHON_FRAMES: Final = 64  # PERFTOP_PYTHON_FRAMES: Python frames walked per sample
@@ -39,6 +43,9 @@ UNWIND_TRUNCATED: Final = 1  # at the frame limit
 UNWIND_STOPPED: Final = 2  # short of the outermost frame
 PYTHON_NO_OFFSET: Final = 0xFFFF  # a python_proc offset the version does not have
 PYTHON_NO_OWNER: Final = 0xFF  # python_proc.owner_cstack when no frames are skipped
+# PYTHON_HEADER_BYTES: a thread's or frame's header is read whole into a buffer of this size,
+# so every offset the walk reads in one must lie below it (python_proc.*_header_size).
+PYTHON_HEADER_BYTES: Final = 256
 
 # A stack id that was not asked for (stacks of that kind switched off). Real errors are -errno.
 STACK_SKIPPED: Final = -65536  # PERFTOP_STACK_SKIPPED
@@ -58,7 +65,8 @@ SETTING_STACKS: Final = 1  # STACK_BITS of the stacks to collect
 SETTING_GENERATION: Final = 2  # which half of the double-buffered counters samples go to
 SETTING_PYTHON: Final = 3  # 1: walk the Python frames of processes in python_procs
 SETTING_UNWIND: Final = 4  # 1: walk user stacks with unwind tables where a process has them
-SETTINGS_COUNT: Final = 5
+SETTING_CGROUP_FILTER: Final = 5  # n > 0: only count tasks under cgroup_filter[0..n)
+SETTINGS_COUNT: Final = 6
 
 # Every counter of an interval exists twice (counts_0/counts_1, and one slot per generation in
 # cpu_totals and lost): the program writes one generation while user space drains the other.
@@ -111,6 +119,7 @@ class CountKey(ct.Structure):
         ("comm", ct.c_char * TASK_COMM_LEN),
         ("python_stack", ct.c_uint64),  # key in python_stacks; 0: no Python frames
         ("native_stack", ct.c_uint64),  # key in native_stacks; 0: not table-unwound
+        ("cgroup_id", ct.c_uint64),  # cgroup v2 id: the directory's inode on the cgroup2 mount
     )
 
 
@@ -131,7 +140,7 @@ class CpuTotals(ct.Structure):
         ("period", ct.c_uint64),
         ("idle_samples", ct.c_uint64),
         ("idle_period", ct.c_uint64),
-        ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid filter
+        ("filtered_samples", ct.c_uint64),  # non-idle samples dropped by the pid/cgroup filter
     )
 
 
@@ -207,7 +216,9 @@ class PythonProc(ct.Structure):
         ("frame_instruction", ct.c_uint16),
         ("frame_owner", ct.c_uint16),
         ("owner_cstack", ct.c_uint8),
-        ("pad", ct.c_uint8 * 3),
+        ("thread_header_size", ct.c_uint8),  # bytes of a PyThreadState read at once
+        ("frame_header_size", ct.c_uint8),  # bytes of a _PyInterpreterFrame read at once
+        ("pad", ct.c_uint8),
     )
 
 
@@ -263,6 +274,7 @@ def size_cflags(
         f"-DPERFTOP_STACK_ENTRIES={stack_entries}",
         f"-DPERFTOP_UNWIND_ROWS={unwind_rows}",
         f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
+        f"-DPERFTOP_MAX_CGROUPS={MAX_CGROUPS}",
     ]
 
 

@@ -17,7 +17,14 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from perftop.model.samples import CpuStat
-from perftop.sampling.bcc.abi import KEY_FORMAT, LOST_NAMES, VALUE_FORMAT, lost_slot
+from perftop.sampling.bcc.abi import (
+    KEY_FORMAT,
+    LOST_NAMES,
+    NATIVE_STACK_ENTRIES_DEFAULT,
+    VALUE_FORMAT,
+    NativeStack,
+    lost_slot,
+)
 from perftop.sampling.bcc.program import Maps, lib
 
 
@@ -38,6 +45,7 @@ class CountEntry(NamedTuple):
     comm: bytes
     python_stack: int  # key of the thread's Python frames in python_stacks; 0: none
     native_stack: int  # key of the table-unwound user stack in native_stacks; 0: none
+    cgroup_id: int  # the task's cgroup v2 id (its directory's inode on the cgroup2 mount)
     samples: int
     period: int
 
@@ -223,21 +231,32 @@ class StackIds:
 class NativeStacks:
     """The table-unwound user stacks behind each key of native_stacks.
 
-    The program stores a stack once, when its key is new (insert answers -EEXIST otherwise);
-    every stack read here is deleted from the map at once, so the map holds only stacks not
-    read yet, and kept here while the last two intervals use it: a sample that found its key
-    present just before the deletion is still resolved at the next drain."""
+    The program stores a stack once, when its key is new (insert answers -EEXIST otherwise,
+    before copying anything). A key is a hash of the stack's addresses, so a stack kept in the
+    map stays right for as long as it is there: the stacks used in this interval and the last
+    stay (at most half the map, as StackIds keeps stack ids), so a recurring stack costs the
+    program no copy and this drain no syscall; the others are deleted, so the map holds the
+    working set and room for new stacks. Every stack read is remembered while the last two
+    intervals use it: a sample that found its key present just before the deletion is still
+    resolved at the next drain."""
 
-    def __init__(self, maps: Maps) -> None:
-        from perftop.sampling.bcc.abi import NativeStack
+    def __init__(self, maps: Maps, entries: int = NATIVE_STACK_ENTRIES_DEFAULT) -> None:
         from perftop.symbols.memo import Generations
 
         self._map = maps.native_stacks
         self._buffer = NativeStack()
+        self._room = entries // 2
         self._known: Generations[int, tuple[tuple[int, ...], int]] = Generations(1 << 16)
+        self._in_map: set[int] = set()  # keys kept in the map at the last drain
+        self._used_last: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._known)
+
+    @property
+    def kept(self) -> int:
+        """Stacks left in the map at the last drain."""
+        return len(self._in_map)
 
     def read(
         self, keys: Iterable[int], lost: dict[str, int]
@@ -247,15 +266,23 @@ class NativeStacks:
         stacks: dict[int, tuple[tuple[int, ...], int]] = {}
         for stack_key in keys:
             known = self._known.get(stack_key)
-            key = ct.c_uint64(stack_key)
             if known is None:
+                key = ct.c_uint64(stack_key)
                 if lib.bpf_lookup_elem(fd, ct.byref(key), ct.byref(buffer)) != 0:
                     lost["stack_read_failed"] = lost.get("stack_read_failed", 0) + 1
                     continue
                 depth = min(buffer.depth, len(buffer.ip))
                 known = (tuple(buffer.ip[:depth]), buffer.truncated)
                 self._known.put(stack_key, known)
-            lib.bpf_delete_elem(fd, ct.byref(key))
             stacks[stack_key] = known
+        used = stacks.keys()
+        keep = used & self._used_last
+        if len(keep) > self._room:
+            keep = set(itertools.islice(keep, self._room))
+        delete = lib.bpf_delete_elem
+        for stack_key in (self._in_map | used) - keep:
+            delete(fd, ct.byref(ct.c_uint64(stack_key)))
+        self._in_map = keep
+        self._used_last = set(used)
         self._known.age()
         return stacks

@@ -20,7 +20,9 @@ from perftop.sampling.bcc.abi import (
     COUNTS_MAPS,
     GENERATIONS,
     KEY_FORMAT,
+    MAX_CGROUPS,
     MAX_STACK_DEPTH,
+    SETTING_CGROUP_FILTER,
     SETTING_GENERATION,
     SETTING_PID_FILTER,
     SETTING_PYTHON,
@@ -167,6 +169,7 @@ class Maps:
         self.counts = tuple(bpf[name] for name in COUNTS_MAPS)  # by generation
         self.stacks = bpf[b"stacks"]
         self.pid_filter = bpf[b"pid_filter"]
+        self.cgroup_filter = bpf[b"cgroup_filter"]
         self.settings = bpf[b"settings"]
         self.cpu_totals = bpf[b"cpu_totals"]
         self.lost = bpf[b"lost"]
@@ -260,6 +263,37 @@ class Program:
         for pid in wanted:
             table[ct.c_uint32(pid)] = ct.c_uint8(1)
         self.maps.settings[ct.c_int(SETTING_PID_FILTER)] = ct.c_uint32(1 if wanted else 0)
+
+    def set_cgroup_filter(self, directories: Sequence[Path]) -> None:
+        """Count only tasks in these cgroups or below them (all tasks when empty). Each is a
+        directory on the cgroup2 mount, opened here; the kernel keeps its own reference to the
+        cgroup, so the fds are closed at once. Raises SourceError, with the filter as it was,
+        when one cannot be opened (removed meanwhile, not a directory)."""
+        if len(directories) > MAX_CGROUPS:
+            raise SourceError(f"at most {MAX_CGROUPS} cgroups can be filtered at once")
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fds: list[int] = []
+        try:
+            for directory in directories:
+                try:
+                    fds.append(os.open(directory, flags))
+                except OSError as error:
+                    raise SourceError(
+                        f"cannot filter on cgroup {directory}: {error.strerror}"
+                    ) from None
+            table, settings = self.maps.cgroup_filter, self.maps.settings
+            # Off while the slots change, so no sample sees half of the new set.
+            settings[ct.c_int(SETTING_CGROUP_FILTER)] = ct.c_uint32(0)
+            for slot, fd in enumerate(fds):
+                table[ct.c_int(slot)] = fd  # CgroupArray takes the fd; the kernel keeps the cgroup
+            # Slots past the set are deleted, so the kernel lets go of cgroups no longer wanted
+            # (ArrayBase.__delitem__ would store fd 0 instead).
+            for slot in range(len(fds), MAX_CGROUPS):
+                lib.bpf_delete_elem(table.map_fd, ct.byref(ct.c_int(slot)))
+            settings[ct.c_int(SETTING_CGROUP_FILTER)] = ct.c_uint32(len(fds))
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def flip_generation(self) -> int:
         """Send new samples to the other half of the counters and return the half they left,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,14 @@ from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, PythonCode, python_frame
 from perftop.python import PythonProcesses, PythonRuntime, UnsupportedPython
 from perftop.python.code import CodeInfo
-from perftop.sampling.bcc.abi import PYTHON_NO_OFFSET, PYTHON_NO_OWNER, PythonProc, PythonStack
+from perftop.python.offsets import PythonOffsets
+from perftop.sampling.bcc.abi import (
+    PYTHON_HEADER_BYTES,
+    PYTHON_NO_OFFSET,
+    PYTHON_NO_OWNER,
+    PythonProc,
+    PythonStack,
+)
 from perftop.sampling.bcc.program import Maps, lib
 from perftop.symbols.memo import Generations
 from perftop.symbols.user import WALK_ENDS
@@ -66,9 +73,21 @@ def _executable(pid: int) -> str:
         return ""
 
 
-def _proc_entry(runtime: PythonRuntime) -> PythonProc:
+def thread_header_size(offsets: PythonOffsets) -> int:
+    """Bytes of a PyThreadState the walk reads at once: every field it reads lies in them."""
+    return (
+        max(offsets.thread_next, offsets.thread_native_thread_id, offsets.thread_current_frame) + 8
+    )
+
+
+def _proc_entry(runtime: PythonRuntime) -> PythonProc | None:
+    """The program's entry for `runtime`, or None when a thread's or frame's fields lie past
+    the header the program reads at once (no CPython known so far: 168 and 75 bytes at most)."""
     offsets = runtime.offsets
     cframe = offsets.cframe_current_frame
+    thread_bytes, frame_bytes = thread_header_size(offsets), offsets.frame_header_size
+    if max(thread_bytes, frame_bytes) >= PYTHON_HEADER_BYTES:
+        return None
     return PythonProc(
         runtime=runtime.runtime_address,
         interpreters_head=offsets.runtime_interpreters_head,
@@ -82,13 +101,21 @@ def _proc_entry(runtime: PythonRuntime) -> PythonProc:
         frame_instruction=offsets.frame_instruction,
         frame_owner=offsets.frame_owner,
         owner_cstack=PYTHON_NO_OWNER if offsets.owner_cstack is None else offsets.owner_cstack,
+        thread_header_size=thread_bytes,
+        frame_header_size=frame_bytes,
     )
 
 
 class PythonFrames:
     """The user-space half of the Python walk. Never raises for a process that lies or exits."""
 
-    def __init__(self, maps: Maps, processes: PythonProcesses | None = None) -> None:
+    def __init__(
+        self,
+        maps: Maps,
+        processes: PythonProcesses | None = None,
+        start_time: Callable[[int], int | None] = process_start_time,
+    ) -> None:
+        self._start_time = start_time
         self._procs_map = maps.python_procs
         self._stacks_map = maps.python_stacks
         self._processes = processes or PythonProcesses()
@@ -121,15 +148,23 @@ class PythonFrames:
 
     def _register(self, pid: int, runtime: PythonRuntime) -> None:
         key, entry = ct.c_uint32(pid), _proc_entry(runtime)
+        if entry is None:
+            self._unsupported[pid] = "CPython's thread or frame layout is too large to walk"
+            return
         if lib.bpf_update_elem(self._procs_map.map_fd, ct.byref(key), ct.byref(entry), 0) != 0:
             return  # the map is full: this process's frames stay native, tried again later
         self._unsupported.pop(pid, None)
         self._walked[pid] = _Walked(
             runtime,
-            process_start_time(pid),
+            self._start_time(pid),
             _executable(pid),
             os.path.basename(runtime.binary_path),
         )
+
+    @property
+    def any_walked(self) -> bool:
+        """Whether any process is registered for the program's walk."""
+        return bool(self._walked)
 
     @property
     def walked(self) -> dict[int, PythonRuntime]:
@@ -141,13 +176,13 @@ class PythonFrames:
         self._codes = {}
         self._raw.age()
         for pid, walked in list(self._walked.items()):
-            start_time = process_start_time(pid)
+            start_time = self._start_time(pid)
             if start_time is None or start_time != walked.start_time:
                 self._forget(pid)  # exited (or the pid is another process's now)
             elif _executable(pid) != walked.executable:
                 self._forget(pid)  # exec'd: the runtime, if any, is elsewhere
         for pid in list(self._unsupported):
-            if process_start_time(pid) is None:
+            if self._start_time(pid) is None:
                 del self._unsupported[pid]
                 self._processes.forget(pid)
 

@@ -32,7 +32,7 @@ from perftop.config import SamplerConfig
 from perftop.model.events import EVENTS, Event
 from perftop.model.modes import StackMode
 from perftop.model.samples import Interval
-from perftop.sampling.bcc.abi import MAX_PIDS, STACK_BITS
+from perftop.sampling.bcc.abi import MAX_CGROUPS, MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
 from perftop.sampling.bcc.drain import CountsDrain, NativeStacks, StackIds, take_counters
 from perftop.sampling.bcc.program import (
@@ -42,10 +42,11 @@ from perftop.sampling.bcc.program import (
     prepare_headers,
     probe_event,
 )
+from perftop.sampling.cgroups import CgroupCatalog
 from perftop.sampling.source import EventUnavailable, SourceError
 from perftop.system.memory import freeze_long_lived_objects, release_free_memory
 from perftop.system.processes import ProcessDetails
-from perftop.system.procfs import online_cpus
+from perftop.system.procfs import StartTimes, online_cpus
 
 if TYPE_CHECKING:
     from perftop.sampling.bcc.drain import CountEntry
@@ -83,14 +84,17 @@ class BccSource:
         self._stack_mode = config.stack_mode
         self._python = config.python_frames
         self._pids: tuple[int, ...] = ()
+        self._cgroup_filter: tuple[str, ...] = ()
+        self._cgroups = CgroupCatalog()
         self._event_status: dict[str, str | None] = {}
         self.headers = prepare_headers()
         self._program = Program(config)
         try:
             self._apply_stack_mode(config.stack_mode)
-            self._program.set_python(config.python_frames)
+            self._python_walk_on: bool | None = None  # as last written to the program
             self._program.set_unwind(self._program.tables)
             self._apply_pid_filter(config.pids)
+            self._apply_cgroup_filter(config.cgroups)
             self._counts = CountsDrain(self._program.maps)
             self._stack_ids = StackIds(self._program.maps, config.stack_entries)
             # Imported after the compile: see Symbolizer.
@@ -111,13 +115,18 @@ class BccSource:
                 # take a second of pure Python: only for binaries that are sampled).
                 self._unwind.observe(config.pids)
 
-            self._python_frames = PythonFrames(self._program.maps)
+            # One /proc/PID/stat read per pid per drain, however many parts ask.
+            self._start_times = StartTimes()
+            self._python_frames = PythonFrames(self._program.maps, start_time=self._start_times)
             if config.python_frames:
                 # The filtered pids at once, so their first interval has Python frames; any
                 # other process is classified when it is first sampled (at the first drain:
                 # the screen's first interval is a quarter second).
                 self._python_frames.observe(config.pids)
-            self._symbols: Symbolizer = symbolize.Symbolizer(self._python_frames)
+            self._sync_python_walk()
+            self._symbols: Symbolizer = symbolize.Symbolizer(
+                self._python_frames, start_time=self._start_times
+            )
             notice = self._symbols.notice()
             if notice:
                 # Said once, in words, wherever the output goes (the frames carry the reason too).
@@ -160,6 +169,12 @@ class BccSource:
         if unwind is not None:
             unwind.observe(pids)
 
+    def _apply_cgroup_filter(self, paths: Sequence[str]) -> None:
+        if paths and self._cgroups.mount is None:
+            raise SourceError(f"cannot filter by cgroup: {self._cgroups.unavailable}")
+        self._program.set_cgroup_filter(self._cgroups.directories(paths))
+        self._cgroup_filter = tuple(paths)
+
     # -- the IntervalSource protocol -------------------------------------------------------------
 
     @property
@@ -181,6 +196,14 @@ class BccSource:
             raise SourceError(f"at most {MAX_PIDS} pids can be filtered at once")
         with self._lock:
             self._pending["pids"] = tuple(pids)
+
+    def set_cgroup_filter(self, paths: Sequence[str]) -> None:
+        """Count only the tasks in these cgroups (paths relative to the cgroup2 mount) or
+        below them, from the next interval; () counts every task."""
+        if len(paths) > MAX_CGROUPS:
+            raise SourceError(f"at most {MAX_CGROUPS} cgroups can be filtered at once")
+        with self._lock:
+            self._pending["cgroups"] = tuple(paths)
 
     def set_event(self, event: str) -> None:
         if event not in EVENTS:
@@ -216,16 +239,30 @@ class BccSource:
         with self._lock:
             self._pending["python"] = walk
 
+    def _sync_python_walk(self) -> None:
+        """Switch the program's Python walk on only while a process is registered for it:
+        otherwise every sample would look its process up in python_procs for nothing."""
+        frames = getattr(self, "_python_frames", None)
+        walk = self._python and frames is not None and frames.any_walked
+        if walk != self._python_walk_on:
+            self._program.set_python(walk)
+            self._python_walk_on = walk
+
     def _apply_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
         if "pids" in pending:
             self._apply_pid_filter(pending["pids"])
+        if "cgroups" in pending:
+            try:
+                self._apply_cgroup_filter(pending["cgroups"])
+            except SourceError as error:  # removed since it was checked: the filter stays
+                self._notices.append(str(error))
         if "stacks" in pending:
             self._apply_stack_mode(pending["stacks"])
         if "python" in pending:
-            self._program.set_python(pending["python"])
             self._python = pending["python"]
+        self._sync_python_walk()
         if "event" in pending or "frequency" in pending:
             event = EVENTS[pending.get("event", self._event.name)]
             hz = pending.get("frequency", self._frequency)
@@ -277,13 +314,15 @@ class BccSource:
         started = (time.perf_counter(), time.thread_time())
         # What the drained interval was sampled with; changes apply from this instant, just
         # before the flip, so the next interval is sampled wholly with the new settings.
-        event, frequency, stack_mode, python, pids = (
+        event, frequency, stack_mode, python, pids, cgroup_filter = (
             self._event,
             self._frequency,
             self._stack_mode,
             self._python,
             self._pids,
+            self._cgroup_filter,
         )
+        self._start_times.forget()
         self._apply_pending()
         now = time.monotonic()  # the interval ends at the flip, not after the grace
         generation = self._program.flip_generation()
@@ -291,6 +330,8 @@ class BccSource:
 
         entries = self._counts.drain(self._program.maps.counts[generation])
         cpus, lost = take_counters(self._program.maps, generation, set(online_cpus()))
+        # Read beside the flip: the cgroups' own cpu.stat deltas cover the interval's seconds.
+        cgroups = self._cgroups.describe({entry.cgroup_id for entry in entries}, cgroup_filter)
         stack_ips = self._stack_ids.read(_stack_ids_of(entries), lost)
         native_ips = self._native_stacks.read(
             {entry.native_stack for entry in entries if entry.native_stack}, lost
@@ -298,11 +339,12 @@ class BccSource:
         if self._unwind is not None:
             self._unwind.observe(dict.fromkeys(entry.tgid for entry in entries))
             self._unwind.take_misses()
-            self._unwind.forget_exited()
+            self._unwind.forget_exited(self._start_times)
             self._notices += self._unwind.notices()
         stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
+        self._sync_python_walk()
         self._trim_heap(now)
 
         notices, self._notices = tuple(self._notices), []
@@ -328,6 +370,9 @@ class BccSource:
             unwind=self.unwinder,
             pid_filter=pids,
             headers=self.headers.description if self.headers else "",
+            cgroups=cgroups,
+            cgroup_filter=cgroup_filter,
+            cgroups_unavailable=self._cgroups.unavailable,
             cost=self._cost.measure(interval, maps, started),
             notices=notices,
         )

@@ -1,10 +1,10 @@
 """Drained counts -> StackSamples: stack ids become frames, and entries that symbolize alike
-are merged on (pid, tid, comm, frames)."""
+are merged on (pid, tid, comm, frames, cgroup)."""
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame, StackSample
@@ -18,7 +18,7 @@ from perftop.symbols.kernel import KernelSymbols
 from perftop.symbols.memo import Generations
 from perftop.symbols.user import MORE_FRAMES, WALK_ENDS, UserSymbols
 from perftop.symbols.user import UNWIND_STOPPED as UNWIND_STOPPED_FRAME
-from perftop.system.procfs import is_kernel_thread
+from perftop.system.procfs import is_kernel_thread, process_start_time
 
 KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
 KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork churn all are new
@@ -27,14 +27,18 @@ KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork
 class Symbolizer:
     """Kernel and user symbols for the live source, with memos that last across intervals."""
 
-    def __init__(self, python: PythonFrames | None = None) -> None:
+    def __init__(
+        self,
+        python: PythonFrames | None = None,
+        start_time: Callable[[int], int | None] = process_start_time,
+    ) -> None:
         self._python = python
         self._kernel = KernelSymbols()
         # Imported here, after the compile (pyelftools is ~25 ms of imports holding the GIL,
         # which the screen's start-up shares while clang runs with it released).
         from perftop.symbols.process import resolver_factory
 
-        self._user = UserSymbols(resolver_factory())
+        self._user = UserSymbols(resolver_factory(), start_time=start_time)
         self._kernel_thread: dict[int, bool] = {}
         # hash of addresses -> frames
         self._kernel_chains: Generations[int, tuple[Frame, ...]] = Generations(KERNEL_CHAINS_MAX)
@@ -56,8 +60,8 @@ class Symbolizer:
         python_frames: bool = True,
         native_ips: Mapping[int, tuple[tuple[int, ...], int]] | None = None,
     ) -> tuple[StackSample, ...]:
-        """One StackSample per (pid, tid, comm, frames). Samples of a user thread with no user
-        stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
+        """One StackSample per (pid, tid, comm, frames, cgroup). Samples of a user thread with
+        no user stack count in lost["user_stack_missing"]. With `python_frames`, a CPython process's
         Python frames take the place of its interpreter's (PythonFrames.stack)."""
         comms: dict[bytes, str] = {}
         python = self._python if python_frames else None
@@ -77,6 +81,7 @@ class Symbolizer:
             raw_comm,
             python_stack,
             native_id,
+            cgroup_id,
             count,
             period,
         ) in entries:
@@ -99,7 +104,7 @@ class Symbolizer:
             comm = comms.get(raw_comm)
             if comm is None:
                 comm = comms[raw_comm] = decode(raw_comm)
-            merged.add(pid, tid, comm, frames, count, period)
+            merged.add(pid, tid, comm, frames, count, period, cgroup_id)
         return merged.stacks()
 
     def forget_unused(self) -> None:

@@ -25,7 +25,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,13 +139,11 @@ class UnwindTables:
                 self._pending.add(key.tgid)
             self._queue.put((key.tgid, address.value))
 
-    def forget_exited(self) -> None:
+    def forget_exited(self, start_time: Callable[[int], int | None] = process_start_time) -> None:
         with self._lock:
-            gone = [
-                pid
-                for pid, process in self._processes.items()
-                if process_start_time(pid) != process.start_time
-            ]
+            registered = list(self._processes.items())
+        # Read outside the lock: the registering thread must not wait on /proc reads.
+        gone = [pid for pid, process in registered if start_time(pid) != process.start_time]
         for pid in gone:
             self._unregister(pid)
 

@@ -21,6 +21,7 @@ from textual.content import Content
 from perftop.model.samples import FrameKind, FunctionKey, Interval
 from perftop.model.stats import View
 from perftop.sanitize import printable
+from perftop.ui.widgets.cgroup_table import CgroupTable
 from perftop.ui.widgets.cost_bar import CostBar
 from perftop.ui.widgets.function_table import FunctionTable
 from perftop.ui.widgets.header import HeaderBar
@@ -31,6 +32,9 @@ from perftop.viewmodel import (
     StackNode,
     TableRow,
     ViewOptions,
+    cgroup_name,
+    cgroup_rows,
+    cgroup_stack_tree,
     function_kind,
     function_rows,
     module_rows,
@@ -50,12 +54,18 @@ class FunctionSubject:
     key: FunctionKey
 
 
-Subject = ProcessSubject | FunctionSubject | None
+@dataclass(frozen=True, slots=True)
+class CgroupSubject:
+    cgroup: str
+
+
+Subject = ProcessSubject | FunctionSubject | CgroupSubject | None
 
 
 # Rows beyond these are never looked at; each row kept is formatted and compared every refresh.
 MAX_PROCESS_ROWS = 1000
 MAX_FUNCTION_ROWS = 200
+MAX_CGROUP_ROWS = 500
 # Above this many stacks in view the call-stack tree is built in a thread (tens of ms and more).
 THREADED_TREE_STACKS = 2000
 
@@ -66,6 +76,9 @@ class Dashboard(Vertical):
         self.live = live
         self.header_bar = HeaderBar(id="header")
         self.process_table = ProcessTable()
+        # In the processes pane's place while `g` groups by cgroup.
+        self.cgroup_table = CgroupTable()
+        self.cgroup_table.display = False
         self.function_table = FunctionTable()
         self.stack_tree = StackTree()
         self.cost_bar = CostBar(id="cost")
@@ -86,6 +99,7 @@ class Dashboard(Vertical):
         with Container(id="body"):
             with Vertical(id="tables"):
                 yield self.process_table
+                yield self.cgroup_table
                 yield self.function_table
             yield self.stack_tree
         yield self.cost_bar
@@ -99,7 +113,12 @@ class Dashboard(Vertical):
             self._view = view
             self._show_tables(view, options)
         self.header_bar.show(
-            latest, options, live=self.live, ended=ended, zoom_comm=self._comm_of(options.zoom_pid)
+            latest,
+            options,
+            live=self.live,
+            ended=ended,
+            zoom_comm=self._comm_of(options.zoom_pid),
+            zoom_cgroup_name=cgroup_name(self._view, options.zoom_cgroup),
         )
         self.cost_bar.show(latest)
         if view is not None:
@@ -130,7 +149,12 @@ class Dashboard(Vertical):
                 lambda: rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
             )
         )
-        processes.border_title = f"Processes ({processes.row_count})"
+        processes.border_title = Content(
+            f"Processes ({processes.row_count})"
+            if options.zoom_cgroup is None
+            else f"Processes of cgroup {printable(options.zoom_cgroup, 60)} ({processes.row_count})"
+        )
+        self._show_cgroups(view, options)
         zoom = options.zoom_pid
         # Content, not str: a str title is parsed as markup, and a comm may hold "[b]".
         noun = "Modules" if options.by_module else "Functions"
@@ -138,6 +162,38 @@ class Dashboard(Vertical):
             noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}"
         )
         self._zoom_pid = zoom
+
+    def group_by_cgroup(self, on: bool) -> None:
+        """The cgroups pane in the processes pane's place (`g`), or the processes back."""
+        processes, cgroups = self.process_table, self.cgroup_table
+        if cgroups.display == on:
+            return
+        had_focus = self.screen.focused in (processes, cgroups)
+        processes.display, cgroups.display = not on, on
+        if had_focus:
+            (cgroups if on else processes).focus()
+
+    def _show_cgroups(self, view: View, options: ViewOptions) -> None:
+        table = self.cgroup_table
+        if not table.display:
+            return
+        table.show_sort(options.cgroup_sort, options.cgroup_reverse)
+        sort, reverse = options.cgroup_sort, options.cgroup_reverse
+        table.show_rows(
+            self._rows(
+                "cgroups",
+                view,
+                (sort, reverse),
+                lambda: cgroup_rows(view, sort, reverse, limit=MAX_CGROUP_ROWS),
+            )
+        )
+        # Said once, in the title, when there can be no rows: cgroup v1 only.
+        unavailable = view.cgroups_unavailable
+        table.border_title = Content(
+            f"Cgroups: {printable(unavailable, 80)}"
+            if unavailable
+            else f"Cgroups ({table.row_count})"
+        )
 
     def _rows(
         self,
@@ -173,6 +229,9 @@ class Dashboard(Vertical):
     # The call-stack pane follows the selection ----------------------------------------------
 
     def _selected_subject(self) -> Subject:
+        if self.active_table == "cgroups":
+            cgroup = self.cgroup_table.selected_cgroup
+            return None if cgroup is None else CgroupSubject(cgroup)
         if self.active_table == "processes":
             pid = self.process_table.selected_pid
             return None if pid is None else ProcessSubject(pid)
@@ -241,6 +300,9 @@ class Dashboard(Vertical):
             comm = next((p.comm for p in view.processes if p.pid == subject.pid), "")
             title = f"PID {subject.pid} {printable(comm, 24)}"
             return stack_tree(view.unzoomed_stacks, title, pid=subject.pid)
+        if isinstance(subject, CgroupSubject):
+            name = cgroup_name(view, subject.cgroup) or printable(subject.cgroup, 40)
+            return cgroup_stack_tree(view, subject.cgroup, f"cgroup {name}")
         # The view's stacks are the zoomed process's already when zoomed.
         symbol, module, _ = subject.key
         kind = function_kind(view, subject.key)

@@ -38,9 +38,19 @@ class HeaderBar(Static):
         live: bool,
         ended: bool,
         zoom_comm: str = "",
+        zoom_cgroup_name: str = "",
     ) -> None:
         cpu_width = max(8, self.size.width // 4)
         status = pieces_content(status_pieces(latest, cpu_width=cpu_width))
-        filters = pieces_content(filter_pieces(options, latest, zoom_comm, live=live, ended=ended))
+        filters = pieces_content(
+            filter_pieces(
+                options,
+                latest,
+                zoom_comm,
+                live=live,
+                ended=ended,
+                zoom_cgroup_name=zoom_cgroup_name,
+            )
+        )
         # Its height is fixed (perftop.tcss): no layout of the whole screen for a new line.
         self.update(Content("\n").join([status, filters]), layout=False)
