@@ -28,11 +28,13 @@ def run_batch(
     """Report each interval on `stream`; folded stacks go there at exit, and a speedscope or
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
     before sampling starts rather than after it)."""
+    from perftop.cli.annotate import BatchAnnotator
     from perftop.formats.output import FoldedAccumulator
     from perftop.formats.recording import RecordingError
     from perftop.profile.view import build_view
     from perftop.sampling.session import SamplingSession
 
+    annotator = BatchAnnotator(config.annotate or "", json=config.output_format == "json")
     folded = FoldedAccumulator()
     whole_run = WholeRun()
     recorder = None
@@ -49,7 +51,9 @@ def run_batch(
             interval = update.latest
             done += 1
             output = FORMATS[config.output_format]
-            if output.kind is OutputKind.PER_INTERVAL:
+            if config.annotate is not None:
+                stream.write(annotator.interval(interval))
+            elif output.kind is OutputKind.PER_INTERVAL:
                 stream.write(output.write_interval(build_view(interval), config.top))
             elif output.kind is OutputKind.FOLDED:
                 folded.add(interval.stacks)
@@ -63,7 +67,7 @@ def run_batch(
     finally:
         if recorder is not None:
             recorder.close()
-        if config.output_format == "folded":
+        if config.output_format == "folded" and config.annotate is None:
             folded.write(stream)
             stream.flush()
         if profile is not None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from perftop.model.samples import Interval, ProcessInfo, StackSample
 from perftop.profile.aggregate import StackTotals
+from perftop.profile.leaf_offsets import HistogramBuilder
 
 DEFAULT_DECAY_KEEP = 0.8
 
@@ -43,10 +44,12 @@ class DecayingAccumulation:
         self.keep = keep
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
+        self._leaf_offsets = HistogramBuilder()
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
+        self._leaf_offsets.clear()
 
     def add(self, interval: Interval) -> Interval:
         stacks = self._decaying.add(interval.stacks)
@@ -54,4 +57,11 @@ class DecayingAccumulation:
         self._infos.update(interval.processes)
         # What psutil last said about a process that faded out of view is no longer needed.
         self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
-        return replace(interval, stacks=stacks, processes=dict(self._infos))
+        self._leaf_offsets.fade(self.keep)
+        self._leaf_offsets.add_histograms(interval.leaf_offsets)
+        return replace(
+            interval,
+            stacks=stacks,
+            processes=dict(self._infos),
+            leaf_offsets=self._leaf_offsets.histograms(),
+        )

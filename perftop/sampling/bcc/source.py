@@ -32,6 +32,7 @@ from perftop.config import SamplerConfig
 from perftop.model.events import EVENTS, Event
 from perftop.model.modes import StackMode
 from perftop.model.samples import Interval
+from perftop.profile.leaf_offsets import HistogramBuilder
 from perftop.sampling.bcc.abi import MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
 from perftop.sampling.bcc.drain import CountsDrain, NativeStacks, StackIds, take_counters
@@ -300,7 +301,8 @@ class BccSource:
             self._unwind.take_misses()
             self._unwind.forget_exited()
             self._notices += self._unwind.notices()
-        stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
+        leaf_offsets = HistogramBuilder()
+        stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips, leaf_offsets)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
         self._trim_heap(now)
@@ -330,6 +332,7 @@ class BccSource:
             headers=self.headers.description if self.headers else "",
             cost=self._cost.measure(interval, maps, started),
             notices=notices,
+            leaf_offsets=leaf_offsets.histograms(),
         )
 
     def _trim_heap(self, now: float) -> None:
