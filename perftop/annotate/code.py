@@ -116,7 +116,13 @@ def _native_code(site: CodeSite, offsets: frozenset[int], pid_root: str) -> Func
 
 def _kernel_code(site: CodeSite, offsets: frozenset[int]) -> FunctionCode:
     start, end = _bounds(site, offsets)
-    with _open_first(site.paths, MAX_BINARY_BYTES) as kcore:
+    try:
+        kcore_file = _open_first(site.paths, MAX_BINARY_BYTES)
+    except RefusedFile as error:
+        return FunctionCode(
+            reason=f"/proc/kcore is not readable ({error}): the sampled offsets, no instructions"
+        )
+    with kcore_file as kcore:
         code = _read_kcore(kcore, start, end - start)
     if code is None:
         return FunctionCode(reason="/proc/kcore does not map this function's address")
