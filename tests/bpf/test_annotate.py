@@ -310,23 +310,3 @@ def test_batch_annotate_prints_json_each_interval(
     assert sum(row["percent"] for row in rows) == pytest.approx(100.0, abs=0.5)
     hottest = max(rows, key=lambda row: row["samples"])
     assert hottest["source"] == f"hot.c:{HOT_LINE}"
-    text = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "perftop",
-            "--batch",
-            "-n",
-            "1",
-            "-p",
-            str(process.pid),
-            "--annotate",
-            "hot",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert text.returncode == 0 and "Annotate hot  [hot_g]" in text.stdout
-    assert "div" in text.stdout and f"hot.c:{HOT_LINE}" in text.stdout

@@ -42,13 +42,14 @@ def test_annotate_view_live(tmp_path: Path) -> None:
     command = f"cd {ROOT} && {sys.executable} -m perftop -p {process.pid}"
     tmux("new-session", "-d", "-s", "live", "-x", "120", "-y", "40", command)
     try:
-        wait_for_screen("hot")
+        tmux("resize-window", "-t", "live", "-x", "120", "-y", "40")
+        wait_for_screen("[.]  hot")  # the functions pane has it
         tmux("send-keys", "-t", "live", "Tab")
-        time.sleep(0.5)
+        wait_for_screen("Call stacks: [.] hot")  # focused, the selection followed
         tmux("send-keys", "-t", "live", "a")
         screen = wait_for_screen("div")
         assert "Annotate [.] hot" in screen, screen
-        assert f"hot.c:{HOT_LINE}" in screen and "the hot line" in screen, screen
+        assert f"hot.c:{HOT_LINE}  acc += (acc * 2654435761UL" in screen, screen
         tmux("send-keys", "-t", "live", "Escape")
         screen = wait_for_screen("Functions")
         assert "Annotate [.]" not in screen

@@ -272,8 +272,8 @@ def test_instruction_jump_marks() -> None:
 
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="binutils missing")
 def test_objdump_missing_is_a_reason(hot_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")
     start, end = symbol_range(hot_binary, "hot")
+    monkeypatch.setenv("PATH", "/nonexistent")
     code = read_function_code(site(hot_binary, start, end), frozenset())
     assert "objdump is not installed" in code.reason
 
@@ -313,3 +313,24 @@ def test_no_kcore_is_said_and_the_offsets_shown(tmp_path: Path) -> None:
     code = read_function_code(kernel, frozenset({3}))
     assert code.reason.startswith("/proc/kcore is not readable")
     assert "no instructions" in code.reason
+
+
+def test_batch_annotate_text_and_json(hot_binary: Path) -> None:
+    import json
+
+    from perftop.cli.annotate import BatchAnnotator, find_function
+
+    start, end = symbol_range(hot_binary, "hot")
+    histogram = OffsetHistogram(site(hot_binary, start, end), {0: 1.0, 4: 3.0})
+    hot_interval = interval({(7, HOT): histogram, (7, ("hotter", "hot", False)): histogram})
+    assert find_function(hot_interval, "hot") == HOT  # exact before prefix
+    assert find_function(hot_interval, "hott") == ("hotter", "hot", False)
+    assert find_function(hot_interval, "cold") is None
+    text = BatchAnnotator("hot", json=False).interval(hot_interval)
+    assert text.startswith("Annotate hot  [hot]  4 samples as the leaf")
+    assert "75.00%" in text and "hot.c:" in text
+    report = json.loads(BatchAnnotator("hot", json=True).interval(hot_interval))
+    assert report["symbol"] == "hot" and report["module"] == "hot"
+    assert sum(row["percent"] for row in report["instructions"]) == pytest.approx(100.0)
+    empty = json.loads(BatchAnnotator("cold", json=True).interval(hot_interval))
+    assert empty["instructions"] == [] and empty["reason"]

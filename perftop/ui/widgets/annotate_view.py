@@ -91,9 +91,17 @@ class AnnotatePane(ScrollView, can_focus=True):
                     self.cursor = index
                     break
         self.cursor = min(self.cursor, max(len(annotation.lines) - 1, 0))
-        self.virtual_size = Size(self.size.width, len(annotation.lines))
+        widest = max((len(line.text) + 40 for line in annotation.lines), default=0)
+        self.virtual_size = Size(max(self.size.width, widest), len(annotation.lines))
         if first_show and annotation.hot_lines:
-            self._move(annotation.hot_lines[0])
+            self.cursor = annotation.hot_lines[0]
+            # Once laid out (the pane has no height yet when the screen first shows it).
+            self.call_after_refresh(self._center_cursor)
+        self.refresh()
+
+    def _center_cursor(self) -> None:
+        top = max(self.cursor - self.size.height // 2, 0)
+        self.scroll_to(y=top, animate=False, immediate=True)
         self.refresh()
 
     @property
@@ -141,8 +149,9 @@ class AnnotatePane(ScrollView, can_focus=True):
                 self._move(found)
 
     def on_resize(self, event: events.Resize) -> None:
-        count = len(self.annotation.lines) if self.annotation is not None else 0
-        self.virtual_size = Size(self.size.width, count)
+        lines = self.annotation.lines if self.annotation is not None else ()
+        widest = max((len(line.text) + 40 for line in lines), default=0)
+        self.virtual_size = Size(max(self.size.width, widest), len(lines))
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
