@@ -12,11 +12,20 @@ gcc -O1 -g -o "$work/hot" "$root/tests/data/annotate/hot.c"
 "$work/hot" & pid=$!
 tmux -L perftop-shot new-session -d -s shot -x 120 -y 40 \
     "cd $root && $root/.venv/bin/python -m perftop -p $pid"
-sleep 4
+wait_for() {  # until the screen shows $1 (the BPF program takes seconds to build)
+    for _ in $(seq 120); do
+        tmux -L perftop-shot capture-pane -p -t shot | grep -qF -- "$1" && return 0
+        sleep 0.5
+    done
+    echo "never shown: $1" >&2
+    exit 1
+}
+wait_for "[.]  hot"
 tmux -L perftop-shot send-keys -t shot A  # the decaying accumulation: steadier shares
 tmux -L perftop-shot send-keys -t shot Tab
-sleep 0.5
+wait_for "Call stacks: [.] hot"
 tmux -L perftop-shot send-keys -t shot a
+wait_for "Annotate [.] hot"
 perf record -q -e cpu-clock -F 99 -p "$pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1
 mkdir -p "$root/screenshots"
 tmux -L perftop-shot capture-pane -p -t shot > "$root/screenshots/annotate-120x40.txt"
