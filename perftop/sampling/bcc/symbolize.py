@@ -23,6 +23,8 @@ from perftop.symbols.user import UNWIND_STOPPED as UNWIND_STOPPED_FRAME
 from perftop.system.procfs import is_kernel_thread
 
 _NO_ADDRESS = "the leaf address of these samples is not known"
+# "<string>", "<frozen ...>", or a path relative to a working directory that may have changed
+_RELATIVE_FILE = "the code's file name is not an absolute path: no file to read its lines from"
 KERNEL_CHAINS_MAX = 65536  # kernel chains kept symbolized at most (~300 bytes each); aged per drain
 KERNEL_THREADS_MAX = 4096  # PIDs remembered as kernel thread or not; under fork churn all are new
 
@@ -138,6 +140,7 @@ class Symbolizer:
                 code.filename,
                 code.first_line,
                 0,
+                "" if code.filename.startswith("/") else _RELATIVE_FILE,
             )
             offset = code.line
         elif user_leaf is not None:
