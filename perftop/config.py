@@ -45,3 +45,4 @@ class Config:
     replay_path: Path | None = None
     replay_interval_s: float | None = None  # None: the pace it was recorded at
     top: int = 20  # rows per table in text output
+    annotate: str | None = None  # batch: print this function annotated each interval

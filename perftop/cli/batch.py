@@ -34,11 +34,13 @@ def run_batch(
     pprof profile of every interval goes to `profile` (already opened, so a bad path fails
     before sampling starts rather than after it). `on_first_interval` is called once the first
     interval is handled (the start-up boost ends there, as the screen's does)."""
+    from perftop.cli.annotate import BatchAnnotator
     from perftop.formats.output import FoldedAccumulator
     from perftop.formats.recording import RecordingError
     from perftop.profile.view import build_view
     from perftop.sampling.session import SamplingSession
 
+    annotator = BatchAnnotator(config.annotate or "", json=config.output_format == "json")
     folded = FoldedAccumulator()
     whole_run = WholeRun()
     recorder = None
@@ -55,7 +57,9 @@ def run_batch(
             interval = update.latest
             done += 1
             output = FORMATS[config.output_format]
-            if output.kind is OutputKind.PER_INTERVAL:
+            if config.annotate is not None:
+                stream.write(annotator.interval(interval))
+            elif output.kind is OutputKind.PER_INTERVAL:
                 stream.write(output.write_interval(build_view(interval), config.top))
             elif output.kind is OutputKind.FOLDED:
                 folded.add(interval.stacks)
@@ -72,7 +76,7 @@ def run_batch(
     finally:
         if recorder is not None:
             recorder.close()
-        if config.output_format == "folded":
+        if config.output_format == "folded" and config.annotate is None:
             folded.write(stream)
             stream.flush()
         if profile is not None:

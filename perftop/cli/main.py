@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows per table in text output (default 20)",
     )
+    parser.add_argument(
+        "--annotate",
+        metavar="SYMBOL",
+        help="batch: each interval, SYMBOL's instructions (or Python lines) with their share "
+        "of its samples (--format text or json)",
+    )
     parser.add_argument("--record", type=Path, metavar="FILE", help="save every interval to FILE")
     parser.add_argument(
         "--replay", type=Path, metavar="FILE", help="show a recording (no root or BPF needed)"
@@ -216,6 +222,13 @@ def parse_config(argv: Sequence[str]) -> Config:
         _check_output_path(args.record, force=False)
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"no recording at {args.replay}")
+    if args.annotate is not None:
+        if not args.batch:
+            raise UsageError("--annotate prints in batch mode: add --batch (on the screen: a)")
+        if args.format not in ("text", "json"):
+            raise UsageError("--annotate prints --format text or json")
+        if not args.annotate.strip():
+            raise UsageError("--annotate needs a function name")
     pids = parse_pid_option(args.pid) if args.pid is not None else ()
     cgroups = (
         parse_cgroup_option(args.cgroup, replay=args.replay is not None)
@@ -244,6 +257,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         replay_path=args.replay,
         replay_interval_s=args.delay,
         top=args.top,
+        annotate=args.annotate,
     )
 
 

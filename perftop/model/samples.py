@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+from perftop.model.annotate import LeafHistograms
 from perftop.model.reasons import Unresolved
 
 KERNEL_MODULE = "[kernel]"
@@ -192,6 +193,8 @@ class Interval:
     # psutil's busiest processes while the BPF program loads: no samples yet, so the view
     # ranks `processes` by their CPU% instead of by samples.
     preview: bool = False
+    # Where in each leaf function its samples landed (perftop.model.annotate), per process.
+    leaf_offsets: LeafHistograms = field(default_factory=dict)
     samples: int = field(init=False)  # non-idle, from the stacks
     idle_samples: int = field(init=False)
 

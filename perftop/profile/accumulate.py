@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from perftop.model.samples import CgroupInfo, Interval, ProcessInfo, StackSample
 from perftop.profile.aggregate import StackTotals
+from perftop.profile.leaf_offsets import HistogramBuilder
 
 DEFAULT_DECAY_KEEP = 0.8
 
@@ -48,12 +49,14 @@ class DecayingAccumulation:
         # an export of it states the time its samples took (a pprof said `Duration: 1s` and
         # 233% CPU for one thread: five seconds of decayed samples over the last second).
         self._duration_s = 0.0
+        self._leaf_offsets = HistogramBuilder()
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
         self._cgroups = {}
         self._duration_s = 0.0
+        self._leaf_offsets.clear()
 
     def add(self, interval: Interval) -> Interval:
         self._duration_s = self._duration_s * self.keep + interval.interval_s
@@ -71,10 +74,13 @@ class DecayingAccumulation:
             if cgroup_id in live_cgroups
         }
         self._cgroups.update(interval.cgroups)
+        self._leaf_offsets.fade(self.keep)
+        self._leaf_offsets.add_histograms(interval.leaf_offsets)
         return replace(
             interval,
             stacks=stacks,
             processes=dict(self._infos),
             cgroups=dict(self._cgroups),
             interval_s=self._duration_s,
+            leaf_offsets=self._leaf_offsets.histograms(),
         )

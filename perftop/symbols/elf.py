@@ -76,6 +76,20 @@ class SymbolTable:
         # Demangled on first use: most of a big C++ library's symbols are never hit.
         return demangle(self.symbols.name(index)), vaddr - self.symbols.starts[index]
 
+    def function_range(self, vaddr: int) -> tuple[int, int] | None:
+        """[start, end) of the innermost symbol containing `vaddr` (what annotate reads)."""
+        index = self.symbols.find(vaddr, look_back=8)
+        if index is None:
+            return None
+        return self.symbols.starts[index], self.symbols.ends[index]
+
+    def fde_range(self, vaddr: int) -> tuple[int, int] | None:
+        """[start, end) of the FDE covering `vaddr`, once `function_start` has read them."""
+        if self.function_starts is None:
+            return None
+        found = self.function_starts.function_start(vaddr)
+        return (found[0], found[0] + found[1]) if found is not None else None
+
     def function_start(self, vaddr: int) -> int | None:
         """The start of the function whose FDE covers `vaddr`, when no symbol does."""
         if self.function_starts is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
+from perftop.model.annotate import CodeKind, CodeSite
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import KERNEL_MODULE, Frame
 from perftop.sanitize import decode
@@ -42,6 +43,21 @@ class KernelSymbols:
         self.addresses = [address for address, _, _ in entries]
         self.names = [name for _, name, _ in entries]
         self.modules = [f"[{module}]" if module else KERNEL_MODULE for _, _, module in entries]
+
+    def site(self, address: int) -> tuple[CodeSite, int | None]:
+        """Where a kernel address's function is (read from /proc/kcore) and the offset into it."""
+        if self.hidden:
+            return CodeSite(CodeKind.KERNEL, (), KERNEL_MODULE, 0, 0, Unresolved.KPTR.text), None
+        index = bisect.bisect_right(self.addresses, address) - 1
+        if index < 0:
+            reason = Unresolved.NO_KERNEL_SYMBOL.text
+            return CodeSite(CodeKind.KERNEL, (), KERNEL_MODULE, 0, 0, reason), None
+        start = self.addresses[index]
+        following = bisect.bisect_right(self.addresses, start)  # past aliases at `start`
+        end = self.addresses[following] if following < len(self.addresses) else 0
+        return CodeSite(CodeKind.KERNEL, ("/proc/kcore",), self.modules[index], start, end), (
+            address - start
+        )
 
     def frame(self, address: int) -> Frame:
         if self.hidden:

@@ -19,11 +19,20 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 
+from perftop.model.annotate import CodeKind, CodeSite
 from perftop.model.reasons import Unresolved
 from perftop.symbols.elf import ElfCache, SymbolTable, read_symbol_table
 from perftop.symbols.perfmap import PerfMapReader
 from perftop.symbols.user import Resolution
 from perftop.system.procfs import Mapping, read_maps
+
+# Why annotate has less than a symbol's disassembly to show.
+_JIT_CODE = "JIT code: generated in memory, no file on disk to disassemble"
+_NO_BOUNDS = "stripped binary: no symbol or .eh_frame entry bounds the function"
+_FDE_BOUNDS = "stripped binary: the function's bounds come from .eh_frame"
+_DELETED_NOTE = (
+    "binary deleted since it was mapped: read through /proc/PID/map_files while the process lives"
+)
 
 MAPS_RELOAD_S = 1.0  # a process that dlopen()s a library is re-read at most this often
 
@@ -123,19 +132,49 @@ class NativeResolver:
             vaddr = table.vaddr_of(file_offset)
             found = table.lookup(vaddr) if vaddr is not None else None
             if found is not None:
-                return Resolution(found[0], found[1], module, None)
+                assert vaddr is not None
+                bounds = table.function_range(vaddr)
+                site = self._site(mapping, bounds, "") if bounds else None
+                return Resolution(found[0], found[1], module, None, site, found[1])
             reason = table.error or (Unresolved.STRIPPED if not table.has_symbols else None)
             start = table.function_start(vaddr) if vaddr is not None else None
             start_offset = table.file_offset_of(start) if start is not None else None
-            if start_offset is not None:
+            site, inside = None, None
+            if start_offset is not None and start is not None and vaddr is not None:
                 # Named by its function's start: one row per function, not per address.
                 file_offset = start_offset
-            return Resolution(None, file_offset, module, reason or Unresolved.NO_COVERING_SYMBOL)
+                bounds = table.fde_range(vaddr) or (start, 0)
+                site, inside = self._site(mapping, bounds, _FDE_BOUNDS), vaddr - start
+            elif vaddr is not None:
+                # No symbol and no FDE: the frame is this address alone.
+                site = self._site(mapping, (vaddr, 0), "", _NO_BOUNDS)
+                inside = 0
+            reason = reason or Unresolved.NO_COVERING_SYMBOL
+            return Resolution(None, file_offset, module, reason, site, inside)
         found = self._perf_map.lookup(address)
         if found is not None:
-            return Resolution(found[0], found[1], f"perf-{self._pid}.map", None)
+            jit = CodeSite(
+                CodeKind.NATIVE, (), f"perf-{self._pid}.map", address - found[1], 0, _JIT_CODE
+            )
+            return Resolution(found[0], found[1], f"perf-{self._pid}.map", None, jit, found[1])
         module = mapping.path or "[anon]"
-        return Resolution(None, address, module, self._perf_map.problem or Unresolved.JIT)
+        anonymous = CodeSite(CodeKind.NATIVE, (), module, address, 0, _JIT_CODE)
+        reason = self._perf_map.problem or Unresolved.JIT
+        return Resolution(None, address, module, reason, anonymous, 0)
+
+    def _site(
+        self, mapping: Mapping, bounds: tuple[int, int], note: str, unavailable: str = ""
+    ) -> CodeSite:
+        """Where annotate reads this mapping's code: the mapped file itself, as symbols do."""
+        exact = f"/proc/{self._pid}/map_files/{mapping.start:x}-{mapping.end:x}"
+        paths: tuple[str, ...] = (exact,)
+        if mapping.is_deleted:
+            note = _DELETED_NOTE
+        else:
+            paths += (f"/proc/{self._pid}/root{mapping.file_path}",)
+        return CodeSite(
+            CodeKind.NATIVE, paths, mapping.file_path, bounds[0], bounds[1], unavailable, note
+        )
 
     def close(self) -> None:
         self._maps = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from perftop.model.annotate import CodeSite
 from perftop.model.reasons import Unresolved
 from perftop.model.samples import Frame
 from perftop.symbols.memo import Generations
@@ -39,6 +40,10 @@ class Resolution(NamedTuple):
     offset: int
     module: str | None  # path of the binary or library, or a pseudo name like "[anon]"
     reason: Unresolved | None  # why there is no symbol
+    # Where the function's code is, and the address's offset into it (for annotate); None
+    # when a resolver does not say (its frame's samples are then counted without an offset).
+    site: CodeSite | None = None
+    function_offset: int | None = None
 
 
 class UserResolver(Protocol):
@@ -83,6 +88,10 @@ class UserSymbols:
         self._chains: Generations[tuple[int, int], tuple[Frame, ...]] = Generations(
             max_chains_total
         )
+        # (code site, offset into the function) of leaf addresses, for annotate
+        self._sites: Generations[tuple[int, int], tuple[CodeSite | None, int | None]] = Generations(
+            max_frames_total
+        )
         self._serials = itertools.count()
         self._start_time = start_time
         self._processes: OrderedDict[int, _ProcessSymbols] = OrderedDict()
@@ -122,6 +131,18 @@ class UserSymbols:
 
     def frame(self, pid: int, address: int) -> Frame:
         return self._frame(self._process(pid), address)
+
+    def leaf(self, pid: int, address: int) -> tuple[Frame, CodeSite | None, int | None]:
+        """The frame of a leaf address, where its function's code is and the offset into it."""
+        entry = self._process(pid)
+        frame = self._frame(entry, address)
+        key = (entry.serial, address)
+        found = self._sites.get(key)
+        if found is None:
+            resolution = entry.resolver.resolve(address)
+            found = (resolution.site, resolution.function_offset)
+            self._sites.put(key, found)
+        return frame, found[0], found[1]
 
     def chain(self, pid: int, addresses: tuple[int, ...]) -> tuple[Frame, ...]:
         """Frames of a whole user stack (addresses innermost first, frames outermost first).
@@ -186,6 +207,7 @@ class UserSymbols:
         self._generation += 1
         self._frames.age()
         self._chains.age()
+        self._sites.age()
         dropped = 0
         for pid, entry in list(self._processes.items()):
             if entry.start_time is None or self._start_time(pid) != entry.start_time:
@@ -200,3 +222,4 @@ class UserSymbols:
         self._processes.clear()
         self._frames.clear()
         self._chains.clear()
+        self._sites.clear()

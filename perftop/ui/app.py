@@ -23,6 +23,7 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from perftop.annotate.cache import CodeCache
 from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingWriter
 from perftop.model.modes import StackMode
@@ -39,6 +40,7 @@ from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, Sou
 from perftop.ui.screen_diff import DiffedApp
 from perftop.ui.source_actions import SourceControlActions
 from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
+from perftop.ui.widgets.annotate_view import AnnotateRequested, AnnotateScreen
 from perftop.ui.widgets.cgroup_table import CgroupTable
 from perftop.ui.widgets.dashboard import Dashboard
 from perftop.ui.widgets.export_dialog import ExportDialog
@@ -53,6 +55,7 @@ from perftop.viewmodel import (
     ViewOptions,
     build_view,
 )
+from perftop.viewmodel.annotate import annotated_histogram
 from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
 
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
@@ -96,6 +99,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self._frequency = source.frequency_hz
         self._ended = False
         self._flame: FlameScreen | None = None
+        self._annotate: AnnotateScreen | None = None
+        self._code_cache = CodeCache()  # disassembly and source lines, read off this thread
         self.snapshots_received = 0  # handled IntervalReady messages (tests pace sources on it)
         # Given, the app leaves on a signal and when this terminal (its input) hangs up.
         self._exit_watch = (
@@ -255,6 +260,27 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self.dashboard.show(latest, self.current_view(), self.options, ended=self._ended)
         if self._flame is not None:
             self._show_flame(self._flame)
+        if self._annotate is not None:
+            self._show_annotate(self._annotate)
+
+    @on(AnnotateRequested)
+    def _open_annotate(self, message: AnnotateRequested) -> None:
+        if self._annotate is not None:
+            return
+        screen = self._annotate = AnnotateScreen(message.function, self._code_cache)
+
+        def closed(_: None) -> None:
+            self._annotate = None
+
+        self.push_screen(screen, closed)
+        self._show_annotate(screen)
+
+    def _show_annotate(self, screen: AnnotateScreen) -> None:
+        view = self.current_view()
+        if view is None:
+            screen.show(None)
+            return
+        screen.show(annotated_histogram(view, screen.function))
 
     def _show_flame(self, flame: FlameScreen) -> None:
         view = self.current_view()
@@ -490,7 +516,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self._session.zero()
         if self._shown is not None:
             latest, _ = self._shown
-            self._shown = (latest, replace(latest, stacks=(), processes={}))
+            self._shown = (latest, replace(latest, stacks=(), processes={}, leaf_offsets={}))
 
     def action_toggle_pause(self) -> None:
         self.options = replace(self.options, paused=not self.options.paused)

@@ -32,6 +32,7 @@ from perftop.config import SamplerConfig
 from perftop.model.events import EVENTS, Event
 from perftop.model.modes import StackMode
 from perftop.model.samples import Interval
+from perftop.profile.leaf_offsets import HistogramBuilder
 from perftop.sampling.bcc.abi import MAX_CGROUPS, MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
 from perftop.sampling.bcc.drain import CountsDrain, NativeStacks, StackIds, take_counters
@@ -341,7 +342,8 @@ class BccSource:
             self._unwind.take_misses()
             self._unwind.forget_exited(self._start_times)
             self._notices += self._unwind.notices()
-        stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
+        leaf_offsets = HistogramBuilder()
+        stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips, leaf_offsets)
         processes = self._details.lookup({stack.pid for stack in stacks})
         self._symbols.forget_unused()
         self._sync_python_walk()
@@ -375,6 +377,7 @@ class BccSource:
             cgroups_unavailable=self._cgroups.unavailable,
             cost=self._cost.measure(interval, maps, started),
             notices=notices,
+            leaf_offsets=leaf_offsets.histograms(),
         )
 
     def _trim_heap(self, now: float) -> None:

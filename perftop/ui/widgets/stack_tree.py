@@ -25,6 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from perftop.model.samples import FunctionKey
+from perftop.ui.widgets.annotate_view import AnnotateRequested
 from perftop.ui.widgets.frame_style import mark_style
 from perftop.viewmodel import StackNode
 
@@ -428,6 +429,8 @@ class StackTree(ScrollView, can_focus=True):
         line = self._lines[self._cursor]
         if line.icon and line.path:  # the root stays unfolded: it is the whole
             self._set_folded(line, line.icon == UNFOLDED_ICON)
+        elif line.path and self._model is not None:  # a leaf: where in it the time went
+            self.post_message(AnnotateRequested(line.path[-1]))
 
     def action_fold_or_parent(self) -> None:
         line = self._lines[self._cursor]
@@ -451,4 +454,5 @@ class StackTree(ScrollView, can_focus=True):
         line = int(self.scroll_offset.y) + offset.y
         if line < len(self._lines):
             self._move(line)
-            self.action_toggle_fold()
+            if self._lines[line].icon:  # a click folds; annotate is Enter's, on a leaf
+                self.action_toggle_fold()
