@@ -475,7 +475,7 @@ def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figur
             name="BPF run time per sample, FP stacks, --no-python",
             unit="ns",
             perftop=median(per_sample(fp_no_python)),
-            peer_name="--unwind fp, Python frames on (none registered)",
+            peer_name="--unwind fp, Python frames on",
             peer=fp_ns,
             note=f"{setting}; {ranges(fp_no_python, fp)}",
         ),
