@@ -73,6 +73,7 @@ from benchlib import (
     start_stackgen,
 )
 from native_stacks import build_chain, median_over_samples, recorded_stacks
+from python_cost import python_pids
 
 from perftop.system.headers import locate_headers
 from perftop.unwind.cache import build_unwind_info, load_unwind_info
@@ -170,18 +171,28 @@ def run_stats(prog_fd: int) -> tuple[int, int]:
     return int(fields["run_time_ns"]), int(fields["run_cnt"])
 
 
-def perftop_cost(seconds: float, extra: Sequence[str] = ()) -> tuple[float, float]:
-    """Median (ns per sample, ns per second) over perftop's intervals, the first one left out."""
+def perftop_cost(seconds: float, extra: Sequence[str] = ()) -> tuple[float, float, int]:
+    """Median (ns per sample, ns per second) over perftop's intervals, the first one left out,
+    and how many processes it showed Python frames of (other load on the machine: the Python
+    walk runs for those processes' samples only)."""
     argv = [*PERFTOP, "--batch", "-F", str(FREQUENCY), "--format", "json", "-d", "1", *extra]
-    done = subprocess.run(
-        [*argv, "-n", str(int(seconds) + 1)], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        recording = Path(tmp) / "run.jsonl"
+        done = subprocess.run(
+            [*argv, "-n", str(int(seconds) + 1), "--record", str(recording)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    python = python_pids([line for line in lines if not line.get("preview")])
     costs = [json.loads(line)["cost"] for line in done.stdout.splitlines()[1:]]
     per_sample = [cost["bpf_ns_per_sample"] for cost in costs if cost["bpf_ns_per_sample"]]
     per_second = [cost["bpf_run_ns_per_s"] for cost in costs if cost["bpf_run_ns_per_s"]]
     if not per_sample:
         raise RuntimeError("perftop reported no BPF run time: is kernel.bpf_stats_enabled 1?")
-    return median(per_sample), median(per_second)
+    return median(per_sample), median(per_second), python
 
 
 def peer_cost(seconds: float, program: str = PEER_PROGRAM) -> tuple[float, float]:
@@ -395,15 +406,26 @@ def unwind_figures(label: str, argv: list[str], intervals: int, workdir: Path) -
     ]
 
 
-def stackgen_rounds(seconds: float, rounds: int) -> dict[str, list[tuple[float, float]]]:
-    """(ns per sample, ns per second) of every program, one list entry per round."""
-    programs: list[tuple[str, Callable[[], tuple[float, float]]]] = [
-        (label, lambda extra=extra: perftop_cost(seconds, extra))
-        for label, extra in PERFTOP_VARIANTS
-    ]
-    programs.append(("profile.py", lambda: peer_cost(seconds)))
-    programs.append(("floor", lambda: peer_cost(seconds, FLOOR_PROGRAM)))
-    results: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in programs}
+Cost = tuple[float, float, int]  # ns per sample, ns per second, processes with Python frames
+
+
+def stackgen_rounds(seconds: float, rounds: int) -> dict[str, list[Cost]]:
+    """The cost of every program, one list entry per round."""
+
+    def perftop_run(extra: Sequence[str]) -> Callable[[], Cost]:
+        return lambda: perftop_cost(seconds, extra)
+
+    def peer_run(program: str) -> Callable[[], Cost]:
+        def run() -> Cost:
+            per_sample, per_second = peer_cost(seconds, program)
+            return per_sample, per_second, 0
+
+        return run
+
+    programs = [(label, perftop_run(extra)) for label, extra in PERFTOP_VARIANTS]
+    programs.append(("profile.py", peer_run(PEER_PROGRAM)))
+    programs.append(("floor", peer_run(FLOOR_PROGRAM)))
+    results: dict[str, list[Cost]] = {label: [] for label, _ in programs}
     for round_number in range(rounds):
         order = programs if round_number % 2 == 0 else programs[::-1]
         for label, measure in order:
@@ -411,7 +433,7 @@ def stackgen_rounds(seconds: float, rounds: int) -> dict[str, list[tuple[float, 
             results[label].append(cost)
             print(
                 f"round {round_number + 1}  {label:<34} {cost[0]:>8.0f} ns/sample "
-                f"{cost[1] / 1000:>8.1f} µs/s",
+                f"{cost[1] / 1000:>8.1f} µs/s  Python processes {cost[2]}",
                 flush=True,
             )
     return results
@@ -421,7 +443,7 @@ def spread(values: Sequence[float]) -> str:
     return f"{min(values):,.0f}..{max(values):,.0f}" if len(values) > 1 else "one round"
 
 
-def stackgen_figures(results: dict[str, list[tuple[float, float]]], setting: str) -> list[Figure]:
+def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figure]:
     def per_sample(label: str) -> list[float]:
         return [cost[0] for cost in results[label]]
 
@@ -435,6 +457,8 @@ def stackgen_figures(results: dict[str, list[tuple[float, float]]], setting: str
     def ranges(*labels: str) -> str:
         return "; ".join(f"{label} {spread(per_sample(label))} ns" for label in labels)
 
+    walked = max(cost[2] for cost in results[fp])
+
     return [
         Figure(
             name="BPF run time per sample, FP stacks (--unwind fp)",
@@ -444,13 +468,14 @@ def stackgen_figures(results: dict[str, list[tuple[float, float]]], setting: str
             peer=peer,
             target="ratio <= 1.0",
             met=fp_ns <= peer,
-            note=f"{setting}; Python frames on; {ranges(fp, 'profile.py')}",
+            note=f"{setting}; Python frames on, shown for {walked} processes (others' load: "
+            f"perftop itself at most on a quiet machine); {ranges(fp, 'profile.py')}",
         ),
         Figure(
             name="BPF run time per sample, FP stacks, --no-python",
             unit="ns",
             perftop=median(per_sample(fp_no_python)),
-            peer_name="--unwind fp, Python frames on (none registered)",
+            peer_name="--unwind fp, Python frames on",
             peer=fp_ns,
             note=f"{setting}; {ranges(fp_no_python, fp)}",
         ),
