@@ -15,6 +15,7 @@ from typing import NamedTuple
 from perftop.model.reasons import Unresolved
 
 KERNEL_MODULE = "[kernel]"
+KERNEL_IMAGE = "[kernel.kallsyms]"  # the kernel's image as perf names it (pprof's Mapping)
 INFORMATIONAL_LOST = frozenset({"user_stack_missing", "python_stack_missing", "unwind_incomplete"})
 
 
@@ -43,20 +44,49 @@ class PythonCode(NamedTuple):
     line: int | None  # the line being executed, None when the location table has none
 
 
+class NativeCode(NamedTuple):
+    """Where a native function is: the binary it is in and its place there, the same in every
+    process that maps the file. Per-process load addresses are `ProcessMapping`s."""
+
+    path: str  # the binary's full path as the process saw it
+    build_id: str  # its GNU build id in hex, "" when it has none
+    offset: int  # the function's start as an offset into the file
+    source: str = ""  # the source file, from DWARF line info; "" when not known
+    line: int = 0  # the function's first line in `source`; 0 when not known
+
+
+class ProcessMapping(NamedTuple):
+    """Where one process mapped a binary's code: what pprof's Mapping says."""
+
+    path: str  # as the process saw it
+    build_id: str
+    start: int  # memory_start
+    limit: int  # memory_limit (exclusive)
+    offset: int  # the file offset mapped at `start`
+
+
 class Frame(NamedTuple):
     """One symbolized stack frame. A NamedTuple, not a dataclass: frames are hashed and compared
     millions of times per interval (merging, aggregation) and tuples do that in C.
 
     A Python frame has `python` set; its symbol reads as py-spy prints a function,
     "qualname (file.py:first_line)", and its module is the code's file name, so every table,
-    tree and format that keys functions by (symbol, module, kernel) keys Python functions too."""
+    tree and format that keys functions by (symbol, module, kernel) keys Python functions too.
+
+    A native frame's module names its binary uniquely: the basename, or, for a second binary
+    of the same basename, enough of its path (and build id) to tell them apart (see
+    `perftop.symbols.user.ModuleNames`), so (symbol, module, kernel) never merges two programs'
+    `main`. `native` says where the function is, for formats that locate it (pprof)."""
 
     symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
-    module: str  # basename of the binary or library, "[kernel]" for the kernel, a Python file
+    # basename of the binary or library (more of its path when two collide), "[kernel]" for
+    # the kernel, a Python file
+    module: str
     kernel: bool
     # Why there is no symbol, when there is none (Unresolved.STRIPPED, Unresolved.JIT, ...).
     unresolved_reason: Unresolved | None = None
     python: PythonCode | None = None
+    native: NativeCode | None = None
 
     @property
     def resolved(self) -> bool:
@@ -164,6 +194,8 @@ class Interval:
     # psutil's busiest processes while the BPF program loads: no samples yet, so the view
     # ranks `processes` by their CPU% instead of by samples.
     preview: bool = False
+    # pid -> where it mapped the binaries its native frames are in (pprof's Mappings).
+    mappings: Mapping[int, tuple[ProcessMapping, ...]] = field(default_factory=dict)
     samples: int = field(init=False)  # non-idle, from the stacks
     idle_samples: int = field(init=False)
 

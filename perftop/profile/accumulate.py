@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from perftop.model.samples import Interval, ProcessInfo, StackSample
+from perftop.model.samples import Interval, ProcessInfo, ProcessMapping, StackSample
 from perftop.profile.aggregate import StackTotals
 
 DEFAULT_DECAY_KEEP = 0.8
@@ -43,10 +43,12 @@ class DecayingAccumulation:
         self.keep = keep
         self._decaying = DecayingStacks(keep)
         self._infos: dict[int, ProcessInfo] = {}
+        self._mappings: dict[int, tuple[ProcessMapping, ...]] = {}
 
     def reset(self) -> None:
         self._decaying.clear()
         self._infos = {}
+        self._mappings = {}
 
     def add(self, interval: Interval) -> Interval:
         stacks = self._decaying.add(interval.stacks)
@@ -54,4 +56,8 @@ class DecayingAccumulation:
         self._infos.update(interval.processes)
         # What psutil last said about a process that faded out of view is no longer needed.
         self._infos = {pid: info for pid, info in self._infos.items() if pid in live_pids}
-        return replace(interval, stacks=stacks, processes=dict(self._infos))
+        self._mappings.update(interval.mappings)
+        self._mappings = {pid: m for pid, m in self._mappings.items() if pid in live_pids}
+        return replace(
+            interval, stacks=stacks, processes=dict(self._infos), mappings=dict(self._mappings)
+        )

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from perftop.model.reasons import Unresolved
+from perftop.model.samples import NativeCode, ProcessMapping
 from perftop.symbols.elf import ElfCache, SymbolTable, read_symbol_table
 from perftop.symbols.perfmap import PerfMapReader
 from perftop.symbols.user import Resolution
@@ -58,6 +59,9 @@ class NativeResolver:
             Mapping, Unresolved
         ] = {}  # why a mapping's file could not be opened
         self._maps_denied = False
+        # The mappings that frames were resolved in, as pprof's Mappings say them.
+        self._used: dict[Mapping, ProcessMapping] = {}
+        self._used_tuple: tuple[ProcessMapping, ...] = ()
         self._load_maps()
 
     def _load_maps(self) -> None:
@@ -73,6 +77,9 @@ class NativeResolver:
         live = set(maps or [])
         self._tables = {m: t for m, t in self._tables.items() if m in live}
         self._unreachable = {m: r for m, r in self._unreachable.items() if m in live}
+        if any(m not in live for m in self._used):
+            self._used = {m: used for m, used in self._used.items() if m in live}
+            self._used_tuple = tuple(self._used.values())
 
     def _mapping(self, address: int) -> Mapping | None:
         for attempt in range(2):
@@ -117,28 +124,57 @@ class NativeResolver:
             table = vdso_table() if mapping.is_vdso else self._table(mapping)
             module = mapping.file_path
             file_offset = address - mapping.start + mapping.offset
+            build_id = table.build_id if table is not None else ""
+            self._note_used(mapping, build_id)
             if table is None:
                 unreachable = self._unreachable.get(mapping, Unresolved.UNREADABLE)
-                return Resolution(None, file_offset, module, unreachable)
+                native = NativeCode(module, "", file_offset)
+                return Resolution(None, file_offset, module, unreachable, native)
             vaddr = table.vaddr_of(file_offset)
             found = table.lookup(vaddr) if vaddr is not None else None
             if found is not None:
-                return Resolution(found[0], found[1], module, None)
+                assert vaddr is not None
+                native = _native_code(table, module, vaddr - found[1], file_offset - found[1])
+                return Resolution(found[0], found[1], module, None, native)
             reason = table.error or (Unresolved.STRIPPED if not table.has_symbols else None)
             start = table.function_start(vaddr) if vaddr is not None else None
             start_offset = table.file_offset_of(start) if start is not None else None
-            if start_offset is not None:
+            if start is not None and start_offset is not None:
                 # Named by its function's start: one row per function, not per address.
                 file_offset = start_offset
-            return Resolution(None, file_offset, module, reason or Unresolved.NO_COVERING_SYMBOL)
+                native = _native_code(table, module, start, start_offset)
+            else:
+                native = NativeCode(module, table.build_id, file_offset)
+            reason = reason or Unresolved.NO_COVERING_SYMBOL
+            return Resolution(None, file_offset, module, reason, native)
         found = self._perf_map.lookup(address)
         if found is not None:
             return Resolution(found[0], found[1], f"perf-{self._pid}.map", None)
         module = mapping.path or "[anon]"
         return Resolution(None, address, module, self._perf_map.problem or Unresolved.JIT)
 
+    def _note_used(self, mapping: Mapping, build_id: str) -> None:
+        if mapping not in self._used:
+            self._used[mapping] = ProcessMapping(
+                mapping.file_path, build_id, mapping.start, mapping.end, mapping.offset
+            )
+            self._used_tuple = tuple(self._used.values())
+
+    def mappings(self) -> tuple[ProcessMapping, ...]:
+        """Where this process mapped the binaries its resolved frames are in."""
+        return self._used_tuple
+
     def close(self) -> None:
         self._maps = None
+
+
+def _native_code(table: SymbolTable, path: str, start: int, start_offset: int) -> NativeCode:
+    """A function starting at ELF address `start`, at `start_offset` in the file; its source
+    line is where its first instruction's line-table row says (the function's opening)."""
+    place = table.source_line(start)
+    if place is None:
+        return NativeCode(path, table.build_id, start_offset)
+    return NativeCode(path, table.build_id, start_offset, place[0], place[1])
 
 
 def _permission_denied(path: str) -> bool:

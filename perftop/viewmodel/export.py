@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perftop.formats.exports import ProfileMeta
+from perftop.formats.meta import ProfileMeta
 from perftop.model.stats import View
 from perftop.sanitize import printable
 from perftop.viewmodel.controls import ViewOptions
@@ -38,6 +38,8 @@ def export_request(view: View, options: ViewOptions) -> ExportRequest:
         frequency_hz=view.frequency_hz,
         duration_s=view.interval_s,
         start_time=view.timestamp - view.interval_s,
+        mappings=view.interval.mappings,
+        main_pid=options.zoom_pid,
     )
     summary = f"{subject}, {what}: {view.samples:,} samples in {len(view.stacks):,} stacks"
     if options.pids or options.text_filter:

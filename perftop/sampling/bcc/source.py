@@ -301,7 +301,9 @@ class BccSource:
             self._unwind.forget_exited()
             self._notices += self._unwind.notices()
         stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips)
-        processes = self._details.lookup({stack.pid for stack in stacks})
+        sampled = {stack.pid for stack in stacks}
+        processes = self._details.lookup(sampled)
+        mappings = self._symbols.mappings(sampled)
         self._symbols.forget_unused()
         self._trim_heap(now)
 
@@ -330,6 +332,7 @@ class BccSource:
             headers=self.headers.description if self.headers else "",
             cost=self._cost.measure(interval, maps, started),
             notices=notices,
+            mappings=mappings,
         )
 
     def _trim_heap(self, now: float) -> None:

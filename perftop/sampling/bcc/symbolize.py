@@ -4,10 +4,10 @@ are merged on (pid, tid, comm, frames)."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import Frame, StackSample
+from perftop.model.samples import Frame, ProcessMapping, StackSample
 from perftop.profile.aggregate import StackTotals
 from perftop.sampling.bcc.abi import STACK_SKIPPED as PERFTOP_STACK_SKIPPED
 from perftop.sampling.bcc.abi import UNWIND_STOPPED, UNWIND_TRUNCATED
@@ -101,6 +101,16 @@ class Symbolizer:
                 comm = comms[raw_comm] = decode(raw_comm)
             merged.add(pid, tid, comm, frames, count, period)
         return merged.stacks()
+
+    def mappings(self, pids: Iterable[int]) -> dict[int, tuple[ProcessMapping, ...]]:
+        """Where each process mapped the binaries of its native frames (for pprof): the
+        resolvers' own tuples, so this is one lookup per process an interval."""
+        found = {}
+        for pid in pids:
+            mappings = self._user.mappings(pid)
+            if mappings:
+                found[pid] = mappings
+        return found
 
     def forget_unused(self) -> None:
         """Called once per drain: drop what exited processes and old kernel chains hold."""
