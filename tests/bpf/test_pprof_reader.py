@@ -75,7 +75,7 @@ def record(out: Path, *args: str) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=400,  # a system-wide first interval symbolizes every process on the machine
     )
     assert done.returncode == 0, done.stderr
 
