@@ -153,3 +153,27 @@ def test_two_binaries_of_one_name_are_two_functions(tmp_path: Path) -> None:
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_a_stripped_function_is_one_frame_at_its_start(tmp_path: Path) -> None:
+    full = build(tmp_path / "full")
+    start = symbol_value(full, "c_spin")
+    stripped = tmp_path / "stripped" / "chain"
+    stripped.parent.mkdir()
+    subprocess.run(["strip", "-o", str(stripped), str(full)], check=True)
+    process = subprocess.Popen([str(stripped), "30"])
+    time.sleep(0.1)
+    try:
+        symbols = UserSymbols(lambda pid: NativeResolver(pid, ElfCache()))
+        frames = {
+            symbols.frame(process.pid, runtime_address(process.pid, stripped, start + inside))
+            for inside in (4, 12, 20)
+        }
+        (frame,) = frames  # three addresses, one function: one frame, one pprof Location
+        table = ElfCache().table(str(stripped))
+        assert table is not None and frame.native is not None
+        assert frame.native.offset == table.file_offset_of(start)
+        assert frame.symbol == f"chain+0x{frame.native.offset:x}" and not frame.resolved
+    finally:
+        process.kill()
+        process.wait()
