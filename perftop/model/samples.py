@@ -7,10 +7,11 @@ they were decoded; making them safe to show is the job of `perftop.sanitize` at 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
+from weakref import WeakValueDictionary
 
 from perftop.model.reasons import Unresolved
 
@@ -44,15 +45,54 @@ class PythonCode(NamedTuple):
     line: int | None  # the line being executed, None when the location table has none
 
 
-class NativeCode(NamedTuple):
+class NativeCode:
     """Where a native function is: the binary it is in and its place there, the same in every
-    process that maps the file. Per-process load addresses are `ProcessMapping`s."""
+    process that maps the file. Per-process load addresses are `ProcessMapping`s.
 
+    Interned, not a NamedTuple: a Frame holds one and frames are hashed and compared millions
+    of times an interval (the merge hashes every frame of every stack). Equal values are one
+    object, so the default identity hash and equality, done in C, stand for the values' (a
+    five-field tuple hashed with each frame made the merge ~1.5x slower). The table is weak:
+    an object goes when no frame holds it."""
+
+    __slots__ = ("__weakref__", "build_id", "line", "offset", "path", "source")
+    _interned: ClassVar[WeakValueDictionary[tuple[str, str, int, str, int], NativeCode]] = (
+        WeakValueDictionary()
+    )
     path: str  # the binary's full path as the process saw it
     build_id: str  # its GNU build id in hex, "" when it has none
     offset: int  # the function's start as an offset into the file
-    source: str = ""  # the source file, from DWARF line info; "" when not known
-    line: int = 0  # the function's first line in `source`; 0 when not known
+    source: str  # the source file, from DWARF line info; "" when not known
+    line: int  # the function's first line in `source`; 0 when not known
+
+    def __new__(
+        cls, path: str, build_id: str, offset: int, source: str = "", line: int = 0
+    ) -> NativeCode:
+        key = (path, build_id, offset, source, line)
+        found = cls._interned.get(key)
+        if found is None:
+            made = super().__new__(cls)
+            for name, value in zip(
+                ("path", "build_id", "offset", "source", "line"), key, strict=True
+            ):
+                object.__setattr__(made, name, value)
+            found = cls._interned.setdefault(key, made)  # another thread may have made it
+        return found
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"NativeCode is frozen: cannot set {name}")
+
+    def __iter__(self) -> Iterator[str | int]:
+        return iter((self.path, self.build_id, self.offset, self.source, self.line))
+
+    def __reduce__(self) -> tuple[type[NativeCode], tuple[str, str, int, str, int]]:
+        return NativeCode, (self.path, self.build_id, self.offset, self.source, self.line)
+
+    def __repr__(self) -> str:
+        return (
+            f"NativeCode({self.path!r}, {self.build_id!r}, {self.offset:#x}, "
+            f"{self.source!r}, {self.line})"
+        )
 
 
 class ProcessMapping(NamedTuple):

@@ -177,3 +177,14 @@ def test_a_stripped_function_is_one_frame_at_its_start(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_native_code_is_interned_so_frames_hash_it_by_identity() -> None:
+    from perftop.model.samples import NativeCode
+
+    first = NativeCode("/opt/a/chain", "aa", 0x1100, "/opt/a/chain.c", 4)
+    assert NativeCode("/opt/a/chain", "aa", 0x1100, "/opt/a/chain.c", 4) is first
+    assert NativeCode("/opt/a/chain", "bb", 0x1100, "/opt/a/chain.c", 4) is not first
+    assert list(first) == ["/opt/a/chain", "aa", 0x1100, "/opt/a/chain.c", 4]
+    with pytest.raises(AttributeError):
+        first.offset = 0  # type: ignore[misc]
