@@ -41,6 +41,7 @@ class Config:
     output_format: str = "text"
     output_path: Path | None = None
     output_force: bool = False
+    folded_pid: bool = False  # folded stacks rooted at `comm-pid` rather than `comm`
     record_path: Path | None = None
     replay_path: Path | None = None
     replay_interval_s: float | None = None  # None: the pace it was recorded at

@@ -5,7 +5,8 @@ set -euo pipefail
 
 arch=$(dpkg --print-architecture)
 release=$(uname -r)
-wanted=(python3-bpfcc python3-venv python3-pip linux-perf bpftool tmux gcc make)
+# golang-go brings `go tool pprof`, the reader the pprof export tests open their files with.
+wanted=(python3-bpfcc python3-venv python3-pip linux-perf bpftool tmux gcc make golang-go)
 
 missing=()
 for pkg in "${wanted[@]}"; do

@@ -8,10 +8,10 @@ from types import FrameType
 from typing import BinaryIO, TextIO
 
 from perftop.config import Config
-from perftop.formats.exports import ProfileMeta
 from perftop.formats.files import encode
+from perftop.formats.meta import ProfileMeta
 from perftop.formats.registry import FORMATS, OutputKind
-from perftop.model.samples import Interval, StackSample
+from perftop.model.samples import Interval, ProcessMapping, StackSample
 from perftop.sampling.source import IntervalSource
 
 
@@ -35,14 +35,17 @@ def run_batch(
     before sampling starts rather than after it). `on_first_interval` is called once the first
     interval is handled (the start-up boost ends there, as the screen's does)."""
     from perftop.cli.annotate import BatchAnnotator
-    from perftop.formats.output import FoldedAccumulator
     from perftop.formats.recording import RecordingError
     from perftop.profile.view import build_view
     from perftop.sampling.session import SamplingSession
 
     annotator = BatchAnnotator(config.annotate or "", json=config.output_format == "json")
-    folded = FoldedAccumulator()
-    whole_run = WholeRun()
+    # Folded stacks, speedscope and pprof are all a profile of the whole run, written by the
+    # registry's writers: the same bytes as the screen's `x` writes from the same stacks.
+    whole_run = WholeRun(
+        main_pid=config.sampler.pids[0] if len(config.sampler.pids) == 1 else None,
+        process_roots=config.folded_pid,
+    )
     recorder = None
     if config.record_path is not None:
         from perftop.formats.recording import RecordingWriter
@@ -61,8 +64,6 @@ def run_batch(
                 stream.write(annotator.interval(interval))
             elif output.kind is OutputKind.PER_INTERVAL:
                 stream.write(output.write_interval(build_view(interval), config.top))
-            elif output.kind is OutputKind.FOLDED:
-                folded.add(interval.stacks)
             else:
                 whole_run.add(interval)
             stream.flush()
@@ -76,8 +77,8 @@ def run_batch(
     finally:
         if recorder is not None:
             recorder.close()
-        if config.output_format == "folded" and config.annotate is None:
-            folded.write(stream)
+        if FORMATS[config.output_format].kind is OutputKind.FOLDED and config.annotate is None:
+            stream.write(whole_run.encode(config.output_format).decode("utf-8", "replace"))
             stream.flush()
         if profile is not None:
             profile.write(whole_run.encode(config.output_format))
@@ -88,9 +89,13 @@ def run_batch(
 class WholeRun:
     """Every interval's stacks merged, for a profile of the whole run."""
 
-    def __init__(self) -> None:
+    def __init__(self, main_pid: int | None = None, process_roots: bool = False) -> None:
         self.stacks: tuple[StackSample, ...] = ()
         self.meta: ProfileMeta | None = None
+        self._main_pid = main_pid
+        self._process_roots = process_roots
+        # pid -> its mappings: a process keeps its address space, so the latest is kept.
+        self._mappings: dict[int, tuple[ProcessMapping, ...]] = {}
 
     def add(self, interval: Interval) -> None:
         from perftop.profile.aggregate import merge_stacks
@@ -100,11 +105,18 @@ class WholeRun:
                 event=interval.event,
                 frequency_hz=interval.frequency_hz,
                 start_time=interval.timestamp - interval.interval_s,
+                main_pid=self._main_pid,
+                process_roots=self._process_roots,
             )
-        self.meta = replace(self.meta, duration_s=self.meta.duration_s + interval.interval_s)
+        self._mappings.update(interval.mappings)
+        self.meta = replace(
+            self.meta,
+            duration_s=self.meta.duration_s + interval.interval_s,
+            mappings=self._mappings,
+        )
         # Merged each interval, so memory follows the distinct stacks, not the run's length.
         self.stacks = merge_stacks((*self.stacks, *interval.stacks))
 
     def encode(self, export_format: str) -> bytes:
-        meta = self.meta or ProfileMeta()
+        meta = self.meta or ProfileMeta(process_roots=self._process_roots)
         return encode(export_format, self.stacks, meta, name=f"perftop {meta.event}")

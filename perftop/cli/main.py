@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write batch output to FILE (refuses to overwrite without --force)",
     )
     parser.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    parser.add_argument(
+        "--folded-pid",
+        action="store_true",
+        help="folded stacks start at comm-PID, so processes of one name stay apart",
+    )
     parser.add_argument("-p", "--pid", metavar="PID[,PID...]", help="only these processes")
     parser.add_argument(
         "--cgroup",
@@ -216,6 +221,8 @@ def parse_config(argv: Sequence[str]) -> Config:
         raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
     if FORMATS[args.format].needs_output_file and args.output is None:
         raise UsageError(f"--format {args.format} writes a file: name it with -o FILE")
+    if args.folded_pid and args.format != "folded":
+        raise UsageError("--folded-pid is for --format folded")
     if args.output is not None:
         _check_output_path(args.output, args.force)
     if args.record is not None:
@@ -253,6 +260,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         output_format=args.format,
         output_path=args.output,
         output_force=args.force,
+        folded_pid=args.folded_pid,
         record_path=args.record,
         replay_path=args.replay,
         replay_interval_s=args.delay,

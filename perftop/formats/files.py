@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from perftop.formats.exports import ProfileMeta
+from perftop.formats.meta import ProfileMeta
 from perftop.formats.registry import FORMATS
 from perftop.model.errors import PerftopError
 from perftop.model.samples import StackSample

@@ -239,14 +239,20 @@ def folded_frame(name: str) -> str:
 
 
 class FoldedAccumulator:
-    """Folded stacks summed over the whole run, written at exit."""
+    """Folded stacks summed over the whole run, written at exit. Each stack's root is its
+    command, as flamegraph.pl's readers expect; with `process_roots` it is `comm-pid`, so two
+    processes of one name are two towers."""
 
-    def __init__(self) -> None:
+    def __init__(self, process_roots: bool = False) -> None:
         self._counts: Counter[str] = Counter()
+        self._process_roots = process_roots
 
     def add(self, stacks: Iterable[StackSample]) -> None:
         for stack in stacks:
-            names = [folded_frame(stack.comm) or "[unknown comm]"]
+            root = folded_frame(stack.comm) or "[unknown comm]"
+            if self._process_roots:
+                root = f"{root}-{stack.pid}"
+            names = [root]
             names.extend(
                 folded_frame(frame.symbol) + ("_[k]" if frame.kernel else "")
                 for frame in stack.frames

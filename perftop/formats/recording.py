@@ -24,7 +24,9 @@ from perftop.model.samples import (
     CpuStat,
     Frame,
     Interval,
+    NativeCode,
     ProcessInfo,
+    ProcessMapping,
     PythonCode,
     SamplerCost,
     StackSample,
@@ -35,8 +37,10 @@ FORMAT = "perftop-recording/4"
 # derived from the stacks, so a replay of one reads its process details and ignores the rest.
 # Version 3 added Python frames (a frame row's fifth value) and `python_frames`: a perftop that
 # reads only 1 and 2 then says the file is newer instead of calling a Python frame damage.
-# Version 4 added cgroups: a stack row's seventh value (the cgroup id), `cgroups` (each id's
-# path, name and CPU figures), `cgroup_filter` and `cgroups_unavailable`.
+# Version 4 added cgroups (a stack row's seventh value, the cgroup id; `cgroups`, each id's
+# path, name and CPU figures; `cgroup_filter` and `cgroups_unavailable`), and where native
+# frames are (a frame row's sixth value: binary path, build id, function offset, source file
+# and line) with each process's `mappings`, for pprof.
 FORMATS_READ = ("perftop-recording/1", "perftop-recording/2", "perftop-recording/3", FORMAT)
 
 
@@ -52,8 +56,13 @@ def _encode_frame(frame: Frame) -> list[Any]:
     reason = frame.unresolved_reason
     row = [frame.symbol, frame.module, frame.kernel, None if reason is None else reason.name]
     code = frame.python
-    if code is not None:  # a native or kernel frame keeps the four values it always had
-        row.append([code.qualname, code.filename, code.first_line, code.line])
+    native = frame.native
+    if code is not None or native is not None:  # else the four values it always had
+        row.append(
+            None if code is None else [code.qualname, code.filename, code.first_line, code.line]
+        )
+    if native is not None:
+        row.append(list(native))
     return row
 
 
@@ -139,6 +148,10 @@ def encode_interval(interval: Interval) -> dict[str, Any]:
         "cost": _encode_cost(interval.cost),
         "notices": list(interval.notices),
         "preview": interval.preview,
+        "mappings": [
+            [pid, [list(mapping) for mapping in mappings]]
+            for pid, mappings in interval.mappings.items()
+        ],
     }
 
 
@@ -204,17 +217,52 @@ def _decode_python(value: Any) -> PythonCode | None:
     )
 
 
+def _decode_native(value: Any) -> NativeCode | None:
+    if value is None:
+        return None
+    path, build_id, offset, source, line = _row(value, 5, "frame native")
+    return NativeCode(
+        path=_check(path, str, "frame native path"),
+        build_id=_check(build_id, str, "frame native build id"),
+        offset=_check(offset, int, "frame native offset"),
+        source=_check(source, str, "frame native source"),
+        line=_check(line, int, "frame native line"),
+    )
+
+
+def _decode_mappings(value: Any) -> dict[int, tuple[ProcessMapping, ...]]:
+    found = {}
+    for row in _check(value, list, "mappings"):
+        pid, mappings = _row(row, 2, "mappings")
+        decoded = []
+        for mapping in _check(mappings, list, "process mappings"):
+            path, build_id, start, limit, offset = _row(mapping, 5, "process mappings")
+            decoded.append(
+                ProcessMapping(
+                    _check(path, str, "mapping path"),
+                    _check(build_id, str, "mapping build id"),
+                    _check(start, int, "mapping start"),
+                    _check(limit, int, "mapping limit"),
+                    _check(offset, int, "mapping offset"),
+                )
+            )
+        found[_check(pid, int, "mappings pid")] = tuple(decoded)
+    return found
+
+
 def _decode_frame(value: Any) -> Frame:
-    # Four values, and a fifth for a Python frame's code (made before Python frames: four).
-    if not isinstance(value, list) or len(value) not in (4, 5):
-        raise RecordingError("each entry of 'frames' should be a list of 4 or 5 values")
-    symbol, module, kernel, reason, python = value if len(value) == 5 else [*value, None]
+    # Four values; a fifth for a Python frame's code (made before Python frames: four); a
+    # sixth for where a native frame is (made before perftop kept it: five at most).
+    if not isinstance(value, list) or len(value) not in (4, 5, 6):
+        raise RecordingError("each entry of 'frames' should be a list of 4 to 6 values")
+    symbol, module, kernel, reason, python, native = [*value, None, None][:6]
     frame = Frame(
         symbol=_check(symbol, str, "frame symbol"),
         module=_check(module, str, "frame module"),
         kernel=_check(kernel, bool, "frame kernel"),
         unresolved_reason=_decode_reason(reason),
         python=_decode_python(python),
+        native=_decode_native(native),
     )
     if frame.kernel and frame.python is not None:
         raise RecordingError(f"kernel frame {frame.symbol!r:.40} has Python code")
@@ -345,6 +393,7 @@ def decode_interval(data: Any) -> Interval:
         cost=_decode_cost(_field(data, "cost", dict)),
         notices=tuple(_check(n, str, "notices") for n in _field(data, "notices", list)),
         preview=_check(data.get("preview", False), bool, "preview"),
+        mappings=_decode_mappings(data.get("mappings", [])),
     )
 
 

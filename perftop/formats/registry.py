@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from perftop.formats.exports import ProfileMeta, pprof_bytes, speedscope_bytes
+from perftop.formats.meta import ProfileMeta
 from perftop.formats.output import FoldedAccumulator, format_json, format_text
+from perftop.formats.pprof import pprof_bytes
+from perftop.formats.speedscope import speedscope_bytes
 from perftop.model.samples import StackSample
 from perftop.model.stats import View
 
@@ -73,7 +75,7 @@ def _json(view: View, top: int) -> str:
 
 def _folded(stacks: Sequence[StackSample], meta: ProfileMeta, name: str) -> bytes:
     """Names made printable: the format is text for terminals and scripts."""
-    folded = FoldedAccumulator()
+    folded = FoldedAccumulator(process_roots=meta.process_roots)
     folded.add(stacks)
     text = io.StringIO()
     folded.write(text)
@@ -111,7 +113,7 @@ _ALL = (
         "speedscope",
         ".speedscope.json",
         OutputKind.PROFILE,
-        "JSON for speedscope.app, one profile per process",
+        "JSON for speedscope.app: the whole view, then each process",
         profile_writer=speedscope_bytes,
     ),
     OutputFormat(

@@ -7,15 +7,17 @@ they were decoded; making them safe to show is the job of `perftop.sanitize` at 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
+from weakref import WeakValueDictionary
 
 from perftop.model.annotate import LeafHistograms
 from perftop.model.reasons import Unresolved
 
 KERNEL_MODULE = "[kernel]"
+KERNEL_IMAGE = "[kernel.kallsyms]"  # the kernel's image as perf names it (pprof's Mapping)
 INFORMATIONAL_LOST = frozenset({"user_stack_missing", "python_stack_missing", "unwind_incomplete"})
 
 
@@ -44,20 +46,88 @@ class PythonCode(NamedTuple):
     line: int | None  # the line being executed, None when the location table has none
 
 
+class NativeCode:
+    """Where a native function is: the binary it is in and its place there, the same in every
+    process that maps the file. Per-process load addresses are `ProcessMapping`s.
+
+    Interned, not a NamedTuple: a Frame holds one and frames are hashed and compared millions
+    of times an interval (the merge hashes every frame of every stack). Equal values are one
+    object, so the default identity hash and equality, done in C, stand for the values' (a
+    five-field tuple hashed with each frame made the merge ~1.5x slower). The table is weak:
+    an object goes when no frame holds it."""
+
+    __slots__ = ("__weakref__", "build_id", "line", "offset", "path", "source")
+    _interned: ClassVar[WeakValueDictionary[tuple[str, str, int, str, int], NativeCode]] = (
+        WeakValueDictionary()
+    )
+    path: str  # the binary's full path as the process saw it
+    build_id: str  # its GNU build id in hex, "" when it has none
+    offset: int  # the function's start as an offset into the file
+    source: str  # the source file, from DWARF line info; "" when not known
+    line: int  # the function's first line in `source`; 0 when not known
+
+    def __new__(
+        cls, path: str, build_id: str, offset: int, source: str = "", line: int = 0
+    ) -> NativeCode:
+        key = (path, build_id, offset, source, line)
+        found = cls._interned.get(key)
+        if found is None:
+            made = super().__new__(cls)
+            for name, value in zip(
+                ("path", "build_id", "offset", "source", "line"), key, strict=True
+            ):
+                object.__setattr__(made, name, value)
+            found = cls._interned.setdefault(key, made)  # another thread may have made it
+        return found
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"NativeCode is frozen: cannot set {name}")
+
+    def __iter__(self) -> Iterator[str | int]:
+        return iter((self.path, self.build_id, self.offset, self.source, self.line))
+
+    def __reduce__(self) -> tuple[type[NativeCode], tuple[str, str, int, str, int]]:
+        return NativeCode, (self.path, self.build_id, self.offset, self.source, self.line)
+
+    def __repr__(self) -> str:
+        return (
+            f"NativeCode({self.path!r}, {self.build_id!r}, {self.offset:#x}, "
+            f"{self.source!r}, {self.line})"
+        )
+
+
+class ProcessMapping(NamedTuple):
+    """Where one process mapped a binary's code: what pprof's Mapping says."""
+
+    path: str  # as the process saw it
+    build_id: str
+    start: int  # memory_start
+    limit: int  # memory_limit (exclusive)
+    offset: int  # the file offset mapped at `start`
+
+
 class Frame(NamedTuple):
     """One symbolized stack frame. A NamedTuple, not a dataclass: frames are hashed and compared
     millions of times per interval (merging, aggregation) and tuples do that in C.
 
     A Python frame has `python` set; its symbol reads as py-spy prints a function,
     "qualname (file.py:first_line)", and its module is the code's file name, so every table,
-    tree and format that keys functions by (symbol, module, kernel) keys Python functions too."""
+    tree and format that keys functions by (symbol, module, kernel) keys Python functions too.
+
+    A native frame's module names its binary uniquely: the basename, or, for a second binary
+    of the same basename, enough of its path (and build id) to tell them apart (see
+    `perftop.symbols.user.ModuleNames`), so (symbol, module, kernel) never merges two programs'
+    `main`. `native` says where the function is, for formats that locate it (pprof)."""
 
     symbol: str  # function name, or "module+0xoffset" when there is no symbol (as perf prints it)
-    module: str  # basename of the binary or library, "[kernel]" for the kernel, a Python file
+    # basename of the binary or library (more of its path when two collide), "[kernel]" for
+    # the kernel, a Python file
+    module: str
     kernel: bool
     # Why there is no symbol, when there is none (Unresolved.STRIPPED, Unresolved.JIT, ...).
     unresolved_reason: Unresolved | None = None
     python: PythonCode | None = None
+    native: NativeCode | None = None
 
     @property
     def resolved(self) -> bool:
@@ -195,6 +265,8 @@ class Interval:
     preview: bool = False
     # Where in each leaf function its samples landed (perftop.model.annotate), per process.
     leaf_offsets: LeafHistograms = field(default_factory=dict)
+    # pid -> where it mapped the binaries its native frames are in (pprof's Mappings).
+    mappings: Mapping[int, tuple[ProcessMapping, ...]] = field(default_factory=dict)
     samples: int = field(init=False)  # non-idle, from the stacks
     idle_samples: int = field(init=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from perftop.model.samples import CgroupInfo, Interval, ProcessInfo, StackSample
+from perftop.model.samples import CgroupInfo, Interval, ProcessInfo, ProcessMapping, StackSample
 from perftop.profile.aggregate import StackTotals
 from perftop.profile.leaf_offsets import HistogramBuilder
 
@@ -50,6 +50,7 @@ class DecayingAccumulation:
         # 233% CPU for one thread: five seconds of decayed samples over the last second).
         self._duration_s = 0.0
         self._leaf_offsets = HistogramBuilder()
+        self._mappings: dict[int, tuple[ProcessMapping, ...]] = {}
 
     def reset(self) -> None:
         self._decaying.clear()
@@ -57,6 +58,7 @@ class DecayingAccumulation:
         self._cgroups = {}
         self._duration_s = 0.0
         self._leaf_offsets.clear()
+        self._mappings = {}
 
     def add(self, interval: Interval) -> Interval:
         self._duration_s = self._duration_s * self.keep + interval.interval_s
@@ -76,6 +78,8 @@ class DecayingAccumulation:
         self._cgroups.update(interval.cgroups)
         self._leaf_offsets.fade(self.keep)
         self._leaf_offsets.add_histograms(interval.leaf_offsets)
+        self._mappings.update(interval.mappings)
+        self._mappings = {pid: m for pid, m in self._mappings.items() if pid in live_pids}
         return replace(
             interval,
             stacks=stacks,
@@ -83,4 +87,5 @@ class DecayingAccumulation:
             cgroups=dict(self._cgroups),
             interval_s=self._duration_s,
             leaf_offsets=self._leaf_offsets.histograms(),
+            mappings=dict(self._mappings),
         )

@@ -28,6 +28,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
 from perftop.model.reasons import Unresolved
+from perftop.symbols.lines import LineTable, read_line_table
 from perftop.symbols.ranges import PackedSymbols
 from perftop.unwind.eh_frame import CfiError, read_call_frame_info
 from perftop.unwind.elf import ElfError as UnwindElfError
@@ -56,6 +57,10 @@ class SymbolTable:
     # Read on the first address no symbol covers: most libraries never need it.
     fde_source: str | None = None
     function_starts: FunctionStarts | None = None
+    build_id: str = ""  # GNU build id in hex, "" when the file has none
+    # With .debug_line: the file, to read its line table from on the first source_line call.
+    line_source: str | None = None
+    lines: LineTable | None = None
 
     @property
     def has_symbols(self) -> bool:
@@ -106,6 +111,22 @@ class SymbolTable:
                 return None
         found = self.function_starts.function_start(vaddr)
         return found[0] if found is not None else None
+
+    def source_line(self, vaddr: int) -> tuple[str, int] | None:
+        """(source file, line) of the code at `vaddr`, from DWARF, when the file has it."""
+        if self.lines is None:
+            if self.line_source is None:
+                return None
+            source, self.line_source = self.line_source, None
+            opened = _open_regular(source)
+            if opened is None:
+                return None
+            stream, _ = opened
+            with stream:
+                self.lines = read_line_table(stream)
+            if self.lines is None:
+                return None
+        return self.lines.line_of(vaddr)
 
     def file_offset_of(self, vaddr: int) -> int | None:
         for p_offset, p_filesz, p_vaddr in self.segments:
@@ -324,14 +345,22 @@ def _function_starts(stream: BinaryIO, path: str) -> FunctionStarts | None:
         return None
 
 
-def _debug_file_candidates(elf: ELFFile, path: str) -> list[str]:
-    candidates = []
+def _build_id(elf: ELFFile) -> str:
     note_section = elf.get_section_by_name(".note.gnu.build-id")
     if isinstance(note_section, NoteSection):
         for note in note_section.iter_notes():
             if note["n_type"] == "NT_GNU_BUILD_ID":
                 build_id = str(note["n_desc"])
-                candidates.append(f"{DEBUG_ROOT}/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+                # Hex digits only: the note is the file's to say, and hostile files lie.
+                if 0 < len(build_id) <= 128 and all(c in "0123456789abcdef" for c in build_id):
+                    return build_id
+    return ""
+
+
+def _debug_file_candidates(elf: ELFFile, path: str, build_id: str) -> list[str]:
+    candidates = []
+    if build_id:
+        candidates.append(f"{DEBUG_ROOT}/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
     link = elf.get_section_by_name(".gnu_debuglink")
     if link is not None:
         data = link.data()
@@ -369,6 +398,9 @@ def read_symbol_table(
             if segment.header.p_type == "PT_LOAD":
                 header = segment.header
                 table.segments.append((header.p_offset, header.p_filesz, header.p_vaddr))
+        table.build_id = _build_id(elf)
+        if elf.get_section_by_name(".debug_line") is not None:
+            table.line_source = source
         symbols = _function_symbols(elf, stream, file_size)
         has_symtab = elf.get_section_by_name(".symtab") is not None
         if not has_symtab:
@@ -377,7 +409,7 @@ def read_symbol_table(
                 symbols += mini
                 has_symtab = True
         if not has_symtab:
-            for candidate in _debug_file_candidates(elf, path):
+            for candidate in _debug_file_candidates(elf, path, table.build_id):
                 opened = _open_regular(candidate)
                 if opened is None:
                     continue

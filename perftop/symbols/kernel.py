@@ -7,7 +7,7 @@ from pathlib import Path
 
 from perftop.model.annotate import CodeKind, CodeSite
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import KERNEL_MODULE, Frame
+from perftop.model.samples import KERNEL_IMAGE, KERNEL_MODULE, Frame, NativeCode
 from perftop.sanitize import decode
 
 
@@ -71,5 +71,8 @@ class KernelSymbols:
         # fork churn holds tens of thousands of distinct kernel chains.
         frame = self._interned.get(index)
         if frame is None:
-            frame = self._interned[index] = Frame(self.names[index], self.modules[index], True)
+            # The symbol's address: where a format that locates frames (pprof) puts it.
+            native = NativeCode(KERNEL_IMAGE, "", self.addresses[index])
+            frame = Frame(self.names[index], self.modules[index], True, None, None, native)
+            self._interned[index] = frame
         return frame

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from perftop.model.annotate import CodeKind, CodeSite
 from perftop.model.reasons import Unresolved
+from perftop.model.samples import NativeCode, ProcessMapping
 from perftop.symbols.elf import ElfCache, SymbolTable, read_symbol_table
 from perftop.symbols.perfmap import PerfMapReader
 from perftop.symbols.user import Resolution
@@ -67,6 +68,9 @@ class NativeResolver:
             Mapping, Unresolved
         ] = {}  # why a mapping's file could not be opened
         self._maps_denied = False
+        # The mappings that frames were resolved in, as pprof's Mappings say them.
+        self._used: dict[Mapping, ProcessMapping] = {}
+        self._used_tuple: tuple[ProcessMapping, ...] = ()
         self._load_maps()
 
     def _load_maps(self) -> None:
@@ -82,6 +86,9 @@ class NativeResolver:
         live = set(maps or [])
         self._tables = {m: t for m, t in self._tables.items() if m in live}
         self._unreachable = {m: r for m, r in self._unreachable.items() if m in live}
+        if any(m not in live for m in self._used):
+            self._used = {m: used for m, used in self._used.items() if m in live}
+            self._used_tuple = tuple(self._used.values())
 
     def _mapping(self, address: int) -> Mapping | None:
         for attempt in range(2):
@@ -126,16 +133,22 @@ class NativeResolver:
             table = vdso_table() if mapping.is_vdso else self._table(mapping)
             module = mapping.file_path
             file_offset = address - mapping.start + mapping.offset
+            build_id = table.build_id if table is not None else ""
+            self._note_used(mapping, build_id)
             if table is None:
                 unreachable = self._unreachable.get(mapping, Unresolved.UNREADABLE)
-                return Resolution(None, file_offset, module, unreachable)
+                native = NativeCode(module, "", file_offset)
+                return Resolution(None, file_offset, module, unreachable, native)
             vaddr = table.vaddr_of(file_offset)
             found = table.lookup(vaddr) if vaddr is not None else None
             if found is not None:
                 assert vaddr is not None
+                native = _native_code(table, module, vaddr - found[1], file_offset - found[1])
                 bounds = table.function_range(vaddr)
                 site = self._site(mapping, bounds, "") if bounds else None
-                return Resolution(found[0], found[1], module, None, site, found[1])
+                return Resolution(
+                    found[0], found[1], module, None, native, site=site, function_offset=found[1]
+                )
             reason = table.error or (Unresolved.STRIPPED if not table.has_symbols else None)
             start = table.function_start(vaddr) if vaddr is not None else None
             start_offset = table.file_offset_of(start) if start is not None else None
@@ -143,24 +156,36 @@ class NativeResolver:
             if start_offset is not None and start is not None and vaddr is not None:
                 # Named by its function's start: one row per function, not per address.
                 file_offset = start_offset
+                native = _native_code(table, module, start, start_offset)
                 bounds = table.fde_range(vaddr) or (start, 0)
                 site, inside = self._site(mapping, bounds, _FDE_BOUNDS), vaddr - start
-            elif vaddr is not None:
-                # No symbol and no FDE: the frame is this address alone.
-                site = self._site(mapping, (vaddr, 0), "", _NO_BOUNDS)
-                inside = 0
+            else:
+                native = NativeCode(module, table.build_id, file_offset)
+                if vaddr is not None:
+                    # No symbol and no FDE: the frame is this address alone.
+                    site = self._site(mapping, (vaddr, 0), "", _NO_BOUNDS)
+                    inside = 0
             reason = reason or Unresolved.NO_COVERING_SYMBOL
-            return Resolution(None, file_offset, module, reason, site, inside)
+            return Resolution(
+                None, file_offset, module, reason, native, site=site, function_offset=inside
+            )
         found = self._perf_map.lookup(address)
         if found is not None:
             jit = CodeSite(
                 CodeKind.NATIVE, (), f"perf-{self._pid}.map", address - found[1], 0, _JIT_CODE
             )
-            return Resolution(found[0], found[1], f"perf-{self._pid}.map", None, jit, found[1])
+            return Resolution(
+                found[0],
+                found[1],
+                f"perf-{self._pid}.map",
+                None,
+                site=jit,
+                function_offset=found[1],
+            )
         module = mapping.path or "[anon]"
         anonymous = CodeSite(CodeKind.NATIVE, (), module, address, 0, _JIT_CODE)
         reason = self._perf_map.problem or Unresolved.JIT
-        return Resolution(None, address, module, reason, anonymous, 0)
+        return Resolution(None, address, module, reason, site=anonymous, function_offset=0)
 
     def _site(
         self, mapping: Mapping, bounds: tuple[int, int], note: str, unavailable: str = ""
@@ -176,8 +201,28 @@ class NativeResolver:
             CodeKind.NATIVE, paths, mapping.file_path, bounds[0], bounds[1], unavailable, note
         )
 
+    def _note_used(self, mapping: Mapping, build_id: str) -> None:
+        if mapping not in self._used:
+            self._used[mapping] = ProcessMapping(
+                mapping.file_path, build_id, mapping.start, mapping.end, mapping.offset
+            )
+            self._used_tuple = tuple(self._used.values())
+
+    def mappings(self) -> tuple[ProcessMapping, ...]:
+        """Where this process mapped the binaries its resolved frames are in."""
+        return self._used_tuple
+
     def close(self) -> None:
         self._maps = None
+
+
+def _native_code(table: SymbolTable, path: str, start: int, start_offset: int) -> NativeCode:
+    """A function starting at ELF address `start`, at `start_offset` in the file; its source
+    line is where its first instruction's line-table row says (the function's opening)."""
+    place = table.source_line(start)
+    if place is None:
+        return NativeCode(path, table.build_id, start_offset)
+    return NativeCode(path, table.build_id, start_offset, place[0], place[1])
 
 
 def _permission_denied(path: str) -> bool:

@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 
 from perftop.model.annotate import CodeSite
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import Frame
+from perftop.model.samples import Frame, NativeCode, ProcessMapping
 from perftop.symbols.memo import Generations
 from perftop.system.procfs import process_start_time
 
@@ -40,6 +40,7 @@ class Resolution(NamedTuple):
     offset: int
     module: str | None  # path of the binary or library, or a pseudo name like "[anon]"
     reason: Unresolved | None  # why there is no symbol
+    native: NativeCode | None = None  # the binary and the function's place in it, when known
     # Where the function's code is, and the address's offset into it (for annotate); None
     # when a resolver does not say (its frame's samples are then counted without an offset).
     site: CodeSite | None = None
@@ -51,10 +52,61 @@ class UserResolver(Protocol):
 
     def resolve(self, address: int) -> Resolution: ...
 
+    def mappings(self) -> tuple[ProcessMapping, ...]: ...
+
     def close(self) -> None: ...
 
 
 ResolverFactory = Callable[[int], UserResolver]
+
+
+MAX_NAMED_BINARIES = 65_536  # past this many binaries, new ones are named by their full path
+
+
+class ModuleNames:
+    """A module name for each binary (path and build id) that no other binary shares: its
+    basename, and for a binary whose basename an earlier one took, the shortest tail of its
+    path that the others' paths do not end in ("b/chain" beside "chain"), or its build id
+    when the path too is the same (a rebuilt binary an older process still runs). Frames key
+    functions by (symbol, module, kernel), so two programs' `main` stay two functions, and the
+    tables show the basename unless two collide. A name, once given, is kept for the session."""
+
+    def __init__(self, limit: int = MAX_NAMED_BINARIES) -> None:
+        self._limit = limit
+        self._names: dict[tuple[str, str], str] = {}
+        self._taken: set[str] = set()
+        self._by_basename: dict[str, list[str]] = {}  # basename -> paths named so far
+
+    def name(self, path: str, build_id: str) -> str:
+        key = (path, build_id)
+        found = self._names.get(key)
+        if found is not None:
+            return found
+        basename = path.rpartition("/")[2] or path
+        if len(self._names) >= self._limit:
+            return path  # unique enough, and no longer remembered
+        others = self._by_basename.setdefault(basename, [])
+        name = basename
+        if basename in self._taken:
+            name = _distinct_tail(path, others) or f"{basename} [{build_id[:12] or 'no build id'}]"
+        suffix = 2
+        unique = name
+        while unique in self._taken:
+            unique = f"{name} #{suffix}"
+            suffix += 1
+        others.append(path)
+        self._taken.add(unique)
+        self._names[key] = unique
+        return unique
+
+
+def _distinct_tail(path: str, others: list[str]) -> str | None:
+    parts = path.split("/")
+    for count in range(2, len(parts) + 1):
+        tail = "/".join(parts[-count:])
+        if all(not (other == tail or other.endswith("/" + tail)) for other in others):
+            return tail
+    return None
 
 
 @dataclass(slots=True)
@@ -96,6 +148,7 @@ class UserSymbols:
         self._start_time = start_time
         self._processes: OrderedDict[int, _ProcessSymbols] = OrderedDict()
         self._generation = 0  # one per evict_exited call, i.e. per interval
+        self._module_names = ModuleNames()
 
     def __len__(self) -> int:
         return len(self._processes)
@@ -190,16 +243,25 @@ class UserSymbols:
             self._frames.put(key, frame)
         return frame
 
+    def mappings(self, pid: int) -> tuple[ProcessMapping, ...]:
+        """Where a process mapped the binaries of the frames resolved for it."""
+        entry = self._processes.get(pid)
+        return entry.resolver.mappings() if entry is not None else ()
+
     def _resolve(self, entry: _ProcessSymbols, address: int) -> Frame:
         resolution = entry.resolver.resolve(address)
-        module = os.path.basename(resolution.module) if resolution.module else ""
+        native = resolution.native
+        if native is not None:
+            module = self._module_names.name(native.path, native.build_id)
+        else:
+            module = os.path.basename(resolution.module) if resolution.module else ""
         if resolution.symbol:
-            return Frame(resolution.symbol, module or "[unknown]", False)
+            return Frame(resolution.symbol, module or "[unknown]", False, None, None, native)
         label = module or "[unknown]"
         reason = resolution.reason or Unresolved.STRIPPED
         if entry.start_time is None:
             reason = Unresolved.GONE
-        return Frame(f"{label}+0x{resolution.offset:x}", label, False, reason)
+        return Frame(f"{label}+0x{resolution.offset:x}", label, False, reason, None, native)
 
     def evict_exited(self) -> int:
         """Forget processes that have exited or whose pid now belongs to another process

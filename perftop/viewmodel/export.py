@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perftop.formats.exports import ProfileMeta
+from perftop.formats.meta import ProfileMeta
 from perftop.model.samples import StackSample
 from perftop.model.stats import View
 from perftop.sanitize import printable
@@ -52,6 +52,8 @@ def export_request(
         frequency_hz=view.frequency_hz,
         duration_s=view.interval_s,
         start_time=view.timestamp - view.interval_s,
+        mappings=view.interval.mappings,
+        main_pid=options.zoom_pid,
     )
     samples = sum(stack.samples for stack in stacks)
     summary = f"{subject}, {what}: {samples:,} samples in {len(stacks):,} stacks"

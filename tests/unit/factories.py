@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from perftop.model.samples import KERNEL_MODULE, Frame, PythonCode, StackSample, python_frame
+from perftop.model.samples import (
+    KERNEL_IMAGE,
+    KERNEL_MODULE,
+    Frame,
+    NativeCode,
+    PythonCode,
+    StackSample,
+    python_frame,
+)
 
 
 def user(symbol: str, module: str = "app") -> Frame:
@@ -58,3 +66,23 @@ def mixed_python_stacks(hostile_file: str = "/srv/app/evil.py") -> tuple[StackSa
         ),
         stack(user("main", "python3.12"), python("handle", line=None), pid=30, comm="py"),
     )
+
+
+def native(
+    symbol: str,
+    path: str = "/srv/app/bin/app",
+    offset: int = 0x1100,
+    *,
+    module: str | None = None,
+    build_id: str = "",
+    source: str = "",
+    line: int = 0,
+) -> Frame:
+    """A native function of the binary at `path`, as the symbolizer names it: its module the
+    basename unless another binary of that basename took it."""
+    code = NativeCode(path, build_id, offset, source, line)
+    return Frame(symbol, module or path.rpartition("/")[2], False, None, None, code)
+
+
+def kernel_at(symbol: str, address: int) -> Frame:
+    return Frame(symbol, KERNEL_MODULE, True, None, None, NativeCode(KERNEL_IMAGE, "", address))

@@ -79,8 +79,8 @@ def test_pprof_holds_every_interval(tmp_path: Path, profile_pb2: ModuleType) -> 
     locations = {location.id: location for location in profile.location}
     mappings = {mapping.id: strings[mapping.filename] for mapping in profile.mapping}
     names = {functions[location.line[0].function_id] for location in locations.values()}
-    assert {"BufferSync", "ggc_collect", "evil[/]\x1b[31m", "tcp_sendmsg"} <= names
-    assert {"postgres", "[kernel]", "libfoo.so"} <= set(mappings.values())
+    assert {"BufferSync", "ggc_collect", "evil[/]\x1b[31m", "tcp_sendmsg [k]"} <= names
+    assert {"postgres", "[kernel.kallsyms]", "libfoo.so"} <= set(mappings.values())
     assert all(location.mapping_id in mappings for location in locations.values())
     pids = {label.num for sample in profile.sample for label in sample.label}
     assert {1001, 2002, 3003, 4004, 5005, 6006} <= pids
@@ -103,7 +103,11 @@ def test_speedscope_validates_against_its_schema(tmp_path: Path) -> None:
     assert replay("--format", "speedscope", "-o", str(out), "-n", "2") == 0
     document = json.loads(out.read_text())
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
-    assert document["profiles"][0]["name"] == "python3 (pid 1001)"
+    whole, busiest = document["profiles"][:2]
+    assert document["name"] == whole["name"] == "perftop cpu-clock"  # the whole run first
+    assert busiest["name"] == "python3 (pid 1001)"
+    assert whole["unit"] == "nanoseconds"
+    assert whole["endValue"] == sum(p["endValue"] for p in document["profiles"][1:])
     names = {frame["name"] for frame in document["shared"]["frames"]}
     assert "tcp_sendmsg [k]" in names and "[unknown]" in names
 
@@ -145,3 +149,36 @@ def test_an_existing_file_needs_force_and_a_symlink_is_refused(
     assert replay("--format", export_format, "-o", str(link), "--force") == 2
     assert "symlink" in capsys.readouterr().err
     assert not (tmp_path / "target").exists()
+
+
+def test_folded_pid_roots_each_stack_at_comm_and_pid(tmp_path: Path) -> None:
+    out = tmp_path / "out.folded"
+    assert replay("--format", "folded", "--folded-pid", "-o", str(out)) == 0
+    lines = out.read_text().splitlines()
+    assert "app-4004;main;run_jobs;memcpy 48" in lines, lines[:5]
+    roots = {line.split(";", 1)[0] for line in lines}
+    assert all(root.rsplit("-", 1)[1].isdigit() for root in roots)
+    assert "\x1b" not in out.read_text()
+
+
+def test_folded_pid_is_for_folded_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert replay("--format", "text", "--folded-pid") == 2
+    assert capsys.readouterr().err.splitlines() == ["perftop: --folded-pid is for --format folded"]
+
+
+@pytest.mark.parametrize("export_format", ["folded", "speedscope", "pprof"])
+def test_the_screen_and_batch_mode_write_the_same_file(tmp_path: Path, export_format: str) -> None:
+    """`x` on the screen and --batch -o write one interval through the same writers."""
+    from perftop.formats.files import write_export
+    from perftop.profile.view import build_view
+    from perftop.viewmodel.controls import ViewOptions
+    from perftop.viewmodel.export import export_request
+
+    batch = tmp_path / "batch"
+    assert replay("--format", export_format, "-o", str(batch), "-n", "1") == 0
+    view = build_view(read_recording(SYNTHETIC)[0])
+    request = export_request(view, ViewOptions())
+    screen = tmp_path / "screen"
+    name = "perftop cpu-clock"  # the profile's name inside: batch names the run by its event
+    write_export(screen, export_format, view.stacks, request.meta, name=name)
+    assert screen.read_bytes() == batch.read_bytes()

@@ -92,12 +92,19 @@ def test_pprof_decodes_with_the_schema(profile_pb2: ModuleType) -> None:
         return result
 
     assert names(profile.sample[0]) == ["leaf", "work", "main"]  # leaf first
-    assert names(profile.sample[1])[0] == "do_syscall_64"
+    assert names(profile.sample[1])[0] == "do_syscall_64 [k]"  # perf's mark, in -top too
     assert names(profile.sample[2]) == ["evil[/]\x1b[31m", "start"]
-    assert {strings[m.filename] for m in profile.mapping} == {"app", "[kernel]", "libx.so"}
+    # Mapping 1 names no binary: a profile of several processes has no main one.
+    assert {strings[m.filename] for m in profile.mapping} == {
+        "",
+        "app",
+        "[kernel.kallsyms]",
+        "libx.so",
+    }
+    assert all(m.has_functions for m in profile.mapping)
     labels = {strings[lb.key]: (lb.num, strings[lb.str]) for lb in profile.sample[2].label}
     assert labels["pid"][0] == 20 and labels["comm"][1] == "x\x1b]0;t\x07"
-    assert profile.period == round(1e9 / 99)
+    assert profile.period == 10  # the stacks' mean period (the factory's: 10 per sample)
     assert profile.duration_nanos == 2_000_000_000
 
 
@@ -106,8 +113,13 @@ def test_speedscope_validates_against_its_schema() -> None:
     schema = json.loads(SCHEMA.read_text())
     jsonschema.validate(document, schema)
     frames = document["shared"]["frames"]
-    first = document["profiles"][0]
-    assert first["name"] == "app (pid 10)" and first["endValue"] == 7
+    whole, first, second = document["profiles"]
+    assert document["name"] == whole["name"] == "test"
+    # Nanoseconds: each stack's summed sample_period (the factory's: 10 ns per sample).
+    assert whole["unit"] == first["unit"] == "nanoseconds"
+    assert whole["endValue"] == 80 and whole["weights"] == [50, 20, 10]
+    assert first["name"] == "app (pid 10)" and first["endValue"] == 70
+    assert second["name"] == "x\x1b]0;t\x07 (pid 20)" and second["endValue"] == 10
     assert [frames[i]["name"] for i in first["samples"][0]] == ["main", "work", "leaf"]
     assert frames[first["samples"][1][-1]]["name"] == "do_syscall_64 [k]"
 
@@ -141,7 +153,8 @@ def test_pprof_python_functions_have_file_and_start_line_and_lines(
             location = locations[location_id]
             assert location.mapping_id in mappings and len(location.line) == 1
             function = functions[location.line[0].function_id]
-            assert function.system_name == function.name
+            system_name = strings[function.system_name]
+            assert system_name == strings[function.name].removesuffix(" [k]")
             result.append(
                 (
                     strings[function.name],
@@ -153,16 +166,16 @@ def test_pprof_python_functions_have_file_and_start_line_and_lines(
         return result
 
     assert frames(profile.sample[0]) == [
-        ("PyLong_FromLong", "python3.12", 0, 0),
+        ("PyLong_FromLong", "", 0, 0),  # no line info: no file, never the binary's name
         (HOSTILE_QUALNAME, "/srv/app/evil.py", 3, 4),
         ("handle", "/srv/app/work.py", 10, 12),
-        ("main", "python3.12", 0, 0),
+        ("main", "", 0, 0),
     ]
     assert frames(profile.sample[1]) == [
-        ("do_syscall_64", "[kernel]", 0, 0),
-        ("write", "libc.so.6", 0, 0),
+        ("do_syscall_64 [k]", "", 0, 0),
+        ("write", "", 0, 0),
         ("handle", "/srv/app/work.py", 10, 14),
-        ("main", "python3.12", 0, 0),
+        ("main", "", 0, 0),
     ]
     assert frames(profile.sample[2])[0] == ("handle", "/srv/app/work.py", 10, 0)  # no line
     # One Function for handle, one Location per line it was on; the natives' shared.
@@ -205,7 +218,8 @@ def test_speedscope_python_frames_have_file_and_first_line() -> None:
     assert by_name["PyLong_FromLong"] == {"name": "PyLong_FromLong", "file": "python3.12"}
     assert by_name["do_syscall_64 [k]"] == {"name": "do_syscall_64 [k]", "file": "[kernel]"}
     assert len(frames) == 6
-    (profile,) = document["profiles"]
+    whole, profile = document["profiles"]
+    assert whole["samples"] == profile["samples"]  # one process: the whole view is it
     assert [frames[i]["name"] for i in profile["samples"][0]] == [
         "main",
         "handle (work.py:10)",

@@ -25,7 +25,9 @@ from perftop.model.samples import (
     Frame,
     FrameKind,
     Interval,
+    NativeCode,
     ProcessInfo,
+    ProcessMapping,
     PythonCode,
     SamplerCost,
     StackSample,
@@ -87,6 +89,26 @@ def test_a_snapshot_survives_the_round_trip_through_json() -> None:
     snapshot = full_snapshot()
     line = json.dumps(encode_interval(snapshot))
     assert decode_interval(json.loads(line)) == snapshot
+
+
+def test_where_native_frames_are_and_the_mappings_round_trip() -> None:
+    code = NativeCode("/opt/b/chain", "bb22", 0x1100, "/opt/b/chain.c", 7)
+    main = Frame("main", "b/chain", False, None, None, code)
+    syscall = Frame("read", "[kernel]", True, None, None, NativeCode("[kernel.kallsyms]", "", 1))
+    mapping = ProcessMapping("/opt/b/chain", "bb22", 0x5600_0000_1000, 0x5600_0000_2000, 0x1000)
+    snapshot = replace(
+        full_snapshot(),
+        stacks=(StackSample(10, 10, "chain", (main, syscall), 3, 30),),
+        mappings={10: (mapping,)},
+    )
+    encoded = json.loads(json.dumps(encode_interval(snapshot)))
+    assert encoded["format"] == "perftop-recording/4"
+    decoded = decode_interval(encoded)
+    assert decoded == snapshot and decoded.stacks[0].frames[0].native == code
+    assert decoded.mappings == {10: (mapping,)}
+    encoded["frames"][0][5][2] = "0x1100"
+    with pytest.raises(RecordingError, match="'frame native offset' has the wrong type"):
+        decode_interval(encoded)
 
 
 def test_frames_are_stored_once_per_line() -> None:
@@ -161,7 +183,7 @@ def test_an_empty_interval_round_trips() -> None:
         (lambda d: d.update(format="something/9"), "not a perftop recording line"),
         (lambda d: d["processes"][0]["info"].pop("user"), "missing field 'user'"),
         (lambda d: d.update(python_frames=1), "'python_frames' has the wrong type"),
-        (lambda d: d["frames"][0].extend([None, None]), "'frames' should be a list of 4 or 5"),
+        (lambda d: d["frames"][0].extend([None] * 3), "'frames' should be a list of 4 to 6"),
         (lambda d: d["frames"][4].__setitem__(4, "f"), "'frame python' should be a list of 4"),
         (lambda d: d["frames"][4][4].pop(), "'frame python' should be a list of 4"),
         (lambda d: d["frames"][4][4].__setitem__(0, 7), "'frame python qualname' has the wrong"),

@@ -285,6 +285,13 @@ def _eval_indexes(native: tuple[Frame, ...]) -> list[int]:
     ]
 
 
+def _binary_name(frame: Frame) -> str:
+    """The basename of a frame's binary: its module can be longer, to tell two of one name
+    apart (perftop.symbols.user.ModuleNames)."""
+    code = frame.native
+    return frame.module if code is None else code.path.rpartition("/")[2]
+
+
 def merge(
     native: tuple[Frame, ...],
     python: tuple[Frame, ...],
@@ -312,7 +319,7 @@ def merge(
         leaf = leaf[ends[-1] + 1 :]
     if interpreter_module:
         start = 0
-        while start < len(leaf) and leaf[start].module == interpreter_module:
+        while start < len(leaf) and _binary_name(leaf[start]) == interpreter_module:
             start += 1
         leaf = leaf[start:]
     return (*callers, *python, *leaf)

@@ -344,7 +344,9 @@ class BccSource:
             self._notices += self._unwind.notices()
         leaf_offsets = HistogramBuilder()
         stacks = self._symbols.stacks(entries, stack_ips, lost, python, native_ips, leaf_offsets)
-        processes = self._details.lookup({stack.pid for stack in stacks})
+        sampled = {stack.pid for stack in stacks}
+        processes = self._details.lookup(sampled)
+        mappings = self._symbols.mappings(sampled)
         self._symbols.forget_unused()
         self._sync_python_walk()
         self._trim_heap(now)
@@ -378,6 +380,7 @@ class BccSource:
             cost=self._cost.measure(interval, maps, started),
             notices=notices,
             leaf_offsets=leaf_offsets.histograms(),
+            mappings=mappings,
         )
 
     def _trim_heap(self, now: float) -> None:

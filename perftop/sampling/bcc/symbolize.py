@@ -4,11 +4,11 @@ are merged on (pid, tid, comm, frames, cgroup)."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from perftop.model.annotate import CodeKind, CodeSite
 from perftop.model.reasons import Unresolved
-from perftop.model.samples import Frame, StackSample
+from perftop.model.samples import Frame, ProcessMapping, StackSample
 from perftop.profile.aggregate import StackTotals
 from perftop.profile.leaf_offsets import HistogramBuilder
 from perftop.sampling.bcc.abi import STACK_SKIPPED as PERFTOP_STACK_SKIPPED
@@ -156,6 +156,16 @@ class Symbolizer:
             site = CodeSite(CodeKind.NATIVE, (), leaf.module, 0, 0, _NO_ADDRESS)
             offset = None
         histograms.add(pid, function, site, offset, count)
+
+    def mappings(self, pids: Iterable[int]) -> dict[int, tuple[ProcessMapping, ...]]:
+        """Where each process mapped the binaries of its native frames (for pprof): the
+        resolvers' own tuples, so this is one lookup per process an interval."""
+        found = {}
+        for pid in pids:
+            mappings = self._user.mappings(pid)
+            if mappings:
+                found[pid] = mappings
+        return found
 
     def forget_unused(self) -> None:
         """Called once per drain: drop what exited processes and old kernel chains hold."""
