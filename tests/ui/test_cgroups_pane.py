@@ -178,7 +178,8 @@ def test_cgroup_v1_only_the_pane_says_so_once_and_the_rest_works() -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: source.delivered == 1)
-        assert len(table_column(app, "#processes", "PID")) == 4
+        # Delivered is not yet drawn: wait for the rows rather than race the refresh.
+        await wait_for(pilot, lambda: len(table_column(app, "#processes", "PID")) == 4)
         await pilot.press("g")
         await wait_for(pilot, lambda: app.dashboard.cgroup_table.display)
         await pilot.pause()
