@@ -20,6 +20,7 @@ from perftop.system.cgroups import (
     CgroupsUnavailable,
     cgroup_directory,
     find_cgroup2_mount,
+    is_same_or_descendant,
 )
 
 # A cgroup sampled in one of the last few intervals keeps being measured, so it has a cpu.stat
@@ -84,6 +85,12 @@ class CgroupCatalog:
             if filtered_id is not None:
                 recent[path] = (filtered_id, 0)
         recent.update((path, (cgroup_id, 0)) for path, cgroup_id in sampled.items())
+        if also:  # filtered: cgroups the filter leaves out get no rows of 0 samples
+            recent = {
+                path: entry
+                for path, entry in recent.items()
+                if any(is_same_or_descendant(path, kept) for kept in also)
+            }
         if len(recent) > MAX_MEASURED:  # the most recently sampled first
             kept = sorted(recent.items(), key=lambda item: item[1][1])[:MAX_MEASURED]
             recent = dict(kept)
