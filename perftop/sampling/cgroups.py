@@ -14,6 +14,7 @@ from pathlib import Path
 from perftop.model.samples import CgroupInfo
 from perftop.system.cgroup_cpu import CgroupCpuMeter
 from perftop.system.cgroup_names import CgroupKind, CgroupName, ContainerNames, describe_cgroup
+from perftop.system.cgroup_selection import parse_cgroup_paths
 from perftop.system.cgroups import (
     Cgroup2Mount,
     CgroupResolver,
@@ -126,3 +127,9 @@ def _container(name: CgroupName) -> str | None:
     if name.kind is not CgroupKind.CONTAINER or name.container is None:
         return None
     return name.container_name or name.container.short_id
+
+
+def cgroup_filter_paths(text: str, live: bool) -> tuple[str, ...]:
+    """The screen's `c` prompt read as --cgroup reads it (ValueError with the one line to show),
+    so the UI asks the sampling layer, never the machine's /sys itself."""
+    return parse_cgroup_paths(text, live=live)

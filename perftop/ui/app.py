@@ -30,11 +30,11 @@ from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval
 from perftop.model.stats import View
+from perftop.sampling.cgroups import cgroup_filter_paths
 from perftop.sampling.replay import ReplaySource
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
 from perftop.sanitize import printable
-from perftop.system.cgroup_selection import parse_cgroup_paths
 from perftop.ui.keys import app_bindings, palette_commands
 from perftop.ui.messages import IntervalReady, RecordingFailed, SourceEnded, SourceFailed
 from perftop.ui.screen_diff import DiffedApp
@@ -436,7 +436,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
     def _check_cgroups(self, text: str) -> str | None:
         """The command line's --cgroup words; existence only matters live."""
         try:
-            parse_cgroup_paths(text, live=self.source.live)
+            cgroup_filter_paths(text, live=self.source.live)
         except ValueError as error:
             return printable(str(error))
         return None
@@ -445,7 +445,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         if text is None:
             return
         try:
-            paths = parse_cgroup_paths(text, live=self.source.live)
+            paths = cgroup_filter_paths(text, live=self.source.live)
             self.source.set_cgroup_filter(paths)
         except (ValueError, SourceError) as error:  # removed since the check
             self.notify(printable(str(error)), severity="error", markup=False)

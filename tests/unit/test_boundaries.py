@@ -42,6 +42,7 @@ RULES = (
         "the model is the bottom layer", ("perftop",), "perftop.model", allowed=("perftop.model",)
     ),
     Rule("the viewmodel is tested without a screen", ("perftop.ui",), "perftop.viewmodel"),
+    Rule("the screen asks the sampling layer about the machine", ("perftop.system",), "perftop.ui"),
 )
 
 
