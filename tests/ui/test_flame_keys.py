@@ -353,7 +353,10 @@ def test_x_writes_the_filtered_view_and_says_where(
         ]
     elif name.endswith(".json"):
         profiles = json.loads(content)["profiles"]
-        assert [profile["name"] for profile in profiles] == ["python3 (pid 1001)"]
+        # The whole view first (issue 18), then one profile per process.
+        names = [profile["name"] for profile in profiles]
+        assert names[1:] == ["python3 (pid 1001)"]
+        assert names[0].startswith("perftop cpu-clock: ")
     else:
         assert gzip.decompress(content)
 
