@@ -59,6 +59,8 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("steady_state"),
+    # A recording of steady_state's load (one BPF compile), then two 30 s windows without load.
+    Benchmark("screen_cost"),
     Benchmark("job_cost"),
     # The frame-pointer workload (five programs, two alternating rounds), then both unwinders
     # on two workloads without frame pointers.
