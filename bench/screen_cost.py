@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=5.0, help="after the first screen")
     parser.add_argument("--chains", type=int, default=1000, help="stackgen call chains")
-    parser.add_argument("--freq", type=int, default=999, help="Hz of the recording")
+    parser.add_argument("--freq", type=int, default=99, help="Hz of the recording")
     parser.add_argument(
         "--recording",
         type=Path,
