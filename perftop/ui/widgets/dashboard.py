@@ -164,7 +164,8 @@ class Dashboard(Vertical):
             processes,
             f"Processes ({processes.row_count})"
             if options.zoom_cgroup is None
-            else f"Processes of cgroup {printable(options.zoom_cgroup, 60)} ({processes.row_count})",
+            else f"Processes of cgroup {printable(options.zoom_cgroup, 60)} "
+            f"({processes.row_count})",
         )
         self._show_cgroups(view, options)
         zoom = options.zoom_pid

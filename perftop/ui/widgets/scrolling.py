@@ -21,5 +21,9 @@ def set_virtual_size(widget: ScrollView, size: Size) -> None:
     """Give `widget` a new scrollable size; only its scrollbars are redrawn."""
     if size == widget.virtual_size:
         return
+    if not widget.size.area or not widget.virtual_size.area:
+        # Not laid out yet, or empty until now: the first layout with content is needed.
+        widget.virtual_size = size
+        return
     widget.set_reactive(Widget.virtual_size, size)
     widget._scroll_update(size)  # as Widget._size_updated(layout=False) does
