@@ -186,13 +186,15 @@ class Group:
 # Workloads -----------------------------------------------------------------------------------
 
 
-def build(source: str, workdir: Path) -> Path:
-    """Compile bench/<source> the way perf and perftop can walk it: -O0, frame pointers."""
-    binary = workdir / Path(source).stem
-    subprocess.run(
-        ["gcc", "-O0", "-fno-omit-frame-pointer", "-o", str(binary), str(BENCH / source)],
-        check=True,
-    )
+def build(source: str, workdir: Path, *, stripped: bool = False) -> Path:
+    """Compile bench/<source> the way perf and perftop can walk it: -O0, frame pointers. With
+    `stripped`: no frame pointers and no symbol table (`strip`), as a distribution ships a
+    binary, so only its .eh_frame unwind tables can walk it."""
+    binary = workdir / (Path(source).stem + ("-stripped" if stripped else ""))
+    frames = "-fomit-frame-pointer" if stripped else "-fno-omit-frame-pointer"
+    subprocess.run(["gcc", "-O0", frames, "-o", str(binary), str(BENCH / source)], check=True)
+    if stripped:
+        subprocess.run(["strip", str(binary)], check=True)
     return binary
 
 
@@ -206,6 +208,31 @@ def start_stackgen(
         if copies == os.cpu_count():
             argv = ["taskset", "-c", str(copy), *argv]
         workers.append(group.start(argv))
+    return workers
+
+
+# The busy box of the steady-state figures (issue 15): both CPUs busy, with frames of every kind
+# perftop walks. Debian's interpreter is stripped and has no frame pointers.
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")
+BUSY_BOX_LOAD = (
+    "stackgen (frame pointers) + stackgen (stripped, no frame pointers) + "
+    "Debian python3.11 bench/python_work.py"
+)
+
+
+def start_busy_box(group: Group, workdir: Path, chains: int) -> list[subprocess.Popen[bytes]]:
+    """Three CPU-bound processes on the 2 CPUs: stackgen with frame pointers, a stripped copy
+    without them (table unwinding, no symbols), and a pure-Python busy loop in Debian's
+    python3.11 (Python frames, the interpreter itself walked by its tables)."""
+    if not DEBIAN_PYTHON.exists():
+        raise RuntimeError(
+            f"{DEBIAN_PYTHON} is missing: the busy-box load needs Debian's python3.11"
+        )
+    workers = [
+        group.start([str(build("stackgen.c", workdir)), str(chains), "3600"]),
+        group.start([str(build("stackgen.c", workdir, stripped=True)), str(chains), "3600"]),
+        group.start([str(DEBIAN_PYTHON), str(BENCH / "python_work.py"), "3600"]),
+    ]
     return workers
 
 

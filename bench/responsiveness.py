@@ -9,7 +9,19 @@ the processes table) at random moments, so some presses land while an interval i
 and the time from the keypress to the first byte of the sort marker's new direction (SAMPLES▲
 or SAMPLES▼, which no periodic refresh can paint) is the latency.
 
-Target: every keypress repainted within 100 ms under the heavy load.
+Then the busy box of bench/steady_state.py (stackgen with frame pointers, a stripped copy without
+them, Debian's python3.11 in a pure-Python loop: both CPUs busy) at perftop's default 99 Hz, as a
+new user tries it: Enter on the hottest process (zoom), Tab to its functions, then Down and Up
+through them. Each press selects another function, whose stacks the call-stack pane then shows
+under its name: the latency is from the keypress to the first byte of the pane's new title (row
+3, right of the tables, which nothing but a new selection rewrites), so it covers the cursor's
+move, the stack tree's build and the paint.
+
+In every run perftop logs its garbage collections (PERFTOP_GC_LOG, perftop.ui.collector_log):
+a collection holds the GIL, so the longest is the longest pause of the UI thread it caused.
+
+Targets: every keypress repainted within 100 ms under the heavy load, and on the busy box; no
+collection over 50 ms.
 Run: `.venv/bin/python bench/responsiveness.py [--presses 10]` (part of `make bench`).
 """
 
@@ -27,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib import (
+    BUSY_BOX_LOAD,
     PERFTOP,
     ROOT,
     Figure,
@@ -37,6 +50,7 @@ from benchlib import (
     exit_cleanly_on_signals,
     median,
     report_figures,
+    start_busy_box,
 )
 from startup import PERFTOP_MARKERS
 
@@ -44,6 +58,7 @@ from perftop.viewmodel import DEFAULT_PROCESS_SORT, PROCESS_COLUMNS
 from perftop.viewmodel.tables import column_by_id
 
 TARGET_MS = 100.0
+PAUSE_TARGET_MS = 50.0
 # A heavy load on a shared 2-CPU VM has been seen to take over a minute to the first profile.
 FIRST_DATA_TIMEOUT_S = 180.0
 PRESS_TIMEOUT_S = 30.0
@@ -59,6 +74,12 @@ class Load:
 
 HEAVY = Load("heavy", 16_500, 20_000)
 LIGHT = Load("light", 10, 99)
+BUSY_BOX_HZ = 99
+BUSY_BOX_CHAINS = 1000
+# At 120x40 the call-stack pane sits right of the tables (78 columns, perftop.tcss): its title
+# is on the body's first line, under the two header lines; a write there from column 79 on.
+STACK_TITLE_WRITE = rb"\x1b\[3;(?:79|[89]\d|1[01]\d|120)H"
+SWEEP = 6  # Down this many times, then Up as many: each press selects another function
 
 
 def sort_markers() -> tuple[bytes, bytes]:
@@ -85,7 +106,25 @@ def interval_work(pid: int, load: Load) -> tuple[int, float]:
     )
 
 
-def keypress_latencies(load: Load, presses: int, seed: int) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class Collections:
+    """The longest garbage collections perftop logged (PERFTOP_GC_LOG), in ms."""
+
+    cpu_ms: float  # the collector's own work: the most CPU time one collection took
+    wall_ms: float  # the longest one on the clock, preemption by the load included
+    full_cpu_ms: float  # the most CPU time of a full (generation 2) collection
+
+
+def worst_collections(log: Path) -> Collections:
+    rows = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return Collections(
+        cpu_ms=max((float(row[2]) for row in rows), default=0.0),
+        wall_ms=max((float(row[1]) for row in rows), default=0.0),
+        full_cpu_ms=max((float(row[2]) for row in rows if row[0] == "2"), default=0.0),
+    )
+
+
+def keypress_latencies(load: Load, presses: int, seed: int, gc_log: Path) -> list[float]:
     """Milliseconds from each `r` to the repaint of the sort marker."""
     markers = sort_markers()
     pacing = random.Random(seed)
@@ -93,7 +132,14 @@ def keypress_latencies(load: Load, presses: int, seed: int) -> list[float]:
     # Full repaints: with perftop's terminal diff, `r` sends only the arrow cell that flips,
     # and the marker is then never in the bytes whole. Latency is the event loop's; the diff
     # only makes the output smaller, so this measures the slower case.
-    argv = ["env", "PERFTOP_FULL_REPAINT=1", *PERFTOP, "-F", str(load.frequency_hz)]
+    argv = [
+        "env",
+        "PERFTOP_FULL_REPAINT=1",
+        f"PERFTOP_GC_LOG={gc_log}",
+        *PERFTOP,
+        "-F",
+        str(load.frequency_hz),
+    ]
     with PtyProcess(argv) as terminal:
         if terminal.wait_for(PERFTOP_MARKERS[1], timeout=FIRST_DATA_TIMEOUT_S) is None:
             raise RuntimeError(f"no profile data: {terminal.output()[-2000:]!r}")
@@ -111,16 +157,50 @@ def keypress_latencies(load: Load, presses: int, seed: int) -> list[float]:
     return latencies
 
 
+def zoomed_down_latencies(presses: int, seed: int, gc_log: Path) -> list[float]:
+    """Milliseconds from each Down (or Up) in the zoomed functions pane to the first byte of
+    the call-stack pane's new title, at 99 Hz on the busy box; perftop's own diffed output, as a
+    user's terminal gets it."""
+    pacing = random.Random(seed)
+    latencies = []
+    argv = ["env", f"PERFTOP_GC_LOG={gc_log}", *PERFTOP, "-F", str(BUSY_BOX_HZ)]
+    with PtyProcess(argv) as terminal:
+        if terminal.wait_for(PERFTOP_MARKERS[1], timeout=FIRST_DATA_TIMEOUT_S) is None:
+            raise RuntimeError(f"no profile data: {terminal.output()[-2000:]!r}")
+        time.sleep(2.0)
+        terminal.send(b"\r")  # zoom into the hottest process
+        time.sleep(1.5)
+        terminal.send(b"\t")  # to its functions
+        time.sleep(1.5)
+        for press in range(presses):
+            time.sleep(pacing.uniform(0.3, 1.1))
+            key = b"\x1b[B" if (press // SWEEP) % 2 == 0 else b"\x1b[A"  # Down, then Up
+            since = terminal.mark()
+            sent = terminal.send(key)
+            painted = terminal.wait_for(STACK_TITLE_WRITE, since=since, timeout=PRESS_TIMEOUT_S)
+            if painted is None:
+                raise RuntimeError(
+                    f"press {press + 1}: no new call-stack title in {PRESS_TIMEOUT_S:.0f} s"
+                )
+            latencies.append(1000.0 * (painted - sent))
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--presses", type=int, default=10, help="keypresses per load")
+    parser.add_argument(
+        "--zoomed-presses", type=int, default=24, help="Down/Up presses on the busy box"
+    )
     parser.add_argument("--seed", type=int, default=6, help="for the random press times")
     add_json_argument(parser)
     args = parser.parse_args()
     exit_cleanly_on_signals()
     results: dict[str, tuple[int, float, list[float]]] = {}
+    pauses: dict[str, Collections] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        stackgen = build("stackgen.c", Path(tmp))
+        workdir = Path(tmp)
+        stackgen = build("stackgen.c", workdir)
         for load in (HEAVY, LIGHT):
             with Group() as group:
                 worker = group.start(
@@ -128,16 +208,32 @@ def main() -> int:
                 )
                 time.sleep(1.0)
                 stacks, drain_ms = interval_work(worker.pid, load)
-                latencies = keypress_latencies(load, args.presses, args.seed)
+                gc_log = workdir / f"gc-{load.name}.log"
+                latencies = keypress_latencies(load, args.presses, args.seed, gc_log)
                 group.stop(worker)
             results[load.name] = (stacks, drain_ms, latencies)
+            pauses[load.name] = worst_collections(gc_log)
             print(
                 f"{load.name}: stackgen {load.chains} chains at {load.frequency_hz} Hz, "
                 f"{stacks} distinct stacks per interval, drain {drain_ms:.0f} ms; keypress to "
                 f"repaint median {median(latencies):.0f} ms, max {max(latencies):.0f} ms "
-                f"({' '.join(f'{value:.0f}' for value in latencies)})",
+                f"({' '.join(f'{value:.0f}' for value in latencies)}); longest collection "
+                f"{pauses[load.name].cpu_ms:.0f} ms CPU ({pauses[load.name].wall_ms:.0f} ms wall)",
                 flush=True,
             )
+        with Group() as group:
+            start_busy_box(group, workdir, BUSY_BOX_CHAINS)
+            time.sleep(1.0)
+            gc_log = workdir / "gc-busy-box.log"
+            zoomed = zoomed_down_latencies(args.zoomed_presses, args.seed, gc_log)
+        pauses["busy box"] = worst_collections(gc_log)
+        print(
+            f"busy box at {BUSY_BOX_HZ} Hz, Down/Up in the zoomed functions pane: median "
+            f"{median(zoomed):.0f} ms, max {max(zoomed):.0f} ms "
+            f"({' '.join(f'{value:.0f}' for value in zoomed)}); longest collection "
+            f"{pauses['busy box'].cpu_ms:.0f} ms CPU ({pauses['busy box'].wall_ms:.0f} ms wall)",
+            flush=True,
+        )
     heavy, light = results["heavy"], results["light"]
     figures = [
         Figure(
@@ -161,7 +257,35 @@ def main() -> int:
             f"{LIGHT.frequency_hz} Hz)",
         ),
     ]
-    print("\nkeypress to repaint, TUI on a 120x40 pty, generator on one CPU")
+    figures += [
+        Figure(
+            name=f"Down in a zoomed functions pane, worst, busy box at {BUSY_BOX_HZ} Hz",
+            unit="ms",
+            perftop=max(zoomed),
+            peer_name="r, light load",
+            peer=max(light[2]),
+            target=f"<= {TARGET_MS:.0f} ms",
+            met=max(zoomed) <= TARGET_MS,
+            note=f"{args.zoomed_presses} presses, to the call-stack pane's new title; "
+            f"{BUSY_BOX_LOAD}, {BUSY_BOX_CHAINS} chains; median {median(zoomed):.0f} ms",
+        ),
+        *(
+            Figure(
+                name=f"longest garbage collection (GIL held), {name}",
+                unit="ms CPU",
+                perftop=pauses[name].cpu_ms,
+                peer_name="same, light load",
+                peer=pauses["light"].cpu_ms,
+                target=f"<= {PAUSE_TARGET_MS:.0f} ms",
+                met=pauses[name].cpu_ms <= PAUSE_TARGET_MS,
+                note=f"PERFTOP_GC_LOG over the presses; the collecting thread's CPU time "
+                f"(wall, preemption by the load included: {pauses[name].wall_ms:.0f} ms); "
+                f"longest full collection {pauses[name].full_cpu_ms:.0f} ms CPU",
+            )
+            for name in ("heavy", "busy box")
+        ),
+    ]
+    print("\nkeypress to repaint, TUI on a 120x40 pty, generator on one CPU; then the busy box")
     return report_figures(figures, args.json)
 
 

@@ -59,6 +59,8 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("steady_state"),
+    # A recording of steady_state's load (one BPF compile), then two 30 s windows without load.
+    Benchmark("screen_cost"),
     Benchmark("job_cost"),
     # The frame-pointer workload (five programs, two alternating rounds), then both unwinders
     # on two workloads without frame pointers.
@@ -67,7 +69,8 @@ BENCHMARKS = (
     Benchmark("python_cost", timeout_s=600.0),
     Benchmark("startup"),
     Benchmark("interval_work", reports_json=False),
-    Benchmark("responsiveness"),
+    # Two stackgen loads, then the busy box (zoomed Down presses): three BPF compiles.
+    Benchmark("responsiveness", timeout_s=900.0),
     # The 10 minutes: with 2, the second half was still warm-up for the symbol caches.
     Benchmark("soak", ("--minutes", "10"), timeout_s=900.0),
     Benchmark("accuracy", reports_json=False, timeout_s=300.0),

@@ -2,7 +2,10 @@
 and the bytes it writes to its terminal (the cost of watching over SSH) against `top -d 1` and
 `perf top -g`.
 
-Two copies of bench/stackgen.c keep both CPUs busy with many distinct call chains. Each program
+Both CPUs are kept busy by three processes with frames of every kind perftop walks (benchlib's
+busy box, issue 15): bench/stackgen.c with frame pointers, a stripped copy built without them
+(walked by its .eh_frame tables, no symbols), and Debian's python3.11 running the pure-Python
+loop of bench/python_work.py (Python frames, the interpreter walked by its tables). Each program
 runs alone, one after the other under the same load, in a real terminal: a tmux pane of 120x40
 with TERM=xterm-256color. Once it shows data and has warmed up, for 30 s:
 - CPU: user + system time of its whole process tree (children included) from /proc/PID/stat;
@@ -26,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib import (
+    BUSY_BOX_LOAD,
     PERFTOP,
     Figure,
     Group,
     TmuxPane,
     add_json_argument,
-    build,
     exit_cleanly_on_signals,
     report_figures,
-    start_stackgen,
+    start_busy_box,
     tree_cpu_seconds,
 )
 
@@ -122,8 +125,7 @@ def main() -> int:
     theirs: dict[int, Steady] = {}
     with tempfile.TemporaryDirectory() as tmp, Group() as group:
         workdir = Path(tmp)
-        stackgen = build("stackgen.c", workdir)
-        start_stackgen(group, stackgen, args.chains, copies=2)
+        start_busy_box(group, workdir, args.chains)
         time.sleep(1.0)
         print(f"{'program':<22} {'CPU %':>8} {'bytes/s':>12}")
         for hz in frequencies:
@@ -134,8 +136,8 @@ def main() -> int:
             theirs[hz] = measure(f"perf top -g -F {hz}", argv, PERF_TOP_READY, workdir, args)
         top = measure("top -d 1", ["top", "-d", "1"], TOP_READY, workdir, args)
     setting = (
-        f"{args.seconds:.0f} s after warm-up, 2 CPUs busy (2x stackgen {args.chains} chains), "
-        "tmux 120x40"
+        f"{args.seconds:.0f} s after warm-up, 2 CPUs busy ({BUSY_BOX_LOAD}, {args.chains} "
+        "chains), tmux 120x40"
     )
     figures = [
         Figure(

@@ -12,6 +12,7 @@ from pathlib import Path
 from perftop.formats.recording import RecordingWriter
 from perftop.sampling.source import IntervalSource
 from perftop.ui.app import PerftopApp
+from perftop.ui.collector_log import log_collections_if_asked
 from perftop.ui.terminal import EXIT_NO_TERMINAL, EXIT_OK, EXIT_SIGNALS, terminal_gone
 
 EXIT_DEADLINE_S = 10.0
@@ -72,9 +73,12 @@ def run_app(
         exit_deadline=exit_deadline,
         on_first_profile=on_first_profile,
     )
+    collector_log = log_collections_if_asked()
     try:
         app.run()
     finally:
+        if collector_log is not None:
+            collector_log.close()
         for timer in deadline:
             timer.cancel()
         app.wait_for_sampler(timeout=5.0)

@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.content import Content
+from textual.widget import Widget
 
 from perftop.model.samples import FrameKind, FunctionKey, Interval
 from perftop.model.stats import View
@@ -93,6 +94,16 @@ class Dashboard(Vertical):
         self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
         self._rows_for: dict[str, tuple[View, tuple[object, ...], list[TableRow]]] = {}
+        self._titles: dict[int, str] = {}  # by id() of the pane, all three held by self
+
+    def _set_title(self, pane: Widget, title: str) -> None:
+        """Set a pane's border title when it says something new: setting one repaints every
+        line of the pane (35 at 120x40), even to the same text, and the tables got theirs every
+        interval. Content, not str: a str title is parsed as markup, and a comm or a symbol may
+        hold "[b]"."""
+        if self._titles.get(id(pane)) != title:
+            self._titles[id(pane)] = title
+            pane.border_title = Content(title)
 
     def compose(self) -> ComposeResult:
         yield self.header_bar
@@ -149,17 +160,19 @@ class Dashboard(Vertical):
                 lambda: rows(view, sort, reverse, limit=MAX_FUNCTION_ROWS),
             )
         )
-        processes.border_title = Content(
+        self._set_title(
+            processes,
             f"Processes ({processes.row_count})"
             if options.zoom_cgroup is None
-            else f"Processes of cgroup {printable(options.zoom_cgroup, 60)} ({processes.row_count})"
+            else f"Processes of cgroup {printable(options.zoom_cgroup, 60)} "
+            f"({processes.row_count})",
         )
         self._show_cgroups(view, options)
         zoom = options.zoom_pid
-        # Content, not str: a str title is parsed as markup, and a comm may hold "[b]".
         noun = "Modules" if options.by_module else "Functions"
-        functions.border_title = Content(
-            noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}"
+        self._set_title(
+            functions,
+            noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}",
         )
         self._zoom_pid = zoom
 
@@ -189,10 +202,11 @@ class Dashboard(Vertical):
         )
         # Said once, in the title, when there can be no rows: cgroup v1 only.
         unavailable = view.cgroups_unavailable
-        table.border_title = Content(
+        self._set_title(
+            table,
             f"Cgroups: {printable(unavailable, 80)}"
             if unavailable
-            else f"Cgroups ({table.row_count})"
+            else f"Cgroups ({table.row_count})",
         )
 
     def _rows(
@@ -286,10 +300,9 @@ class Dashboard(Vertical):
 
     def _apply_stack_model(self, model: StackNode | None, subject: Subject) -> None:
         title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
-        # Setting a title repaints the whole pane (35 lines at 120x40) even when it is the same.
         if title != self._stack_title:
             self._stack_title = title
-            self.stack_tree.border_title = Content(title)  # literal: symbols may hold "[...]"
+            self._set_title(self.stack_tree, title)
         self.stack_tree.show_stacks(model, subject)
 
     @staticmethod

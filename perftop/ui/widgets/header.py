@@ -30,6 +30,10 @@ def pieces_content(pieces: Sequence[Piece]) -> Content:
 
 
 class HeaderBar(Static):
+    """Redrawn only when a piece of it changed: an update of a Static renders it whole."""
+
+    _shown: tuple[tuple[Piece, ...], ...] | None = None
+
     def show(
         self,
         latest: Interval | None,
@@ -41,16 +45,21 @@ class HeaderBar(Static):
         zoom_cgroup_name: str = "",
     ) -> None:
         cpu_width = max(8, self.size.width // 4)
-        status = pieces_content(status_pieces(latest, cpu_width=cpu_width))
-        filters = pieces_content(
-            filter_pieces(
-                options,
-                latest,
-                zoom_comm,
-                live=live,
-                ended=ended,
-                zoom_cgroup_name=zoom_cgroup_name,
-            )
+        lines = (
+            tuple(status_pieces(latest, cpu_width=cpu_width)),
+            tuple(
+                filter_pieces(
+                    options,
+                    latest,
+                    zoom_comm,
+                    live=live,
+                    ended=ended,
+                    zoom_cgroup_name=zoom_cgroup_name,
+                )
+            ),
         )
+        if lines == self._shown:
+            return
+        self._shown = lines
         # Its height is fixed (perftop.tcss): no layout of the whole screen for a new line.
-        self.update(Content("\n").join([status, filters]), layout=False)
+        self.update(Content("\n").join([pieces_content(line) for line in lines]), layout=False)

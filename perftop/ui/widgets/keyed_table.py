@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from perftop.ui.widgets.scrolling import set_virtual_size
 from perftop.viewmodel import Column, TableRow
 
 CELL_PADDING = 1  # a space each side of a cell, as DataTable drew it
@@ -174,7 +175,7 @@ class KeyedTable(ScrollView, can_focus=True):
             self.refresh()
         elif len(self._lines) > 4 * len(self._rows) + 64:
             self._lines.clear()
-        self.virtual_size = Size(self._total_width(), len(self._rows) + 1)
+        set_virtual_size(self, Size(self._total_width(), len(self._rows) + 1))
         moved = self._index.get(selected) if selected is not None and self._placed else None
         if moved is None and self._placed:
             # The row the user chose has left: back to the top, the hottest row, followed as

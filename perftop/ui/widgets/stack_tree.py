@@ -27,6 +27,7 @@ from textual.strip import Strip
 from perftop.model.samples import FunctionKey
 from perftop.ui.widgets.annotate_view import AnnotateRequested
 from perftop.ui.widgets.frame_style import mark_style
+from perftop.ui.widgets.scrolling import set_virtual_size
 from perftop.viewmodel import StackNode
 
 Path = tuple[FunctionKey, ...]
@@ -313,7 +314,7 @@ class StackTree(ScrollView, can_focus=True):
         levels = levels_that_fit(self.size.width)
         widest = max(line.cell_width(levels) for line in self._lines)
         self._widest = max(self._widest, widest)
-        self.virtual_size = Size(self._widest, len(self._lines))
+        set_virtual_size(self, Size(self._widest, len(self._lines)))
 
     def _refresh_changed(self, before: tuple[PaneLine, ...], old_cursor: int) -> None:
         """Ask for the lines on screen that now show something else, and no others."""
