@@ -221,7 +221,8 @@ def parse_config(argv: Sequence[str]) -> Config:
         raise UsageError(f"unknown event '{args.event}' (known: {', '.join(EVENTS)})")
     if FORMATS[args.format].needs_output_file and args.output is None:
         raise UsageError(f"--format {args.format} writes a file: name it with -o FILE")
-    if args.folded_pid and args.format != "folded":
+    if args.folded_pid and args.batch and args.format != "folded":
+        # On the screen it shapes the `x` dialog's folded files; in batch mode only folded.
         raise UsageError("--folded-pid is for --format folded")
     if args.output is not None:
         _check_output_path(args.output, args.force)
@@ -365,6 +366,7 @@ def main(argv: Sequence[str] | None = None, boost: StartupBoost | None = None) -
                     return run_app(
                         source,
                         record_path=config.record_path,
+                        folded_pid=config.folded_pid,
                         on_first_profile=boost.end if boost is not None else None,
                     )
                 finally:

@@ -78,6 +78,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         source: IntervalSource,
         *,
         recorder: RecordingWriter | None = None,
+        folded_pid: bool = False,
         decay_keep: float = DEFAULT_DECAY_KEEP,
         terminal_fd: int | None = None,
         early_signals: list[int] | None = None,
@@ -86,7 +87,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
     ) -> None:
         super().__init__()
         self.source = source
-        self.options = ViewOptions(recording=recorder is not None)
+        self.options = ViewOptions(recording=recorder is not None, folded_pid=folded_pid)
         # The recording and the accumulation see every interval, even the ones the screen
         # skips when it falls behind: the session runs them on the sampler thread.
         self._session = SamplingSession(source, recorder=recorder, decay_keep=decay_keep)

@@ -26,6 +26,7 @@ def run_app(
     source: IntervalSource,
     *,
     record_path: Path | None = None,
+    folded_pid: bool = False,
     on_first_profile: Callable[[], None] | None = None,
 ) -> int:
     """Show `source` until the user quits, a signal or a hang-up ends it; the exit status.
@@ -68,6 +69,7 @@ def run_app(
     app = PerftopApp(
         source,
         recorder=recorder,
+        folded_pid=folded_pid,
         terminal_fd=terminal_fd,
         early_signals=early,
         exit_deadline=exit_deadline,

@@ -43,6 +43,7 @@ class ViewOptions:
     by_module: bool = False  # the functions table by module (`d`, perf top's --sort dso)
     # Not choices, but state the header shows beside them:
     recording: bool = False  # --record is writing every interval
+    folded_pid: bool = False  # --folded-pid: folded exports rooted at comm-PID, as batch writes
     replay_at: int | None = None  # the interval of the recording shown (1 the first)
 
     @property

@@ -54,6 +54,7 @@ def export_request(
         start_time=view.timestamp - view.interval_s,
         mappings=view.interval.mappings,
         main_pid=options.zoom_pid,
+        process_roots=options.folded_pid,
     )
     samples = sum(stack.samples for stack in stacks)
     summary = f"{subject}, {what}: {samples:,} samples in {len(stacks):,} stacks"

@@ -182,3 +182,33 @@ def test_the_screen_and_batch_mode_write_the_same_file(tmp_path: Path, export_fo
     name = "perftop cpu-clock"  # the profile's name inside: batch names the run by its event
     write_export(screen, export_format, view.stacks, request.meta, name=name)
     assert screen.read_bytes() == batch.read_bytes()
+
+
+def test_folded_pid_gives_the_screens_x_the_same_comm_pid_roots(tmp_path: Path) -> None:
+    """`perftop --folded-pid` on the screen: the `x` dialog's folded file is batch's
+    `--format folded --folded-pid` file, byte for byte; without the flag, `comm` roots."""
+    from perftop.formats.files import write_export
+    from perftop.profile.view import build_view
+    from perftop.viewmodel.controls import ViewOptions
+    from perftop.viewmodel.export import export_request
+
+    batch = tmp_path / "batch"
+    assert replay("--format", "folded", "--folded-pid", "-o", str(batch), "-n", "1") == 0
+    view = build_view(read_recording(SYNTHETIC)[0])
+    for folded_pid, expected in ((True, batch.read_bytes()), (False, None)):
+        request = export_request(view, ViewOptions(folded_pid=folded_pid))
+        screen = tmp_path / f"screen-{folded_pid}"
+        write_export(screen, "folded", view.stacks, request.meta, name="perftop cpu-clock")
+        roots = {line.split(";", 1)[0] for line in screen.read_text().splitlines()}
+        if expected is not None:
+            assert screen.read_bytes() == expected
+            assert all(root.rsplit("-", 1)[1].isdigit() for root in roots), roots
+        else:
+            assert not any(root.rsplit("-", 1)[-1].isdigit() for root in roots), roots
+
+
+def test_folded_pid_is_accepted_for_the_screen() -> None:
+    from perftop.cli.main import parse_config
+
+    config = parse_config(["--folded-pid"])
+    assert config.folded_pid and not config.batch
