@@ -182,7 +182,7 @@ def test_thousands_of_short_lived_processes_a_second(
         assert snapshot.samples > 0
     # Per-process state stays bounded and nothing leaks.
     assert len(filtered._symbols._user) <= 256
-    assert len(filtered._details._tracked) <= 4096
+    assert len(filtered._details._baselines) <= filtered._details._max_tracked
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
 
 
