@@ -76,6 +76,7 @@ class ModuleNames:
         self._names: dict[tuple[str, str], str] = {}
         self._taken: set[str] = set()
         self._by_basename: dict[str, list[str]] = {}  # basename -> paths named so far
+        self._by_path: dict[str, dict[str, str]] = {}  # path -> build id -> its name
 
     def name(self, path: str, build_id: str) -> str:
         key = (path, build_id)
@@ -85,6 +86,15 @@ class ModuleNames:
         basename = path.rpartition("/")[2] or path
         if len(self._names) >= self._limit:
             return path  # unique enough, and no longer remembered
+        of_path = self._by_path.setdefault(path, {})
+        if of_path and (not build_id or "" in of_path):
+            # An unknown build id (the file out of reach: another user's process without
+            # CAP_SYS_PTRACE) is no sign of another binary: one libc.so.6, not a second
+            # "libc.so.6 [no build id]".
+            shared = of_path.get("") or next(iter(of_path.values()))
+            of_path.setdefault(build_id, shared)
+            self._names[key] = shared
+            return shared
         others = self._by_basename.setdefault(basename, [])
         name = basename
         if basename in self._taken:
@@ -97,6 +107,7 @@ class ModuleNames:
         others.append(path)
         self._taken.add(unique)
         self._names[key] = unique
+        of_path[build_id] = unique
         return unique
 
 

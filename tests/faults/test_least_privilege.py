@@ -142,7 +142,7 @@ def test_bpf_and_perfmon_are_enough_to_sample(world: World) -> None:
     # (The vDSO is the kernel's, the same in every process: perftop names it from its own.)
     frames = {frame for frame in run.frames(world.other, kernel=False) if frame.module != "[vdso]"}
     assert frames and all(frame.unresolved_reason is Unresolved.ROOT_DENIED for frame in frames)
-    assert all(frame.symbol.startswith(("perftop_chain+0x", "libc")) for frame in frames)
+    assert all(frame.symbol.startswith(("perftop_chain+0x", "libc")) for frame in frames), frames
     if _kallsyms_hidden_without_syslog():
         kernel_frames = run.frames(world.kernel, kernel=True)
         assert kernel_frames

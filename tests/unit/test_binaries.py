@@ -129,6 +129,10 @@ def test_module_names_tell_binaries_of_one_basename_apart() -> None:
     # The same path rebuilt (an old process still runs the old one): told by build id.
     assert names.name("/opt/a/bin/chain", "dd") == "chain [dd]"
     assert names.name("/usr/lib/libc.so.6", "ee") == "libc.so.6"
+    # A build id not read (another user's file) is the same path's binary, either way round.
+    assert names.name("/usr/lib/libc.so.6", "") == "libc.so.6"
+    assert names.name("/opt/denied/tool", "") == "tool"
+    assert names.name("/opt/denied/tool", "ff") == "tool"
 
 
 def test_two_binaries_of_one_name_are_two_functions(tmp_path: Path) -> None:
