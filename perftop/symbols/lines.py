@@ -64,12 +64,34 @@ def _file_names(program: Any, comp_dir: str) -> list[str]:
     return names
 
 
+# get_dwarf_info() reads every .debug_* section whole (and inflates compressed ones): what a
+# binary in a watched process may make perftop hold is bounded before it is asked to.
+MAX_DEBUG_SECTIONS_BYTES = 64 << 20
+SHF_COMPRESSED = 0x800
+
+
+def _debug_sections_bounded(elf: ELFFile) -> bool:
+    """No compressed debug section (its inflated size is the file's word) and all of them
+    together under MAX_DEBUG_SECTIONS_BYTES."""
+    total = 0
+    for section in elf.iter_sections():
+        name = section.name
+        if not name.startswith((".debug_", ".zdebug_")):
+            continue
+        if name.startswith(".zdebug_") or section["sh_flags"] & SHF_COMPRESSED:
+            return False
+        total += section["sh_size"]
+    return total <= MAX_DEBUG_SECTIONS_BYTES
+
+
 def read_line_table(stream: BinaryIO) -> LineTable | None:
     """The line table of an open ELF file, or None when it has none (or too large a one)."""
     try:
         elf = ELFFile(stream)
         section = elf.get_section_by_name(".debug_line")
         if section is None or section["sh_size"] > MAX_LINE_PROGRAM_BYTES:
+            return None
+        if not _debug_sections_bounded(elf):
             return None
         dwarf = elf.get_dwarf_info()
         rows: list[tuple[int, str, int]] = []

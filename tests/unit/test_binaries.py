@@ -192,3 +192,14 @@ def test_native_code_is_interned_so_frames_hash_it_by_identity() -> None:
     assert list(first) == ["/opt/a/chain", "aa", 0x1100, "/opt/a/chain.c", 4]
     with pytest.raises(AttributeError):
         first.offset = 0  # type: ignore[misc]
+
+
+def test_compressed_debug_sections_are_not_inflated(tmp_path: Path) -> None:
+    """A compressed .debug_* section says its own inflated size: a binary in a watched process
+    could make perftop inflate gigabytes, so such a file gives no line table."""
+    binary = build(tmp_path, "-g", "-gz=zlib")
+    with binary.open("rb") as stream:
+        flags = [s["sh_flags"] for s in ELFFile(stream).iter_sections() if s.name == ".debug_info"]
+        assert flags and flags[0] & 0x800  # SHF_COMPRESSED: the build did compress
+        stream.seek(0)
+        assert read_line_table(stream) is None
