@@ -238,7 +238,10 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self.options = replace(self.options, recording=False)
         self._render_view()
         self.notify(
-            f"recording stopped: {message.error}", severity="error", timeout=15, markup=False
+            f"recording stopped: {printable(message.error, 200)}",
+            severity="error",
+            timeout=15,
+            markup=False,
         )
 
     # Drawing --------------------------------------------------------------------------------
