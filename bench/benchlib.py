@@ -571,3 +571,8 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "perf": perf or "not found",
     }
+
+
+# perftop's screen once it has profile data, not just a frame (its processes from psutil,
+# before the BPF program is ready, come with 0 samples/s).
+PERFTOP_READY = re.compile(r"(?<![\d,])[1-9][\d,]* samples/s")

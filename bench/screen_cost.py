@@ -29,6 +29,7 @@ from benchlib import (
     BENCH,
     BUSY_BOX_LOAD,
     PERFTOP,
+    PERFTOP_READY,
     ROOT,
     Figure,
     Group,
@@ -41,7 +42,6 @@ from benchlib import (
 )
 
 TARGET_RATIO = 2.0
-PERFTOP_READY = re.compile(r"(?<![\d,])[1-9][\d,]* samples/s")
 PEER_READY = re.compile(r"some_function_name_")
 READY_TIMEOUT_S = 60.0
 # The batch recorder's first intervals wait for the BPF compile; these come on top of the window.

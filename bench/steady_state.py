@@ -31,6 +31,7 @@ from pathlib import Path
 from benchlib import (
     BUSY_BOX_LOAD,
     PERFTOP,
+    PERFTOP_READY,
     Figure,
     Group,
     TmuxPane,
@@ -41,9 +42,6 @@ from benchlib import (
     tree_cpu_seconds,
 )
 
-# What each screen shows once it has profile data, not just a frame (perftop's processes from
-# psutil, before the BPF program is ready, come with 0 samples/s).
-PERFTOP_READY = re.compile(r"(?<![\d,])[1-9][\d,]* samples/s")
 PERF_TOP_READY = re.compile(r"Samples: +[1-9]")
 TOP_READY = re.compile(r"^top - ", re.MULTILINE)
 # The first profile waits for the BPF compile, which a loaded 2-CPU VM has stretched past a minute.
