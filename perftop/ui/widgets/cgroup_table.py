@@ -27,7 +27,7 @@ class CgroupTable(KeyedTable):
 
     def __init__(self, *, id: str = "cgroups") -> None:
         super().__init__(CGROUP_COLUMNS, id=id)
-        self.border_title = "Cgroups"
+        self.set_pane_title("Cgroups")
 
     @property
     def selected_cgroup(self) -> str | None:

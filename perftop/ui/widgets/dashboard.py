@@ -16,8 +16,6 @@ import psutil
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
-from textual.content import Content
-from textual.widget import Widget
 
 from perftop.model.samples import FrameKind, FunctionKey, Interval
 from perftop.model.stats import View
@@ -28,6 +26,7 @@ from perftop.ui.widgets.function_table import FunctionTable
 from perftop.ui.widgets.header import HeaderBar
 from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.ui.widgets.process_table import ProcessTable
+from perftop.ui.widgets.scrolling import TitledScrollView
 from perftop.ui.widgets.stack_tree import StackTree
 from perftop.viewmodel import (
     StackNode,
@@ -94,16 +93,13 @@ class Dashboard(Vertical):
         self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
         self._rows_for: dict[str, tuple[View, tuple[object, ...], list[TableRow]]] = {}
-        self._titles: dict[int, str] = {}  # by id() of the pane, all three held by self
 
-    def _set_title(self, pane: Widget, title: str) -> None:
-        """Set a pane's border title when it says something new: setting one repaints every
-        line of the pane (35 at 120x40), even to the same text, and the tables got theirs every
-        interval. Content, not str: a str title is parsed as markup, and a comm or a symbol may
-        hold "[b]"."""
-        if self._titles.get(id(pane)) != title:
-            self._titles[id(pane)] = title
-            pane.border_title = Content(title)
+    def _set_title(self, pane: TitledScrollView, title: str) -> None:
+        """Set a pane's own title; the pane shows it (literally, never as markup: a comm or a
+        symbol may hold "[b]") only when it says something new, since setting a border title
+        repaints every line of the pane (35 at 120x40), and the tables get theirs every
+        interval."""
+        pane.set_pane_title(title)
 
     def compose(self) -> ComposeResult:
         yield self.header_bar

@@ -26,7 +26,7 @@ class FunctionTable(KeyedTable):
 
     def __init__(self, *, id: str = "functions") -> None:
         super().__init__(FUNCTION_COLUMNS, id=id)
-        self.border_title = "Functions"
+        self.set_pane_title("Functions")
 
     @property
     def selected_function(self) -> FunctionKey | None:

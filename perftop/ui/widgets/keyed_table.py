@@ -19,10 +19,9 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from perftop.ui.widgets.scrolling import set_virtual_size
+from perftop.ui.widgets.scrolling import TitledScrollView, set_virtual_size
 from perftop.viewmodel import Column, TableRow
 
 CELL_PADDING = 1  # a space each side of a cell, as DataTable drew it
@@ -40,7 +39,7 @@ def fit(text: str, width: int, right: bool) -> str:
     return padding + text if right else text + padding
 
 
-class KeyedTable(ScrollView, can_focus=True):
+class KeyedTable(TitledScrollView, can_focus=True):
     """Rows are replaced as a whole each refresh. Until the user moves the cursor it stays on
     the first row, the hottest (as in top and perf top); once moved, the highlighted row
     follows its key: the cursor and the scroll position stay where the user put them. When

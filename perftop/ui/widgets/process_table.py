@@ -26,7 +26,7 @@ class ProcessTable(KeyedTable):
 
     def __init__(self, *, id: str = "processes") -> None:
         super().__init__(PROCESS_COLUMNS, id=id)
-        self.border_title = "Processes"
+        self.set_pane_title("Processes")
 
     @property
     def selected_pid(self) -> int | None:

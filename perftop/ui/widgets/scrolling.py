@@ -12,6 +12,7 @@ scrollbars appear or go, their own reactives still lay the screen out, as they m
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
@@ -27,3 +28,41 @@ def set_virtual_size(widget: ScrollView, size: Size) -> None:
         return
     widget.set_reactive(Widget.virtual_size, size)
     widget._scroll_update(size)  # as Widget._size_updated(layout=False) does
+
+
+class TitledScrollView(ScrollView):
+    """A pane with no scrollbar, whose border title says how far it is scrolled.
+
+    perftop's live panes have no scrollbars (perftop.tcss): a scrollbar that comes and goes as
+    the row count crosses the pane's height lays the whole screen out again, and the compositor
+    then draws every line of every pane, each second on a busy box. Without one, the title says
+    what a scrollbar said: `Functions ↑12 above` once the user has scrolled down.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._pane_title = ""
+        self._shown_title: str | None = None
+
+    def set_pane_title(self, title: str) -> None:
+        """The pane's own title (literal text, never markup); the scroll mark is added to it."""
+        self._pane_title = title
+        self._show_title()
+
+    @property
+    def lines_above(self) -> int:
+        """How many of the pane's lines are scrolled off its top."""
+        return max(0, round(self.scroll_y))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self._show_title()
+
+    def _show_title(self) -> None:
+        above = self.lines_above
+        title = self._pane_title if not above else f"{self._pane_title} ↑{above} above"
+        # Setting a border title repaints every line of the pane, even to the same text.
+        if title != self._shown_title:
+            self._shown_title = title
+            self.border_title = Content(title)

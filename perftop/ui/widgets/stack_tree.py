@@ -21,13 +21,12 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from perftop.model.samples import FunctionKey
 from perftop.ui.widgets.annotate_view import AnnotateRequested
 from perftop.ui.widgets.frame_style import mark_style
-from perftop.ui.widgets.scrolling import set_virtual_size
+from perftop.ui.widgets.scrolling import TitledScrollView, set_virtual_size
 from perftop.viewmodel import StackNode
 
 Path = tuple[FunctionKey, ...]
@@ -136,7 +135,7 @@ class PaneLine:
 PLACEHOLDER = PaneLine((), (), True, "", (("Select a process or a function", DIM),))
 
 
-class StackTree(ScrollView, can_focus=True):
+class StackTree(TitledScrollView, can_focus=True):
     """Enter folds and unfolds; left folds or goes to the parent, right unfolds or goes to the
     first child; space pauses the screen like everywhere else."""
 
@@ -183,7 +182,7 @@ class StackTree(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str = "stacks") -> None:
         super().__init__(id=id)
-        self.border_title = "Call stacks"
+        self.set_pane_title("Call stacks")
         self._subject: object = None
         self._model: StackNode | None = None
         self._lines: tuple[PaneLine, ...] = (PLACEHOLDER,)
