@@ -236,7 +236,7 @@ class KeyedTable(TitledScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        base = self.rich_style
+        base = self.line_style
         if y == 0:
             strip = self._header_strip(base)
         else:

@@ -12,9 +12,11 @@ scrollbars appear or go, their own reactives still lay the screen out, as they m
 
 from __future__ import annotations
 
+from rich.style import Style
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widget import Widget
 
 
@@ -43,6 +45,21 @@ class TitledScrollView(ScrollView):
         super().__init__(id=id)
         self._pane_title = ""
         self._shown_title: str | None = None
+        self._pass_style: Style | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Every line of one pass has the same base style, and Widget.rich_style walks the DOM
+        # for it each time it is asked (20 µs here: most of what drawing a cached line costs).
+        self._pass_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_style = None
+
+    @property
+    def line_style(self) -> Style:
+        """The widget's base style, read once per drawing pass."""
+        return self.rich_style if self._pass_style is None else self._pass_style
 
     def set_pane_title(self, title: str) -> None:
         """The pane's own title (literal text, never markup); the scroll mark is added to it."""

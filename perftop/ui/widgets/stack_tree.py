@@ -336,7 +336,7 @@ class StackTree(TitledScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         index = scroll_y + y
-        base = self.rich_style
+        base = self.line_style
         if index >= len(self._lines):
             return Strip.blank(width, base)
         line = self._lines[index]
