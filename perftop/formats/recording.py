@@ -269,24 +269,73 @@ def _decode_frame(value: Any) -> Frame:
     return frame
 
 
+class FrameMemo:
+    """Frames decoded once for a whole recording, by their recorded form.
+
+    An interval holds every frame its stacks use, and the next interval holds most of them
+    again: decoding each anew was most of a replay's reading. The key is the value's repr, not
+    the value: JSON's `true` and `1` are equal (and hash alike) in Python but are not the same
+    frame field. A memo holds at most `limit` frames, then starts over.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._frames: dict[str, Frame] = {}
+        self._limit = limit
+
+    def decode(self, value: Any) -> Frame:
+        key = repr(value)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = _decode_frame(value)
+            if len(self._frames) >= self._limit:
+                self._frames.clear()
+            self._frames[key] = frame
+        return frame
+
+
+def _frame_chain(indexes: Any, frames: list[Frame]) -> tuple[Frame, ...]:
+    # The common case checked by C loops (types, then bounds); the slow path names the bad one.
+    indexes = _check(indexes, list, "stack frames")
+    if not indexes:
+        return ()
+    if set(map(type, indexes)) == {int} and min(indexes) >= 0 and max(indexes) < len(frames):
+        return tuple(map(frames.__getitem__, indexes))
+    for index in indexes:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(frames):
+            raise RecordingError(f"stack refers to frame {index!r}, which is not in 'frames'")
+    raise AssertionError("unreachable: every index was valid")
+
+
 def _decode_stack(value: Any, frames: list[Frame]) -> StackSample:
     # Six values, and a seventh, the cgroup id, from format 4.
     if not isinstance(value, list) or len(value) not in (6, 7):
         raise RecordingError("each entry of 'stacks' should be a list of 6 or 7 values")
     pid, tid, comm, indexes, samples, period, cgroup_id = value if len(value) == 7 else [*value, 0]
-    chain = []
-    for index in _check(indexes, list, "stack frames"):
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(frames):
-            raise RecordingError(f"stack refers to frame {index!r}, which is not in 'frames'")
-        chain.append(frames[index])
+    chain = _frame_chain(indexes, frames)
+    # Checked at once (type, not isinstance: JSON's true is no pid); the checks one by one
+    # only to say which field is wrong.
+    if not (
+        type(pid) is int
+        and type(tid) is int
+        and type(comm) is str
+        and type(samples) is int
+        and type(period) is int
+        and type(cgroup_id) is int
+    ):
+        _check(pid, int, "stack pid")
+        _check(tid, int, "stack tid")
+        _check(comm, str, "stack comm")
+        _check(samples, int, "stack samples")
+        _check(period, int, "stack period")
+        _check(cgroup_id, int, "stack cgroup")
     return StackSample(
-        pid=_check(pid, int, "stack pid"),
-        tid=_check(tid, int, "stack tid"),
-        comm=_check(comm, str, "stack comm"),
-        frames=tuple(chain),
-        samples=_check(samples, int, "stack samples"),
-        period=_check(period, int, "stack period"),
-        cgroup_id=_check(cgroup_id, int, "stack cgroup"),
+        pid=pid,
+        tid=tid,
+        comm=comm,
+        frames=chain,
+        samples=samples,
+        period=period,
+        cgroup_id=cgroup_id,
     )
 
 
@@ -343,12 +392,14 @@ def _decode_cost(data: dict[str, Any]) -> SamplerCost:
     )
 
 
-def decode_interval(data: Any) -> Interval:
-    """The interval `encode_interval` made; RecordingError says what is wrong otherwise."""
+def decode_interval(data: Any, memo: FrameMemo | None = None) -> Interval:
+    """The interval `encode_interval` made; RecordingError says what is wrong otherwise.
+    `memo` carries decoded frames from one interval of a recording to the next."""
     data = _check(data, dict, "interval")
     if data.get("format") not in FORMATS_READ:
         raise RecordingError(f"not a perftop recording line (format {data.get('format')!r})")
-    frames = [_decode_frame(f) for f in _field(data, "frames", list)]
+    decode_frame = _decode_frame if memo is None else memo.decode
+    frames = [decode_frame(f) for f in _field(data, "frames", list)]
     lost = {
         _check(name, str, "lost counter"): _check(count, int, "lost count")
         for name, count in _field(data, "lost", dict).items()
@@ -448,6 +499,7 @@ def iter_recording(path: Path) -> Generator[Interval, None, None]:
         file = path.open("r", encoding="utf-8", newline="\n")
     except OSError as error:
         raise RecordingError(f"{path}: cannot open the recording: {error.strerror}") from None
+    memo = FrameMemo()
     with file:
         number = 0
         try:
@@ -461,7 +513,7 @@ def iter_recording(path: Path) -> Generator[Interval, None, None]:
                         return
                     raise RecordingError(f"{path}:{number}: not JSON ({error.msg})") from None
                 try:
-                    yield decode_interval(data)
+                    yield decode_interval(data, memo)
                 except RecordingError as error:
                     raise RecordingError(f"{path}:{number}: {error}") from None
         except UnicodeDecodeError:

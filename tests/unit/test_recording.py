@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from perftop.formats.recording import (
+    FrameMemo,
     RecordingError,
     RecordingWriter,
     decode_interval,
@@ -179,6 +180,15 @@ def test_an_empty_interval_round_trips() -> None:
         (lambda d: d.update(frequency_hz=True), "'frequency_hz' should be a number"),
         (lambda d: d.update(interval_s=None), "'interval_s' should be a finite number"),
         (lambda d: d["stacks"][0][3].append(99), "frame 99, which is not in 'frames'"),
+        (lambda d: d["stacks"][0][3].append(-1), "frame -1, which is not in 'frames'"),
+        (lambda d: d["stacks"][0][3].append(True), "frame True, which is not in 'frames'"),
+        (lambda d: d["stacks"][0][3].append(1.0), "frame 1.0, which is not in 'frames'"),
+        (lambda d: d["stacks"][0].__setitem__(3, "0"), "'stack frames' has the wrong type"),
+        (lambda d: d["stacks"][0].__setitem__(0, True), "'stack pid' should be a number"),
+        (lambda d: d["stacks"][0].__setitem__(1, "7"), "'stack tid' has the wrong type"),
+        (lambda d: d["stacks"][0].__setitem__(2, 7), "'stack comm' has the wrong type"),
+        (lambda d: d["stacks"][0].__setitem__(4, None), "'stack samples' has the wrong type"),
+        (lambda d: d["stacks"][0].__setitem__(5, 1.5), "'stack period' has the wrong type"),
         (lambda d: d["stacks"].append([1, 2]), "each entry of 'stacks' should be a list of 6"),
         (lambda d: d.update(format="something/9"), "not a perftop recording line"),
         (lambda d: d["processes"][0]["info"].pop("user"), "missing field 'user'"),
@@ -199,6 +209,31 @@ def test_damage_is_reported_not_raised_as_a_crash(damage: object, message: str) 
     damage(data)  # type: ignore[operator]
     with pytest.raises(RecordingError, match=message):
         decode_interval(data)
+
+
+def test_a_memo_shares_frames_across_intervals_and_keeps_true_apart_from_one() -> None:
+    data = json.loads(json.dumps(encode_interval(full_snapshot())))
+    memo = FrameMemo()
+    first, second = decode_interval(data, memo), decode_interval(data, memo)
+    assert first == second == decode_interval(data)
+    assert all(
+        a is b
+        for x, y in zip(first.stacks, second.stacks, strict=True)
+        for a, b in zip(x.frames, y.frames, strict=True)
+    )
+    # JSON's true and 1 are equal keys in a dict: the memo must not hand one out for the other.
+    kernel = ["sym", "mod", True, None]
+    user = ["sym", "mod", 1, None]
+    assert memo.decode(kernel).kernel is True
+    with pytest.raises(RecordingError, match="'frame kernel' has the wrong type"):
+        memo.decode(user)
+
+
+def test_a_full_memo_starts_over() -> None:
+    memo = FrameMemo(limit=2)
+    frames = [memo.decode([f"s{i}", "m", False, None]) for i in range(5)]
+    assert [f.symbol for f in frames] == [f"s{i}" for i in range(5)]
+    assert len(memo._frames) <= 2
 
 
 # Files --------------------------------------------------------------------------------------
