@@ -119,7 +119,9 @@ PROCESS_COLUMNS: tuple[Column[ProcessStat], ...] = (
         _command,
         numeric=False,
         descending=False,
-        shrinks=(Shrink(7, 10),),
+        # A kernel thread's name may run past the kernel's 15 characters ([kworker/u8:1-…]):
+        # cut to 18 first, it no longer takes COMMAND's room.
+        shrinks=(Shrink(1, 18), Shrink(7, 10)),
     ),
     # The command line is cut to ~20 cells first, then the low-value columns go, then it is
     # cut further: at 80 columns it was one cell wide beside all of them.

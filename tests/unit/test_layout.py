@@ -48,6 +48,11 @@ def test_processes_at_80_columns_keep_command_at_20_or_more() -> None:
     assert widths["pid"] and widths["share"] and widths["cpu"] and widths["comm"] == 15
 
 
+def test_a_long_kernel_thread_name_does_not_take_the_command_line_s_room() -> None:
+    widths = widths_of(PROCESS_COLUMNS, 79, {"comm": 33, "command": 120})
+    assert widths["comm"] == 18 and widths["command"] >= 20
+
+
 def test_processes_at_120_columns_lose_nothing_but_command_length() -> None:
     widths = widths_of(PROCESS_COLUMNS, 119, {"comm": 15, "command": 120})
     assert all(widths[c] for c in ("user", "samples", "threads", "rss"))
