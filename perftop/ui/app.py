@@ -57,9 +57,11 @@ from perftop.viewmodel import (
 )
 from perftop.viewmodel.annotate import annotated_histogram
 from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
+from perftop.viewmodel.layout import TALL_LINES
 
-# From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss).
-WIDE_COLUMNS = 120
+# From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss);
+# below it the panes are stacked, so at 120 columns the functions' SYMBOL gets the width.
+WIDE_COLUMNS = 160
 TABLE_ACTIONS = frozenset({"sort_next", "sort_previous", "reverse_sort"})
 
 
@@ -72,6 +74,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()
     # Not a ClassVar annotation: Textual declares this one as a plain attribute.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # noqa: RUF012
+    # Below TALL_LINES lines the call-stack pane is its title line until focused.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_LINES, "-tall")]  # noqa: RUF012
 
     def __init__(
         self,
@@ -123,9 +127,11 @@ class PerftopApp(DiffedApp, SourceControlActions):
         # The first frame is laid out as the rest: Textual sets the breakpoint classes on the
         # first Resize, which came after a frame without them (every pane laid out and painted
         # twice before the first complete screen).
-        width = self.size.width
+        width, height = self.size
         self.screen.set_class(width < WIDE_COLUMNS, "-narrow")
         self.screen.set_class(width >= WIDE_COLUMNS, "-wide")
+        self.screen.set_class(height < TALL_LINES, "-short")
+        self.screen.set_class(height >= TALL_LINES, "-tall")
         # Kept, not queried: a query would search whichever screen is on top (help, prompts).
         self.dashboard = Dashboard(live=self.source.live)
         yield self.dashboard
@@ -358,7 +364,7 @@ class PerftopApp(DiffedApp, SourceControlActions):
         super().exit(result, return_code, message)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self._shown[0] if self._shown is not None else None))
 
     def action_flame(self) -> None:
         if self._flame is not None:

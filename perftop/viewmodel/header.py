@@ -141,6 +141,12 @@ def filter_pieces(
     return pieces
 
 
+def says_only_defaults(pieces: Sequence[Piece]) -> bool:
+    """True when no piece is a filter, a mode in force or a warning: the line would say only
+    what is always so (the last interval, the keys), and the screen has better use for it."""
+    return all(piece.kind is PieceKind.LABEL for piece in pieces)
+
+
 def fitted_cost_pieces(snapshot: Interval | None, width: int) -> list[Piece]:
     """The cost bar with as much detail as `width` columns hold: the lost causes are given up
     before the maps' fill, and the compact form (always, below 120 columns) is the last resort.
@@ -162,9 +168,21 @@ def pieces_width(pieces: list[Piece]) -> int:
 
 
 def short_headers(headers: str) -> str:
-    """`/usr/src/linux-headers-6.8.0-45-generic` -> `6.8.0-45-generic`: the version is the news."""
-    name = headers.rstrip("/").rsplit("/", 1)[-1] if headers.startswith("/") else headers
-    return name.removeprefix("linux-headers-")
+    """The kernel headers' description (perftop.system.headers) as a token for the cost bar:
+    the version is the news, and whether they are another kernel's (`generic`). The whole
+    description is in the help screen's "This session" and in `perftop doctor`.
+
+    `/usr/src/linux-headers-6.8.0-45-generic (headers of the running kernel)` -> `6.8.0-45-generic`;
+    `linux-headers-6.1.0-56-amd64 + linux-headers-6.1.0-56-common merged in … (generic; …)`
+    -> `6.1.0-56 generic`."""
+    first = headers.split(" ", 1)[0]
+    name = first.rstrip("/").rsplit("/", 1)[-1] if first.startswith("/") else first
+    name = name.removeprefix("linux-headers-")
+    if " + " in headers:  # Debian's split trees, merged: the arch half's name ends in its arch
+        name = name.rsplit("-", 1)[0]
+    if "(generic;" in headers:
+        name += " generic"
+    return name
 
 
 def cost_pieces(snapshot: Interval | None, compact: bool = False, causes: int = 3) -> list[Piece]:
@@ -230,6 +248,30 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False, causes: int = 
             )
         )
     if snapshot.headers:
-        headers = short_headers(snapshot.headers) if compact else snapshot.headers
-        pieces.append(Piece(f"headers {printable(headers, 60)}", PieceKind.LABEL))
+        # A token, not the description: the bar is perftop's cost, and the line is short.
+        pieces.append(
+            Piece(f"headers {printable(short_headers(snapshot.headers), 32)}", PieceKind.LABEL)
+        )
     return pieces
+
+
+def session_facts(snapshot: Interval | None) -> list[tuple[str, str]]:
+    """What this session samples with, for the help screen's "This session": the lines the
+    main screen has no room for (the kernel headers' whole description among them)."""
+    if snapshot is None:
+        return [("sampling", "no interval yet")]
+    unwind = {
+        "table": "unwind tables (.eh_frame), frame pointers where a binary has no table",
+        "fp": "frame pointers only",
+    }.get(snapshot.unwind, printable(snapshot.unwind, 80) or "not known")
+    facts = [
+        ("event", f"{printable(snapshot.event, 40)} @ {snapshot.frequency_hz} Hz"),
+        ("stacks", printable(snapshot.stack_mode, 16)),
+        ("user stacks by", unwind),
+        ("Python frames", "walked" if snapshot.python_frames else "off"),
+        ("kernel headers", printable(snapshot.headers, 300) or "-"),
+    ]
+    if snapshot.cgroups_unavailable:
+        facts.append(("cgroups", printable(snapshot.cgroups_unavailable, 200)))
+    facts.append(("more", "`perftop doctor` checks the machine"))
+    return facts

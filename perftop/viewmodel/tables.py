@@ -11,6 +11,7 @@ from perftop.model.stats import CgroupStat, FunctionStat, ProcessStat, View
 from perftop.model.units import human_bytes as human_bytes  # re-exported
 from perftop.profile.aggregate import module_stats
 from perftop.sanitize import printable
+from perftop.viewmodel.layout import Shrink
 
 Item = TypeVar("Item")
 SortValue = float | str
@@ -27,6 +28,10 @@ class Column(Generic[Item]):
     numeric: bool = True  # right-aligned
     descending: bool = True  # the first press sorts hottest (or largest) first
     width: int | None = None  # fixed width; None grows with the content
+    # How it gives up room when the table is wider than its pane (perftop.viewmodel.layout).
+    shrinks: tuple[Shrink, ...] = ()
+    # How a cell is cut to fewer cells; None: at its end, with an ellipsis.
+    cut: Callable[[str, int], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,11 @@ def module_text(module: str, python: bool, limit: int) -> str:
     return "…" + tail
 
 
+def cut_module(cell: str, width: int) -> str:
+    """A module cell cut to `width`: a path (a Python frame's file) keeps its end."""
+    return module_text(cell, "/" in cell, width)
+
+
 def _command(process: ProcessStat) -> str:
     name = printable(process.comm, 40)
     if process.info.kernel_thread:
@@ -72,8 +82,16 @@ PROCESS_COLUMNS: tuple[Column[ProcessStat], ...] = (
         numeric=False,
         descending=False,
         width=8,
+        shrinks=(Shrink(5, 0),),
     ),
-    Column("samples", "SAMPLES", lambda p: p.samples, lambda p: str(p.samples), width=7),
+    Column(
+        "samples",
+        "SAMPLES",
+        lambda p: p.samples,
+        lambda p: str(p.samples),
+        width=7,
+        shrinks=(Shrink(3, 0),),
+    ),
     Column("share", "SHARE%", lambda p: p.percent, lambda p: f"{p.percent:.1f}", width=6),
     Column(
         "cpu", "CPU%", lambda p: p.info.cpu_percent, lambda p: f"{p.info.cpu_percent:.1f}", width=6
@@ -84,11 +102,29 @@ PROCESS_COLUMNS: tuple[Column[ProcessStat], ...] = (
         lambda p: p.info.threads,
         lambda p: str(p.info.threads) if p.info.threads else "-",
         width=4,
+        shrinks=(Shrink(2, 0),),
     ),
     Column(
-        "rss", "RSS", lambda p: p.info.rss_bytes, lambda p: human_bytes(p.info.rss_bytes), width=6
+        "rss",
+        "RSS",
+        lambda p: p.info.rss_bytes,
+        lambda p: human_bytes(p.info.rss_bytes),
+        width=6,
+        shrinks=(Shrink(4, 0),),
     ),
-    Column("comm", "COMM", lambda p: p.comm, _command, numeric=False, descending=False),
+    Column(
+        "comm",
+        "COMM",
+        lambda p: p.comm,
+        _command,
+        numeric=False,
+        descending=False,
+        # A kernel thread's name may run past the kernel's 15 characters ([kworker/u8:1-…]):
+        # cut to 18 first, it no longer takes COMMAND's room.
+        shrinks=(Shrink(1, 18), Shrink(7, 10)),
+    ),
+    # The command line is cut to ~20 cells first, then the low-value columns go, then it is
+    # cut further: at 80 columns it was one cell wide beside all of them.
     Column(
         "command",
         "COMMAND",
@@ -96,6 +132,7 @@ PROCESS_COLUMNS: tuple[Column[ProcessStat], ...] = (
         lambda p: printable(p.info.cmdline, 200),
         numeric=False,
         descending=False,
+        shrinks=(Shrink(1, 20), Shrink(6, 10), Shrink(8, 0)),
     ),
 )
 
@@ -109,7 +146,14 @@ FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
     Column(
         "total", "TOTAL%", lambda f: f.total_percent, lambda f: f"{f.total_percent:.1f}", width=6
     ),
-    Column("samples", "SAMPLES", lambda f: f.self_samples, lambda f: str(f.self_samples), width=7),
+    Column(
+        "samples",
+        "SAMPLES",
+        lambda f: f.self_samples,
+        lambda f: str(f.self_samples),
+        width=7,
+        shrinks=(Shrink(3, 0),),
+    ),
     Column(
         "module",
         "MODULE",
@@ -117,6 +161,8 @@ FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
         lambda f: module_text(f.module, f.python, MODULE_WIDTH),
         numeric=False,
         descending=False,
+        shrinks=(Shrink(2, 14), Shrink(5, 8)),
+        cut=cut_module,
     ),
     # perf's mark: [k] kernel, [.] user space; and [py] a Python function. Its width grows
     # with the marks shown, so a screen without Python functions keeps perf's three cells.
@@ -128,6 +174,8 @@ FUNCTION_COLUMNS: tuple[Column[FunctionStat], ...] = (
         lambda f: printable(f.symbol, 160),
         numeric=False,
         descending=False,
+        # What the table is for: only a very long symbol is cut before MODULE is.
+        shrinks=(Shrink(1, 60), Shrink(4, 30), Shrink(6, 16)),
     ),
 )
 
@@ -160,11 +208,32 @@ def _cgroup_path(row: CgroupStat) -> str:
 # The batch output's per-cgroup figures, as rows: its share of the samples beside its own
 # cpu.stat usage (of one CPU, like CPU%), throttling in the interval and cpu.max quota in CPUs.
 CGROUP_COLUMNS: tuple[Column[CgroupStat], ...] = (
-    Column("samples", "SAMPLES", lambda c: c.samples, lambda c: str(c.samples), width=7),
+    Column(
+        "samples",
+        "SAMPLES",
+        lambda c: c.samples,
+        lambda c: str(c.samples),
+        width=7,
+        shrinks=(Shrink(5, 0),),
+    ),
     Column("share", "SHARE%", lambda c: c.percent, lambda c: f"{c.percent:.1f}", width=6),
     Column("cpu", "CPU%", lambda c: c.info.usage_percent or 0.0, _usage, width=6),
-    Column("throttled", "THROTTL", lambda c: c.info.throttled_usec or 0, _throttled, width=7),
-    Column("quota", "QUOTA", lambda c: c.info.quota or 0.0, _quota, width=5),
+    Column(
+        "throttled",
+        "THROTTL",
+        lambda c: c.info.throttled_usec or 0,
+        _throttled,
+        width=7,
+        shrinks=(Shrink(3, 0),),
+    ),
+    Column(
+        "quota",
+        "QUOTA",
+        lambda c: c.info.quota or 0.0,
+        _quota,
+        width=5,
+        shrinks=(Shrink(2, 0),),
+    ),
     Column(
         "name",
         "NAME",
@@ -173,8 +242,17 @@ CGROUP_COLUMNS: tuple[Column[CgroupStat], ...] = (
         numeric=False,
         descending=False,
         width=20,
+        shrinks=(Shrink(4, 12),),
     ),
-    Column("cgroup", "CGROUP", lambda c: c.cgroup, _cgroup_path, numeric=False, descending=False),
+    Column(
+        "cgroup",
+        "CGROUP",
+        lambda c: c.cgroup,
+        _cgroup_path,
+        numeric=False,
+        descending=False,
+        shrinks=(Shrink(1, 20), Shrink(6, 10)),
+    ),
 )
 
 DEFAULT_PROCESS_SORT = "samples"

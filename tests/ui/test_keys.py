@@ -26,6 +26,9 @@ from tests.ui.conftest import (
 )
 
 Script = Callable[[Pilot[None]], Awaitable[None]]
+# 80 columns with room for every process of the recording: below 32 lines the processes pane
+# holds 4 rows (tests/ui/test_layout.py), and these tests read all six.
+TALL_80 = (80, 40)
 
 
 def drive(app: PerftopApp, script: Script, size: tuple[int, int] = (80, 24)) -> None:
@@ -87,7 +90,7 @@ def test_processes_sort_by_the_next_column_and_reverse(replay: PerftopApp) -> No
         assert "SHARE%▼" in screen_text(replay)
         assert pids(replay) == by_samples
 
-    drive(replay, script)
+    drive(replay, script, size=TALL_80)
 
 
 def test_htop_keys_sort_too(replay: PerftopApp) -> None:
@@ -113,7 +116,7 @@ def test_clicking_a_column_title_sorts_by_it(replay: PerftopApp) -> None:
         assert "RSS▲" in screen_text(replay)
         assert pids(replay)[:2] == ["6006", "5005"]  # no memory: exited, kernel thread
 
-    drive(replay, script)
+    drive(replay, script, size=(120, 40))
 
 
 def test_sort_keys_act_on_the_focused_table(replay: PerftopApp) -> None:
@@ -154,7 +157,7 @@ def test_text_filter_keeps_matching_stacks(replay: PerftopApp) -> None:
         await pilot.press("escape")
         assert len(pids(replay)) == 6
 
-    drive(replay, script)
+    drive(replay, script, size=TALL_80)
 
 
 def test_pid_filter_goes_to_the_source(fake_source: FakeSource) -> None:
@@ -170,7 +173,7 @@ def test_pid_filter_goes_to_the_source(fake_source: FakeSource) -> None:
         assert fake_source.calls[-1] == ("pid_filter", ())
         assert len(pids(app)) == 6
 
-    drive(app, script)
+    drive(app, script, size=TALL_80)
 
 
 @pytest.mark.parametrize(
@@ -327,7 +330,7 @@ def test_accumulate_and_zero(replay: PerftopApp) -> None:
         assert "last interval" in screen_text(replay)
         assert len(pids(replay)) == 6
 
-    drive(replay, script)
+    drive(replay, script, size=TALL_80)
 
 
 def test_exited_process_is_marked_and_the_screen_goes_on(replay: PerftopApp) -> None:
@@ -352,7 +355,7 @@ def test_call_stacks_follow_the_selection_and_explain_missing_symbols(replay: Pe
         assert "libfoo.so+0x1a2b  ← stripped binary  libfoo.so  self 76.0%" in text
         assert "fix: install debug symbols for libfoo.so" in text
 
-    drive(replay, script, size=(160, 48))
+    drive(replay, script, size=(200, 48))  # the stack pane beside the tables, 80 wide
 
 
 def test_selection_follows_its_process_across_refreshes(recorded: list[Interval]) -> None:

@@ -55,7 +55,8 @@ def stack_pane_text(app: PerftopApp) -> str:
     return "\n".join(widget_lines(app, app.dashboard.stack_tree))
 
 
-@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"), (160, 48)])
+# The stack pane below the tables (120x40) and beside them (200x48: two fifths of the width).
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"), (200, 48)])
 def test_one_fix_line_per_module_and_reason(
     recorded: list[Interval], size: tuple[int, int]
 ) -> None:
@@ -204,7 +205,7 @@ def test_rec_is_marked_while_recording(
     app = PerftopApp(source, recorder=recorder)
 
     async def script(pilot: Pilot[None]) -> None:
-        await wait_for(pilot, lambda: "1001" in pids(app))
+        await wait_for(pilot, lambda: app.snapshots_received > 0 and bool(pids(app)))
         header = "\n".join(widget_lines(app, app.dashboard.header_bar))
         assert "● REC" in header
 
@@ -215,14 +216,15 @@ def test_rec_is_marked_while_recording(
     app = PerftopApp(plain)
 
     async def unmarked(pilot: Pilot[None]) -> None:
-        await wait_for(pilot, lambda: "1001" in pids(app))
+        await wait_for(pilot, lambda: app.snapshots_received > 0 and bool(pids(app)))
         assert "REC" not in screen_text(app)
 
     drive(app, unmarked, size=size)
     plain.close()
 
 
-@pytest.mark.parametrize("size", SIZES)
+# 80x32: the processes pane holds its six rows from 32 lines (at 24 it holds four).
+@pytest.mark.parametrize("size", [pytest.param((80, 32), id="80x32"), SIZES[1]])
 def test_a_replay_pauses_steps_and_seeks(size: tuple[int, int]) -> None:
     source = ReplaySource(SYNTHETIC_RECORDING, interval_s=0)
     app = PerftopApp(source)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 
@@ -42,6 +42,7 @@ from perftop.viewmodel import (
     stack_tree,
     with_quiet_processes,
 )
+from perftop.viewmodel.layout import TALL_LINES, process_pane_height
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Dashboard(Vertical):
         self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
         self._rows_for: dict[str, tuple[View, tuple[object, ...], list[TableRow]]] = {}
+        self._fitted_height: tuple[int, int] | None = None  # (processes, cgroups) panes
 
     def _set_title(self, pane: TitledScrollView, title: str) -> None:
         """Set a pane's own title; the pane shows it (literally, never as markup: a comm or a
@@ -128,6 +130,7 @@ class Dashboard(Vertical):
             zoom_cgroup_name=cgroup_name(self._view, options.zoom_cgroup),
         )
         self.cost_bar.show(latest)
+        self._fit_heights()
         if view is not None:
             self._subject = self._selected_subject()
             self._show_stacks(options.zoom_pid)
@@ -171,6 +174,44 @@ class Dashboard(Vertical):
             noun if zoom is None else f"{noun} of PID {zoom} {printable(self._comm_of(zoom), 16)}",
         )
         self._zoom_pid = zoom
+
+    # Room ------------------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_heights()
+        self._show_stack_title()
+
+    def _fit_heights(self) -> None:
+        """The processes (or cgroups) pane as tall as its rows, capped so the functions keep
+        the room (perftop.viewmodel.layout); the functions pane takes what is left."""
+        screen_lines = self.screen.size.height
+        body = self.size.height - self.header_bar.lines - 1  # the cost bar's line
+        heights = (
+            process_pane_height(self.process_table.row_count, body, screen_lines),
+            process_pane_height(self.cgroup_table.row_count, body, screen_lines),
+        )
+        if heights != self._fitted_height and self.size.height:
+            self._fitted_height = heights
+            self.process_table.styles.height = heights[0]
+            self.cgroup_table.styles.height = heights[1]
+
+    @property
+    def stacks_collapsed(self) -> bool:
+        """Below TALL_LINES lines, stacked, the call-stack pane is its title line until it is
+        focused (perftop.tcss)."""
+        screen = self.screen
+        return (
+            screen.size.height < TALL_LINES
+            and screen.has_class("-narrow")
+            and self.screen.focused is not self.stack_tree
+        )
+
+    def _show_stack_title(self) -> None:
+        hint = "  · Tab to open" if self.stacks_collapsed else ""
+        self._set_title(self.stack_tree, self._stack_title + hint)
+
+    def on_descendant_blur(self, event: object) -> None:
+        self._show_stack_title()
 
     def group_by_cgroup(self, on: bool) -> None:
         """The cgroups pane in the processes pane's place (`g`), or the processes back."""
@@ -296,9 +337,8 @@ class Dashboard(Vertical):
 
     def _apply_stack_model(self, model: StackNode | None, subject: Subject) -> None:
         title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
-        if title != self._stack_title:
-            self._stack_title = title
-            self._set_title(self.stack_tree, title)
+        self._stack_title = title
+        self._show_stack_title()
         self.stack_tree.show_stacks(model, subject)
 
     @staticmethod
@@ -326,6 +366,7 @@ class Dashboard(Vertical):
             self._follow_selection()
 
     def on_descendant_focus(self, event: object) -> None:
+        self._show_stack_title()
         focused = self.screen.focused
         if isinstance(focused, KeyedTable) and focused.id is not None:
             self.active_table = focused.id

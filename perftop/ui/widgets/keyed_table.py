@@ -23,6 +23,7 @@ from textual.strip import Strip
 
 from perftop.ui.widgets.scrolling import TitledScrollView, set_virtual_size
 from perftop.viewmodel import Column, TableRow
+from perftop.viewmodel.layout import fit_widths
 
 CELL_PADDING = 1  # a space each side of a cell, as DataTable drew it
 ELLIPSIS = "…"
@@ -30,10 +31,13 @@ DIM = Style(dim=True)
 SORTED = Style(bold=True, underline=True)
 
 
-def fit(text: str, width: int, right: bool) -> str:
-    """`text` in exactly `width` cells: cut with an ellipsis, or padded on the left or right."""
+def fit(text: str, width: int, right: bool, column: Column[Any] | None = None) -> str:
+    """`text` in exactly `width` cells: cut (as the column cuts, or with an ellipsis at the
+    end), or padded on the left or right."""
     size = cell_len(text)
     if size > width:
+        if column is not None and column.cut is not None and width > 0:
+            return set_cell_size(column.cut(text, width), width)
         return set_cell_size(text, width - 1) + ELLIPSIS if width > 0 else ""
     padding = " " * (width - size)
     return padding + text if right else text + padding
@@ -130,7 +134,8 @@ class KeyedTable(TitledScrollView, can_focus=True):
         # sampler not ready) must not pick the process that the screen then follows.
         self._placed = False
         self._sort: tuple[str, bool] | None = None  # (column id, descending)
-        self._widths = self._fixed_widths()
+        self._widths = self._fixed_widths()  # what the content wants
+        self._shown_widths = self._widths  # what the pane's width leaves (0: not shown)
         self._lines: dict[TableRow, str] = {}  # the text of rows drawn at the current widths
         self._announced: Hashable | None = None
 
@@ -156,6 +161,7 @@ class KeyedTable(TitledScrollView, can_focus=True):
                 if sort != self._sort:
                     self._sort = sort
                     self.refresh_lines(self.scroll_offset.y, 1)
+                    self._fit_columns()
                 return
 
     def show_rows(self, rows: Sequence[TableRow]) -> None:
@@ -167,14 +173,10 @@ class KeyedTable(TitledScrollView, can_focus=True):
         before = self._rows
         self._rows = tuple(rows)
         self._index = {row.key: index for index, row in enumerate(self._rows)}
-        widths = self._content_widths()
-        if widths != self._widths:
-            self._widths = widths
+        self._widths = self._content_widths()
+        if len(self._lines) > 4 * len(self._rows) + 64:
             self._lines.clear()
-            self.refresh()
-        elif len(self._lines) > 4 * len(self._rows) + 64:
-            self._lines.clear()
-        set_virtual_size(self, Size(self._total_width(), len(self._rows) + 1))
+        self._fit_columns()
         moved = self._index.get(selected) if selected is not None and self._placed else None
         if moved is None and self._placed:
             # The row the user chose has left: back to the top, the hottest row, followed as
@@ -221,14 +223,49 @@ class KeyedTable(TitledScrollView, can_focus=True):
                 widths[index] = max(widths[index], longest)
         return tuple(widths)
 
-    def _total_width(self) -> int:
-        return sum(width + 2 * CELL_PADDING for width in self._widths)
+    def _fit_columns(self) -> None:
+        """Cut or drop columns, by their priorities, so the table fits the pane's width. The
+        sort column is never dropped: the rows' order would have nothing to say it."""
+        sort_id = self._sort[0] if self._sort is not None else None
+        shown = fit_widths(
+            self.scrollable_content_region.width or self._total_width(self._widths),
+            self._widths,
+            [
+                tuple(step for step in column.shrinks if step.width or column.id != sort_id)
+                for column in self.table_columns
+            ],
+            CELL_PADDING,
+        )
+        if shown != self._shown_widths:
+            self._shown_widths = shown
+            self._lines.clear()
+            self.refresh()
+        set_virtual_size(self, Size(self._total_width(shown), len(self._rows) + 1))
+
+    @staticmethod
+    def _total_width(widths: Sequence[int]) -> int:
+        return sum(width + 2 * CELL_PADDING for width in widths if width > 0)
+
+    def _shown_columns(self) -> list[tuple[Column[Any], int]]:
+        return [
+            (column, width)
+            for column, width in zip(self.table_columns, self._shown_widths, strict=True)
+            if width > 0
+        ]
+
+    @property
+    def shown_column_ids(self) -> tuple[str, ...]:
+        """The columns the pane's width leaves room for, left to right."""
+        return tuple(column.id for column, _ in self._shown_columns())
 
     def _line_text(self, cells: Sequence[str]) -> str:
         pad = " " * CELL_PADDING
         return "".join(
-            pad + fit(cell, width, column.numeric) + pad
-            for cell, width, column in zip(cells, self._widths, self.table_columns, strict=True)
+            pad + fit(cell, width, column.numeric, column) + pad
+            for cell, width, column in zip(
+                cells, self._shown_widths, self.table_columns, strict=True
+            )
+            if width > 0
         )
 
     # Drawing
@@ -260,7 +297,7 @@ class KeyedTable(TitledScrollView, can_focus=True):
         pad = " " * CELL_PADDING
         segments = []
         sort_id, descending = self._sort if self._sort is not None else (None, False)
-        for column, width in zip(self.table_columns, self._widths, strict=True):
+        for column, width in self._shown_columns():
             sorted_here = column.id == sort_id
             title = column.title
             if sorted_here:
@@ -335,7 +372,7 @@ class KeyedTable(TitledScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         if offset.y == 0:
             x = offset.x + scroll_x
-            for column, width in zip(self.table_columns, self._widths, strict=True):
+            for column, width in self._shown_columns():
                 x -= width + 2 * CELL_PADDING
                 if x < 0:
                     self.post_message(self.HeaderSelected(self, column.id))
@@ -349,4 +386,5 @@ class KeyedTable(TitledScrollView, can_focus=True):
                 self._move(row)
 
     def on_resize(self, event: events.Resize) -> None:
+        self._fit_columns()
         self._scroll_to_cursor()
