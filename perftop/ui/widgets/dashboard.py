@@ -16,6 +16,7 @@ import psutil
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
+from textual.dom import NoScreen
 
 from perftop.model.samples import FrameKind, FunctionKey, Interval
 from perftop.model.stats import View
@@ -184,7 +185,10 @@ class Dashboard(Vertical):
     def _fit_heights(self) -> None:
         """The processes (or cgroups) pane as tall as its rows, capped so the functions keep
         the room (perftop.viewmodel.layout); the functions pane takes what is left."""
-        screen_lines = self.screen.size.height
+        try:
+            screen_lines = self.screen.size.height
+        except NoScreen:  # an interval that arrives as the app leaves: nothing to fit
+            return
         body = self.size.height - self.header_bar.lines - 1  # the cost bar's line
         heights = (
             process_pane_height(self.process_table.row_count, body, screen_lines),
@@ -199,11 +203,14 @@ class Dashboard(Vertical):
     def stacks_collapsed(self) -> bool:
         """Below TALL_LINES lines, stacked, the call-stack pane is its title line until it is
         focused (perftop.tcss)."""
-        screen = self.screen
+        try:
+            screen = self.screen
+        except NoScreen:  # the app is leaving
+            return False
         return (
             screen.size.height < TALL_LINES
             and screen.has_class("-narrow")
-            and self.screen.focused is not self.stack_tree
+            and screen.focused is not self.stack_tree
         )
 
     def _show_stack_title(self) -> None:
