@@ -46,7 +46,9 @@ def _module(frame: Frame) -> str:
 
 # A chain of at least this many frames that each call one function only is one line.
 MIN_RUN = 4
-# The path element of a collapsed chain's line, after the path of the chain's last frame.
+# The path element of a collapsed chain's line, after the path of the chain's first frame:
+# the line keeps its path (and so its fold state and the cursor) when the chain grows or
+# shrinks at its end from one interval to the next.
 RUN_KEY = ("", "run", False)
 
 
@@ -115,8 +117,11 @@ class StackNode:
     @property
     def children(self) -> tuple[StackNode, ...]:
         if self._children is None:
-            if self._run:  # the run's last frame's children: convert them there, once
-                self._children = self.hidden_frames[-1].children
+            if self._hidden:  # a run's frames are converted: its last one's children, once
+                self._children = self._hidden[-1].children
+            elif self._run:  # without converting the frames a folded run hides
+                assert self._tree is not None
+                self._children = self._tree.convert(self._run[-1], self._last_frame_path())
             else:
                 assert self._call is not None and self._tree is not None
                 self._children = self._tree.convert(self._call, self.path)
@@ -128,8 +133,14 @@ class StackNode:
         """The frames a run stands for, outermost first; () for a node that is not a run."""
         if self._hidden is None:
             tree = self._tree
-            self._hidden = tree.run_frames(self._run, self.path) if tree and self._run else ()
+            self._hidden = tree.run_frames(self._run, self.path[:-2]) if tree and self._run else ()
+            if self._hidden and self._children is not None:  # the run's children: one copy
+                self._hidden[-1]._children = self._children
+                self._hidden[-1]._call = None
         return self._hidden
+
+    def _last_frame_path(self) -> tuple[FunctionKey, ...]:
+        return (*self.path[:-2], *(call.frame[:3] for call in self._run if call.frame))
 
     def __repr__(self) -> str:
         return f"StackNode({self.mark} {self.symbol!r} {self.share:.1f}%)"
@@ -184,11 +195,10 @@ class _Tree:
         )
 
     def run_frames(
-        self, run: tuple[CallNode, ...], run_path: tuple[FunctionKey, ...]
+        self, run: tuple[CallNode, ...], path: tuple[FunctionKey, ...]
     ) -> tuple[StackNode, ...]:
-        """The nodes of a run's frames, each the only child of the one before; the last one's
-        children are converted as any node's are (a run never starts right below a run)."""
-        path = run_path[: -1 - len(run)]
+        """The nodes of a run's frames under `path`, each the only child of the one before;
+        the last one's children are converted as any node's are."""
         nodes: list[StackNode] = []
         for position, call in enumerate(run):
             frame = call.frame
@@ -236,9 +246,8 @@ class _Tree:
     def run_node(self, run: tuple[CallNode, ...], path: tuple[FunctionKey, ...]) -> StackNode:
         first, last = run[0].frame, run[-1].frame
         assert first is not None and last is not None
-        keys = tuple(function_key(call.frame) for call in run if call.frame is not None)
         return StackNode(
-            path=(*path, *keys, RUN_KEY),
+            path=(*path, function_key(first), RUN_KEY),
             share=self.share(run[0].samples),
             self_share=self.share(sum(call.self_samples for call in run)),
             kind=None,

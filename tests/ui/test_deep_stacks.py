@@ -232,3 +232,31 @@ def test_enter_on_a_fix_line_or_a_more_line_annotates_nothing() -> None:
             assert [message.function for message in app.annotated] == [("hot", "app", False)]  # type: ignore[attr-defined]
 
     asyncio.run(main())
+
+
+def test_an_unfolded_run_stays_unfolded_when_its_chain_grows() -> None:
+    """The next interval's chain is two frames longer: the run is the same line (by its first
+    frame), still unfolded, the cursor still on it."""
+
+    def chain_of(length: int) -> tuple[StackSample, ...]:
+        frames = tuple(Frame(f"g{index:02d}", "app", False) for index in range(length))
+        return (StackSample(1, 1, "app", frames, 10, 0),)
+
+    async def main() -> None:
+        app = RecordingApp()
+        async with app.run_test(size=(100, 30)) as pilot:
+            tree = app.query_one(StackTree)
+            tree.show_stacks(stack_tree(chain_of(10), "PID 1 app"), subject=1)
+            tree.focus()
+            await pilot.pause()
+            assert "⋯ 9 frames: g00 → … → g08" in "\n".join(widget_lines(app, tree))
+            tree.cursor_line = 1
+            await pilot.press("enter")
+            await pilot.pause()
+            tree.show_stacks(stack_tree(chain_of(12), "PID 1 app"), subject=1)
+            await pilot.pause()
+            lines = widget_lines(app, tree)
+            assert "▼ 100.0% ⋯ 11 frames: g00 → … → g10" in lines[tree.cursor_line]
+            assert any("[.] g05" in line for line in lines), "\n".join(lines)
+
+    asyncio.run(main())

@@ -74,12 +74,24 @@ def test_the_hidden_frames_are_the_chain_and_lead_to_the_runs_children() -> None
     assert symbols(hidden) == list(numbered(23))
     for parent, child in itertools.pairwise(hidden):
         assert parent.children == (child,) and parent.has_children
-    assert hidden[-1].children == run.children  # the same leaf, converted once
-    # Paths: each frame's the path of the chain so far; the run's, its last frame's, marked.
+    assert hidden[-1].children is run.children  # the same leaf, converted once
+    # Paths: each frame's the path of the chain so far; the run's, its first frame's, marked
+    # (so it stays the same line when the chain's end moves).
     assert hidden[0].path == (("c01", "app", False),)
-    assert run.path == (*hidden[-1].path, RUN_KEY)
+    assert run.path == (*hidden[0].path, RUN_KEY)
     assert run.children[0].path == (*hidden[-1].path, ("the_leaf", "app", False))
     assert frames_down(tree) == [*numbered(23), "the_leaf"]
+
+
+def test_a_folded_run_converts_its_children_not_its_frames() -> None:
+    """The pane shows a folded run's line and what it leads to; the frames it hides are made
+    printable only when it is unfolded, and then its children are the ones already shown."""
+    (run,) = stack_tree([chain(40, *numbered(23), "the_leaf")], "t").children
+    assert run._hidden is None  # the view model's own record: reading it converts nothing
+    (leaf,) = run.children
+    assert leaf.path[-1] == ("the_leaf", "app", False) and len(leaf.path) == 24
+    assert run._hidden is None
+    assert run.hidden_frames[-1].children == (leaf,) and run.hidden_frames[-1].children[0] is leaf
 
 
 def test_only_chains_of_at_least_four_frames_collapse() -> None:
