@@ -260,3 +260,30 @@ def test_an_unfolded_run_stays_unfolded_when_its_chain_grows() -> None:
             assert any("[.] g05" in line for line in lines), "\n".join(lines)
 
     asyncio.run(main())
+
+
+def test_a_cold_run_unfolds_into_all_its_frames() -> None:
+    """A run of 5% of the time: its frames would each stay folded by the rule for cold
+    branches; the user asked to see them, so Enter shows them all, down to what it calls."""
+    cold = tuple(Frame(f"cold{index}", "app", False) for index in range(8))
+    stacks = [
+        StackSample(1, 1, "app", (Frame("main", "app", False), Frame("hot", "app", False)), 95, 0),
+        StackSample(1, 1, "app", (Frame("main", "app", False), *cold), 5, 0),
+    ]
+
+    async def main() -> None:
+        app = RecordingApp()
+        async with app.run_test(size=(100, 30)) as pilot:
+            tree = app.query_one(StackTree)
+            tree.show_stacks(stack_tree(stacks, "PID 1 app"), subject=1)
+            tree.focus()
+            await pilot.pause()
+            lines = widget_lines(app, tree)
+            tree.cursor_line = next(i for i, line in enumerate(lines) if "⋯ 7 frames" in line)
+            await pilot.press("enter")
+            await pilot.pause()
+            text = "\n".join(widget_lines(app, tree))
+            for index in range(8):
+                assert f"[.] cold{index}" in text, text
+
+    asyncio.run(main())

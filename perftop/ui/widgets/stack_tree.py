@@ -314,7 +314,8 @@ class StackTree(ScrollView, can_focus=True):
                 lines.append(PaneLine(child.path, guides, last, icon, node_parts(child)))
                 parents.append(parent_line)
                 shown = child.hidden_frames[:1] if run_unfolded else child.children
-                end = len(child.path) - 1 if run_unfolded else run_end
+                # Its frames' paths: its parent's and one more key each, up to its length.
+                end = len(child.path) - 2 + child.run_length if run_unfolded else run_end
                 self._add_branch_lines(
                     lines, parents, index, child, shown, below, remedies_shown, end
                 )
