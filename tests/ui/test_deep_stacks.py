@@ -287,3 +287,37 @@ def test_a_cold_run_unfolds_into_all_its_frames() -> None:
                 assert f"[.] cold{index}" in text, text
 
     asyncio.run(main())
+
+
+def test_a_big_callers_tree_is_built_off_the_ui_thread(
+    recorded: list[Interval], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past THREADED_TREE_STACKS the bottom-up tree goes through the worker thread too, and
+    reaches the pane with its title."""
+    import threading
+
+    from perftop.ui.widgets.dashboard import Dashboard
+    from tests.ui.test_keys import big_snapshot
+
+    built_in: list[tuple[str, bool]] = []
+    build = Dashboard._stack_model
+
+    def recording_build(*args: object) -> object:
+        built_in.append((threading.current_thread().name, bool(args[-1])))
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Dashboard, "_stack_model", staticmethod(recording_build))
+    source = FakeSource([big_snapshot(recorded[0])])
+    app = PerftopApp(source)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: "Call stacks: PID 1001 python3" in title(app))
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "Callers (bottom-up): PID 1001" in title(app))
+        await wait_for(pilot, lambda: "[.] leaf_7  big  self" in pane_text(app))
+        main = threading.main_thread().name
+        assert [callers for _, callers in built_in] == [False, True]
+        assert all(thread != main for thread, _ in built_in)
+
+    drive(app, script, size=(160, 48))
+    source.close()
