@@ -261,6 +261,56 @@ def call_tree(
     return root
 
 
+def caller_tree(
+    stacks: Iterable[StackSample],
+    pid: int | None = None,
+    function: FunctionKey | None = None,
+) -> CallNode:
+    """The stacks turned upside down, as perf report's caller graph (`-G`): the callers of a
+    function, or of every leaf.
+
+    For a `function`, the root is the function itself (its inclusive samples, and its self
+    samples: the stacks that end in it), its children its callers, theirs their callers, out
+    to the outermost frame. A recursive function is counted once per stack, from its outermost
+    call: the callers are how execution got into it; its recursion shows top-down. Without a
+    function the root's children are the leaves (the functions the time was spent in) and the
+    tree goes up from each. Built in one pass over the stacks, each chain walked once from the
+    function outwards, like `call_tree`. The self samples are the function's (the root) or
+    the leaves' (the root's children): callers have none, the chain ending there is not time
+    spent in them."""
+    root = CallNode(frame=None)
+    for stack in stacks:
+        if pid is not None and stack.pid != pid:
+            continue
+        frames = stack.frames
+        samples = stack.samples
+        if function is None:
+            end = len(frames)
+        else:
+            end = next((i for i, frame in enumerate(frames) if frame[:3] == function), -1)
+            if end < 0:
+                continue
+            if root.frame is None:
+                root.frame = frames[end]
+            if frames[-1][:3] == function:
+                root.self_samples += samples
+        root.samples += samples
+        if not end:
+            continue
+        node = root
+        for frame in frames[end - 1 :: -1]:  # the hot loop: keys inlined, as in call_tree
+            children = node.children
+            key = frame[:3]
+            child = children.get(key)
+            if child is None:
+                child = children[key] = CallNode(frame)
+            child.samples += samples
+            node = child
+        if function is None:  # the leaf: the time was spent in it
+            root.children[frames[-1][:3]].self_samples += samples
+    return root
+
+
 def _process_node(
     root: CallNode,
     process_nodes: dict[int, CallNode],

@@ -587,6 +587,9 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self.options = replace(self.options, accumulated=not self.options.accumulated)
         self._render_view()
 
+    def action_toggle_callers(self) -> None:
+        self.dashboard.show_callers(not self.dashboard.callers)
+
     def action_zero(self) -> None:
         self._restart_accumulation()
         self.notify("accumulated counts zeroed", timeout=3)

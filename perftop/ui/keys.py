@@ -140,6 +140,14 @@ APP_KEYS: tuple[Key, ...] = (
         "[",
         footer=False,
     ),
+    Key(
+        "i",
+        "toggle_callers",
+        "Callers",
+        "Call-stack pane bottom-up: the callers of the selection (i again: top-down)",
+        "i",
+        footer=False,  # in the footer while the call-stack pane has the focus
+    ),
     Key("z", "zero", "Zero", "Zero the accumulated counts", "z", footer=False),
     Key("e", "pick_event", "Event", "Choose the event to sample on", "e", footer=False),
     Key("k", "cycle_stack_mode", "Stacks", "Cycle kernel / user / both stacks", "k", footer=False),
@@ -164,6 +172,7 @@ PANE_KEYS: tuple[tuple[str, str], ...] = (
     ("Tab", "move between the processes, functions and call-stack panes"),
     ("↑ ↓ PgUp PgDn", "move the selection; the call-stack pane follows it"),
     ("Enter", "in the call-stack pane: fold or unfold a branch; on a leaf: annotate it"),
+    ("Enter →", "on a ⋯ line: show the frames of a chain of single calls (Enter ←: hide them)"),
     ("a", "on a function: annotate it (its instructions or lines, each with its share)"),
     ("Tab n", "in the annotate view: the next hot instruction; Esc: back"),
     ("click", "on a column title: sort by it (again: reverse)"),

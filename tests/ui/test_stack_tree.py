@@ -234,8 +234,9 @@ def test_an_identical_refresh_draws_no_line_again() -> None:
 
 
 def test_a_deep_chain_keeps_the_leaf_readable_at_80_columns() -> None:
-    """30 frames deep: the indentation is capped and says how many levels it leaves out, so
-    the leaf's symbol is on screen (issue 19: 23 frames pushed it out of the pane)."""
+    """30 frames deep, its run unfolded into its frames: the indentation is capped and says
+    how many levels it leaves out, so the leaf's symbol is on screen (issue 19: 23 frames
+    pushed it out of the pane)."""
     chain = (sample(100, *(f"frame_{depth:02d}" for depth in range(29)), "the_leaf_symbol"),)
 
     async def main() -> None:
@@ -243,6 +244,7 @@ def test_a_deep_chain_keeps_the_leaf_readable_at_80_columns() -> None:
         async with app.run_test(size=(80, 40)) as pilot:
             pane = Pane(app, pilot)
             await pane.show(chain)
+            await pane.toggle("⋯ 29 frames")
             await pilot.press("end")
             await pilot.pause()
             text = pane.text()

@@ -11,6 +11,7 @@ from perftop.model.samples import (
     StackSample,
     python_frame,
 )
+from perftop.viewmodel.stacks import StackNode
 
 
 def user(symbol: str, module: str = "app") -> Frame:
@@ -86,3 +87,12 @@ def native(
 
 def kernel_at(symbol: str, address: int) -> Frame:
     return Frame(symbol, KERNEL_MODULE, True, None, None, NativeCode(KERNEL_IMAGE, "", address))
+
+
+def callees(node: StackNode) -> tuple[StackNode, ...]:
+    """What a node of the call-stack pane calls, frame by frame: a run's first hidden frame
+    stands in for the run (its frames are each other's only child, the last one's children
+    are the run's), so a walk down the tree meets every frame of a collapsed chain."""
+    return tuple(
+        child.hidden_frames[0] if child.hidden_frames else child for child in node.children
+    )

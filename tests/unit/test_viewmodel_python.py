@@ -15,7 +15,7 @@ from perftop.viewmodel import (
     module_text,
     stack_tree,
 )
-from tests.unit.factories import kernel, py, stack, user
+from tests.unit.factories import callees, kernel, py, stack, user
 
 DEEP_FILE = "/home/someone/projects/very-long-project-name/src/package/work.py"
 
@@ -125,8 +125,8 @@ def test_hostile_python_names_are_printable_in_the_table() -> None:
 def test_the_stack_tree_marks_python_frames_and_keeps_their_file_name() -> None:
     tree = stack_tree([PYTHON_STACK], "t")
     node, chain = tree, []
-    while node.children:
-        (node,) = node.children
+    while callees(node):
+        (node,) = callees(node)
         chain.append((node.mark, node.kind, node.symbol, node.module))
     # The symbol names the file; the path would push the self share out of a narrow pane.
     assert chain[2] == ("[py]", FrameKind.PYTHON, "outer (work.py:10)", "")

@@ -72,6 +72,17 @@ MAX_CGROUP_ROWS = 500
 THREADED_TREE_STACKS = 2000
 
 
+def stack_pane_title(model: StackNode | None, subject: Subject, callers: bool) -> str:
+    """What the call-stack pane's title says: which way its tree goes, and of what."""
+    if not callers:
+        return "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
+    if model is None:
+        return "Callers (bottom-up)"
+    if isinstance(subject, FunctionSubject):
+        return f"Callers (bottom-up) of {printable(model.symbol)}"
+    return f"Callers (bottom-up): {printable(model.symbol)}"
+
+
 class Dashboard(Vertical):
     def __init__(self, *, live: bool) -> None:
         super().__init__(id="dashboard")
@@ -88,10 +99,12 @@ class Dashboard(Vertical):
         self._view: View | None = None
         self._subject: Subject = None
         self._zoom_pid: int | None = None
-        self._stacks_shown_for: tuple[View | None, Subject, int | None] | None = None
+        # The call-stack pane top-down (callees), or bottom-up (callers: `i`).
+        self.callers = False
+        self._stacks_shown_for: tuple[View | None, Subject, int | None, bool] | None = None
         self._stack_title = "Call stacks"
         # The newest tree to build beside the event loop, taken by the worker that builds it.
-        self._stack_request: tuple[View, Subject, int | None] | None = None
+        self._stack_request: tuple[View, Subject, int | None, bool] | None = None
         self._stack_request_lock = threading.Lock()
         self._names: dict[int, str] = {}  # last command seen of each filtered PID
         self._rows_for: dict[str, tuple[View, tuple[object, ...], list[TableRow]]] = {}
@@ -296,29 +309,38 @@ class Dashboard(Vertical):
         key = self.function_table.selected_function
         return None if key is None else FunctionSubject(key)
 
+    def show_callers(self, callers: bool) -> None:
+        """The call-stack pane bottom-up (the callers of the selection) or top-down."""
+        if callers != self.callers:
+            self.callers = callers
+            self._show_stacks(self._zoom_pid)
+
     def _show_stacks(self, zoom_pid: int | None) -> None:
-        # The tree depends on the view, the subject and the zoom alone: a sort change or a
-        # repaint of the same interval must not rebuild it (with 10k stacks that took seconds
-        # of the UI thread, and a keypress waited behind it).
-        view, subject = self._view, self._subject
-        if self._stacks_wanted(view, subject, zoom_pid):
+        # The tree depends on the view, the subject, the zoom and the direction alone: a sort
+        # change or a repaint of the same interval must not rebuild it (with 10k stacks that
+        # took seconds of the UI thread, and a keypress waited behind it).
+        view, subject, callers = self._view, self._subject, self.callers
+        if self._stacks_wanted(view, subject, zoom_pid, callers):
             return
-        self._stacks_shown_for = (view, subject, zoom_pid)
+        self._stacks_shown_for = (view, subject, zoom_pid, callers)
         if view is not None and len(view.stacks) > THREADED_TREE_STACKS:
             # Big: built beside the event loop, so keys keep being answered meanwhile.
             with self._stack_request_lock:
-                self._stack_request = (view, subject, zoom_pid)
+                self._stack_request = (view, subject, zoom_pid, callers)
             self._build_stack_model()
             return
-        self._apply_stack_model(self._stack_model(view, subject, zoom_pid), subject)
+        model = self._stack_model(view, subject, zoom_pid, callers)
+        self._apply_stack_model(model, subject, callers)
 
-    def _stacks_wanted(self, view: View | None, subject: Subject, zoom: int | None) -> bool:
+    def _stacks_wanted(
+        self, view: View | None, subject: Subject, zoom: int | None, callers: bool
+    ) -> bool:
         """True when the pane shows, or is being built for, exactly this."""
         shown_for = self._stacks_shown_for
         return (
             shown_for is not None
             and shown_for[0] is view  # the object itself is held: no reused id()
-            and shown_for[1:] == (subject, zoom)
+            and shown_for[1:] == (subject, zoom, callers)
         )
 
     # The request is not the worker's argument: a finished Worker stays in a reference cycle
@@ -332,40 +354,43 @@ class Dashboard(Vertical):
             request, self._stack_request = self._stack_request, None
         if request is None:  # an earlier worker, still running, took the newest one
             return
-        view, subject, zoom_pid = request
-        model = self._stack_model(view, subject, zoom_pid)
+        view, subject, zoom_pid, callers = request
+        model = self._stack_model(view, subject, zoom_pid, callers)
 
         def apply() -> None:
-            if self._stacks_wanted(view, subject, zoom_pid):  # not overtaken meanwhile
-                self._apply_stack_model(model, subject)
+            if self._stacks_wanted(view, subject, zoom_pid, callers):  # not overtaken meanwhile
+                self._apply_stack_model(model, subject, callers)
 
         with contextlib.suppress(RuntimeError):  # the app is leaving
             self.app.call_from_thread(apply)
 
-    def _apply_stack_model(self, model: StackNode | None, subject: Subject) -> None:
-        title = "Call stacks" if model is None else f"Call stacks: {printable(model.symbol)}"
-        self._stack_title = title
+    def _apply_stack_model(self, model: StackNode | None, subject: Subject, callers: bool) -> None:
+        self._stack_title = stack_pane_title(model, subject, callers)
         self._show_stack_title()
-        self.stack_tree.show_stacks(model, subject)
+        # The direction is part of what is shown: what was unfolded top-down means nothing
+        # bottom-up, and back again the pane starts afresh.
+        self.stack_tree.show_stacks(model, (subject, callers))
 
     @staticmethod
-    def _stack_model(view: View | None, subject: Subject, zoom_pid: int | None) -> StackNode | None:
+    def _stack_model(
+        view: View | None, subject: Subject, zoom_pid: int | None, callers: bool
+    ) -> StackNode | None:
         if view is None or subject is None:
             return None
         if isinstance(subject, ProcessSubject):
             comm = next((p.comm for p in view.processes if p.pid == subject.pid), "")
             title = f"PID {subject.pid} {printable(comm, 24)}"
-            return stack_tree(view.unzoomed_stacks, title, pid=subject.pid)
+            return stack_tree(view.unzoomed_stacks, title, pid=subject.pid, callers=callers)
         if isinstance(subject, CgroupSubject):
             name = cgroup_name(view, subject.cgroup) or printable(subject.cgroup, 40)
-            return cgroup_stack_tree(view, subject.cgroup, f"cgroup {name}")
+            return cgroup_stack_tree(view, subject.cgroup, f"cgroup {name}", callers=callers)
         # The view's stacks are the zoomed process's already when zoomed.
         symbol, module, _ = subject.key
         kind = function_kind(view, subject.key)
         title = f"{kind.mark} {printable(symbol, 60)}"
         if kind is not FrameKind.PYTHON:  # a Python function's symbol names its file already
             title += f"  {printable(module, 24)}"
-        return stack_tree(view.stacks, title, function=subject.key)
+        return stack_tree(view.stacks, title, function=subject.key, callers=callers)
 
     @on(KeyedTable.SelectionChanged)
     def _selection_changed(self, message: KeyedTable.SelectionChanged) -> None:

@@ -28,6 +28,7 @@ from perftop.ui.widgets.annotate_view import AnnotateRequested
 from perftop.ui.widgets.frame_style import mark_style
 from perftop.ui.widgets.scrolling import TitledScrollView, set_virtual_size
 from perftop.viewmodel import StackNode
+from perftop.viewmodel.stacks import RUN_KEY
 
 Path = tuple[FunctionKey, ...]
 
@@ -43,15 +44,21 @@ REMEDY_KEY = ("", "fix", False)
 # Two columns a level, as the Tree this replaced drew with guide_depth=2.
 LEVEL_WIDTH = 2
 # The indentation never takes more than this share of the pane, nor leaves less than
-# LABEL_ROOM columns for the label (but always allows MIN_INDENT): a 23-frame chain indented
-# 46 columns and pushed the leaf's symbol out of an 80-column pane (issue 19). Deeper lines
-# show `⋯N`, the N top levels left out, then the guides of the levels below them.
+# LABEL_ROOM columns for the label (but always allows MIN_INDENT), nor more than MAX_LEVELS
+# levels: a 23-frame chain indented 46 columns and pushed the leaf's symbol out of an
+# 80-column pane (issue 19), and 20 levels of guides at 80 columns still left a C++ symbol
+# half its room. Deeper lines show `⋯N`, the N top levels left out, then the guides of the
+# levels below them.
 INDENT_SHARE = 0.5
 LABEL_ROOM = 40
 MIN_INDENT = 12
+MAX_LEVELS = 8
 HIDDEN_MARK_WIDTH = 4  # "⋯N" padded, so lines deeper than the cap stay aligned
 FOLDED_ICON = "▶ "
 UNFOLDED_ICON = "▼ "
+# A chain collapsed into one line (its frames hidden, what they call shown below it): not
+# FOLDED_ICON, which says that nothing below the line is shown. Unfolded, it is UNFOLDED_ICON.
+RUN_ICON = "▷ "
 
 NO_STYLE = Style()
 BOLD = Style(bold=True)
@@ -72,7 +79,8 @@ def node_parts(node: StackNode) -> tuple[Part, ...]:
     if node.kind is not None:
         parts.append((node.mark + " ", mark_style(node.kind)))
     unresolved = node.explanation is not None
-    parts.append((node.symbol, DIM_ITALIC if unresolved or not node.mark else NO_STYLE))
+    plain = bool(node.mark) or node.run_length > 0  # a frame, or a run of frames: not a folded line
+    parts.append((node.symbol, DIM_ITALIC if unresolved or not plain else NO_STYLE))
     if node.explanation is not None:
         parts.append((f"  ← {node.explanation.reason}", WARNING))
     if node.module:
@@ -89,7 +97,7 @@ def remedy_parts(remedy: str) -> tuple[Part, ...]:
 def levels_that_fit(width: int) -> int:
     """How many levels of indentation a pane `width` columns wide draws in full."""
     indent = max(MIN_INDENT, min(int(width * INDENT_SHARE), width - LABEL_ROOM))
-    return max(HIDDEN_MARK_WIDTH // LEVEL_WIDTH + 1, indent // LEVEL_WIDTH)
+    return max(HIDDEN_MARK_WIDTH // LEVEL_WIDTH + 1, min(MAX_LEVELS, indent // LEVEL_WIDTH))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +109,15 @@ class PaneLine:
     # ancestor has a later sibling); then the line's own connector. Empty for the root.
     guides: tuple[bool, ...]
     last: bool  # the last child of its parent: "└" rather than "├"
-    icon: str  # FOLDED_ICON, UNFOLDED_ICON, or "" for a line that does not fold
+    icon: str  # FOLDED_ICON, UNFOLDED_ICON, RUN_ICON, or "" for a line that does not fold
     # No StackNode here: lines are keys of the Strip cache, which must not keep old models alive.
     parts: tuple[Part, ...]
+    # A frame, which Enter on a leaf annotates; not a `fix:` line, a `… n more` line, a run.
+    annotates: bool = False
+
+    @property
+    def is_run(self) -> bool:
+        return bool(self.path) and self.path[-1] == RUN_KEY
 
     @property
     def depth(self) -> int:
@@ -137,10 +151,13 @@ PLACEHOLDER = PaneLine((), (), True, "", (("Select a process or a function", DIM
 
 class StackTree(TitledScrollView, can_focus=True):
     """Enter folds and unfolds; left folds or goes to the parent, right unfolds or goes to the
-    first child; space pauses the screen like everywhere else."""
+    first child; on a run (a chain of single calls on one line) they show and hide its
+    frames; space pauses the screen like everywhere else."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "app.toggle_pause", "Pause", show=False),
+        # The app's key, shown in the footer where it matters (the tables' footer is full).
+        Binding("i", "app.toggle_callers", "Callers"),
         Binding("enter", "toggle_fold", "Fold/unfold", show=False),
         Binding("up", "cursor_up", "Cursor up", show=False),
         Binding("down", "cursor_down", "Cursor down", show=False),
@@ -187,12 +204,15 @@ class StackTree(TitledScrollView, can_focus=True):
         self._model: StackNode | None = None
         self._lines: tuple[PaneLine, ...] = (PLACEHOLDER,)
         self._index: dict[Path, int] = {(): 0}
+        self._parents: tuple[int, ...] = (0,)  # the line each line hangs under (Left goes there)
         self._cursor = 0
         # Unfolded branches stay unfolded; a folded one unfolds once it is hot (the first
         # interval, a quarter second of samples, must not decide for the whole session),
         # unless the user folded it. Kept for the subject shown, by path.
         self._unfolded: set[Path] = set()
         self._folded_by_user: set[Path] = set()
+        # The runs the user unfolded into their frames (a run never unfolds by itself).
+        self._runs_unfolded: set[Path] = set()
         # The Strips drawn, by what they show: a line that comes back (scrolled to again, the
         # pane repainted after a resize or a title change) is not drawn again.
         self._strips: dict[Hashable, Strip] = {}
@@ -231,6 +251,7 @@ class StackTree(TitledScrollView, can_focus=True):
         if not same:
             self._unfolded.clear()
             self._folded_by_user.clear()
+            self._runs_unfolded.clear()
             self._widest = 0
         self._model = model
         self._relayout(cursor_path)
@@ -241,7 +262,9 @@ class StackTree(TitledScrollView, can_focus=True):
         """Recompute the visible lines, put the cursor on `cursor_path` (or its nearest shown
         ancestor), and redraw the lines on screen that changed."""
         before, old_cursor = self._lines, self._cursor
-        self._lines = self._visible_lines() if self._model is not None else (PLACEHOLDER,)
+        self._lines, self._parents = (
+            self._visible_lines() if self._model is not None else ((PLACEHOLDER,), (0,))
+        )
         self._index = {line.path: index for index, line in enumerate(self._lines)}
         if len(self._strips) > 8 * len(self._lines) + 256:
             self._strips.clear()  # lines long gone; the ones still shown are cheap to redraw
@@ -253,26 +276,49 @@ class StackTree(TitledScrollView, can_focus=True):
         self._refresh_changed(before, old_cursor)
         self._scroll_to_cursor()
 
-    def _visible_lines(self) -> tuple[PaneLine, ...]:
+    def _visible_lines(self) -> tuple[tuple[PaneLine, ...], tuple[int, ...]]:
+        """The lines shown, and for each the index of the line it hangs under."""
         assert self._model is not None
         root = self._model
         lines = [PaneLine((), (), True, UNFOLDED_ICON, node_parts(root))]
-        self._add_branch_lines(lines, root, (), set())
-        return tuple(lines)
+        parents = [0]
+        self._add_branch_lines(lines, parents, 0, root, root.children, (), set(), 0)
+        return tuple(lines), tuple(parents)
 
     def _add_branch_lines(
         self,
         lines: list[PaneLine],
+        parents: list[int],
+        parent_line: int,
         parent: StackNode,
+        children: tuple[StackNode, ...],
         guides: tuple[bool, ...],
         remedies_shown: set[str],
+        run_end: int,
     ) -> None:
-        """The lines of `parent`'s children and of their unfolded branches. Only an unfolded
-        branch's children are asked for: the view model converts them on demand, and building
-        every node of a big tree (thousands, most of them folded) was a fifth of perftop's CPU."""
-        children = parent.children
+        """The lines of `children` (under `parent`) and of their unfolded branches. Only an
+        unfolded branch's children are asked for: the view model converts them on demand, and
+        building every node of a big tree (thousands, most of them folded) was a fifth of
+        perftop's CPU. A node whose path is at most `run_end` long is a frame of a run the
+        user unfolded: it shows its callee unless the user folds it."""
         for position, child in enumerate(children):
             last = position == len(children) - 1
+            below = (*guides, not last)
+            if child.run_length:
+                # The leaf of a deep chain stays in view: the run's frames are one line,
+                # what they call is below it; unfolded, the frames are below it instead.
+                run_unfolded = child.path in self._runs_unfolded
+                icon = UNFOLDED_ICON if run_unfolded else RUN_ICON
+                index = len(lines)
+                lines.append(PaneLine(child.path, guides, last, icon, node_parts(child)))
+                parents.append(parent_line)
+                shown = child.hidden_frames[:1] if run_unfolded else child.children
+                # Its frames' paths: its parent's and one more key each, up to its length.
+                end = len(child.path) - 2 + child.run_length if run_unfolded else run_end
+                self._add_branch_lines(
+                    lines, parents, index, child, shown, below, remedies_shown, end
+                )
+                continue
             remedy = child.explanation.remedy if child.explanation is not None else None
             if remedy in remedies_shown:
                 # Once per module and reason: the same advice under every unsymbolized frame
@@ -281,16 +327,28 @@ class StackTree(TitledScrollView, can_focus=True):
             foldable = child.has_children or remedy is not None
             if foldable:
                 hot = (
-                    child.share >= EXPAND_SHARE and child.share >= parent.share * EXPAND_OF_PARENT
-                ) or (remedy is not None and not child.has_children)
+                    (child.share >= EXPAND_SHARE and child.share >= parent.share * EXPAND_OF_PARENT)
+                    or (remedy is not None and not child.has_children)
+                    or len(child.path) <= run_end
+                )
                 if hot and child.path not in self._folded_by_user:
                     self._unfolded.add(child.path)
             unfolded = foldable and child.path in self._unfolded
             icon = (UNFOLDED_ICON if unfolded else FOLDED_ICON) if foldable else ""
-            lines.append(PaneLine(child.path, guides, last, icon, node_parts(child)))
+            index = len(lines)
+            lines.append(
+                PaneLine(
+                    child.path,
+                    guides,
+                    last,
+                    icon,
+                    node_parts(child),
+                    annotates=child.kind is not None,
+                )
+            )
+            parents.append(parent_line)
             if not unfolded:
                 continue
-            below = (*guides, not last)
             if remedy is not None:
                 remedies_shown.add(remedy)
                 # Its own line, first under the frame: too long to share the frame's line.
@@ -303,8 +361,11 @@ class StackTree(TitledScrollView, can_focus=True):
                         remedy_parts(remedy),
                     )
                 )
+                parents.append(index)
             if child.has_children:
-                self._add_branch_lines(lines, child, below, remedies_shown)
+                self._add_branch_lines(
+                    lines, parents, index, child, child.children, below, remedies_shown, run_end
+                )
 
     def _update_virtual_size(self) -> None:
         """The widest line sets the scrollable width, which never shrinks while the subject
@@ -417,7 +478,9 @@ class StackTree(TitledScrollView, can_focus=True):
     # Folding (only the user folds a branch; perftop only unfolds)
 
     def _set_folded(self, line: PaneLine, folded: bool) -> None:
-        if folded:
+        if line.is_run:
+            (self._runs_unfolded.discard if folded else self._runs_unfolded.add)(line.path)
+        elif folded:
             self._unfolded.discard(line.path)
             self._folded_by_user.add(line.path)
         else:
@@ -429,7 +492,7 @@ class StackTree(TitledScrollView, can_focus=True):
         line = self._lines[self._cursor]
         if line.icon and line.path:  # the root stays unfolded: it is the whole
             self._set_folded(line, line.icon == UNFOLDED_ICON)
-        elif line.path and self._model is not None:  # a leaf: where in it the time went
+        elif line.annotates and self._model is not None:  # a leaf: where in it the time went
             self.post_message(AnnotateRequested(line.path[-1]))
 
     def action_fold_or_parent(self) -> None:
@@ -437,12 +500,13 @@ class StackTree(TitledScrollView, can_focus=True):
         if line.icon == UNFOLDED_ICON and line.path:
             self._set_folded(line, True)
         elif line.path:
-            parent = line.path[:-1]
-            self._move(self._index.get(parent, 0))
+            # The line it hangs under, which a path cannot say: below a run, the parent's
+            # path is a frame of the run, not shown.
+            self._move(self._parents[self._cursor])
 
     def action_unfold_or_child(self) -> None:
         line = self._lines[self._cursor]
-        if line.icon == FOLDED_ICON:
+        if line.icon in (FOLDED_ICON, RUN_ICON):
             self._set_folded(line, False)
         elif line.icon == UNFOLDED_ICON:
             self._move(self._cursor + 1)  # the first child is the next line
