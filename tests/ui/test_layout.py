@@ -82,7 +82,7 @@ def test_80x24_the_call_stacks_are_a_title_line_until_focused() -> None:
         tree = widget_lines(app, stacks)
         # The stacks of the function selected (the functions pane was the last in use).
         assert len(tree) >= 10 and LONG_SYMBOL[:20] in tree[1], tree
-        assert sum("100.0%" in line for line in tree) >= 3, tree
+        assert sum("100.0%" in line for line in tree) >= 2, tree  # single-callee runs are one line
         assert "Tab to open" not in tree[0]
         await pilot.press("tab")  # away again: back to its title line
         await pilot.pause(0.1)
