@@ -129,8 +129,9 @@ def function_stats(stacks: Sequence[StackSample]) -> tuple[FunctionStat, ...]:
         if not stack.frames:
             continue
         self_samples[stack.frames[-1][:3]] += samples
-        for frame in set(stack.frames):  # recursion counts once per stack
-            key = frame[:3]
+        # Recursion counts once per stack: by function, not by frame, since a Python frame
+        # holds the line it was on (a recursive function on two lines is still one function).
+        for key, frame in {frame[:3]: frame for frame in stack.frames}.items():
             total_samples[key] += samples
             if frame[3] is not None:
                 unresolved.add(key)

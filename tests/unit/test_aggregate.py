@@ -10,7 +10,7 @@ from perftop.profile.aggregate import (
     merge_stacks,
     process_stats,
 )
-from tests.unit.factories import kernel, stack, user
+from tests.unit.factories import kernel, py, python, stack, user
 
 
 def test_empty_interval_gives_empty_tables() -> None:
@@ -54,6 +54,16 @@ def test_recursion_counted_once_per_stack() -> None:
     rows = function_stats([stack(user("fib"), user("fib"), user("fib"), samples=2)])
     assert [(r.symbol, r.self_samples, r.total_samples) for r in rows] == [("fib", 2, 2)]
     assert rows[0].total_percent == 100.0
+
+
+def test_python_recursion_on_other_lines_counts_once_per_stack() -> None:
+    # descend() calling itself from line 5 and running line 7 at the leaf: one function
+    outer, inner = python("descend", line=5), python("descend", line=7)
+    rows = function_stats([stack(py("main"), outer, outer, inner, samples=4)])
+    by_name = {row.symbol: row for row in rows}
+    descend = by_name[outer.symbol]
+    assert (descend.self_samples, descend.total_samples, descend.total_percent) == (4, 4, 100.0)
+    assert descend.python
 
 
 def test_same_name_in_kernel_and_user_are_different_functions() -> None:
