@@ -21,9 +21,12 @@ sample (no key, no count), so its run time is the kernel's frame-pointer walk of
 plus the stack map's hash, which any BPF profiler that shows user stacks pays. perftop's cost
 above the floor is what perftop's own program adds.
 
-The programs take turns in `--rounds` rounds, the order reversed every other round (the
-machine's speed drifts over a run); each figure is the median over the rounds, and the note
-gives the rounds' range.
+profile.py's program and the floor are attached for the whole of every perftop run, so the
+three programs sample the same stacks at the same instants, and the peers' run time is read
+over perftop's own measured intervals (from its first interval's report to its last). perftop's
+variants take turns in `--rounds` rounds, the order reversed every other round (the machine's
+speed drifts over a run); each ratio is the median over every run of perftop against the peer
+in the same run, and the note gives the range.
 
 Then the user-stack unwinders on workloads without frame pointers, each on both CPUs (two
 copies): tests/bpf/test_unwind.py's 8-deep chain built -O2 -fomit-frame-pointer, and Debian's
@@ -171,56 +174,93 @@ def run_stats(prog_fd: int) -> tuple[int, int]:
     return int(fields["run_time_ns"]), int(fields["run_cnt"])
 
 
-def perftop_cost(seconds: float, extra: Sequence[str] = ()) -> tuple[float, float, int]:
+RunStats = tuple[int, int]  # a program's run_time_ns and run_cnt
+Cost = tuple[float, float, int]  # ns per sample, ns per second, processes with Python frames
+
+
+class AttachedPeers:
+    """profile.py's program and the floor, attached for as long as the `with` lasts."""
+
+    def __init__(self) -> None:
+        from bcc import BPF
+
+        os.environ.setdefault("BCC_KERNEL_SOURCE", str(locate_headers().path))
+        self._programs = {"profile.py": BPF(text=PEER_PROGRAM), "floor": BPF(text=FLOOR_PROGRAM)}
+
+    def __enter__(self) -> AttachedPeers:
+        from bcc import PerfSWConfig, PerfType
+
+        for bpf in self._programs.values():
+            bpf.attach_perf_event(
+                ev_type=PerfType.SOFTWARE,
+                ev_config=PerfSWConfig.CPU_CLOCK,
+                fn_name="do_perf_event",
+                sample_freq=FREQUENCY,
+            )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for bpf in self._programs.values():
+            bpf.cleanup()
+
+    def stats(self) -> dict[str, RunStats]:
+        return {
+            label: run_stats(bpf.funcs[b"do_perf_event"].fd)
+            for label, bpf in self._programs.items()
+        }
+
+
+def peer_costs(
+    before: dict[str, RunStats], after: dict[str, RunStats], elapsed: float
+) -> dict[str, tuple[float, float]]:
+    """Each peer's (ns per sample, ns per second) between two stats() readings."""
+    costs = {}
+    for label, (run_ns, runs) in before.items():
+        run_ns_after, runs_after = after[label]
+        if runs_after == runs:
+            raise RuntimeError(f"{label} never ran: is kernel.bpf_stats_enabled 1?")
+        costs[label] = (
+            (run_ns_after - run_ns) / (runs_after - runs),
+            (run_ns_after - run_ns) / elapsed,
+        )
+    return costs
+
+
+def perftop_cost(
+    seconds: float, extra: Sequence[str], peers: AttachedPeers
+) -> tuple[Cost, dict[str, tuple[float, float]]]:
     """Median (ns per sample, ns per second) over perftop's intervals, the first one left out,
     and how many processes it showed Python frames of (other load on the machine: the Python
-    walk runs for those processes' samples only)."""
+    walk runs for those processes' samples only); and the peers' costs over the same
+    intervals (read when perftop reports its first interval and its last)."""
     argv = [*PERFTOP, "--batch", "-F", str(FREQUENCY), "--format", "json", "-d", "1", *extra]
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "run.jsonl"
-        done = subprocess.run(
+        with subprocess.Popen(
             [*argv, "-n", str(int(seconds) + 1), "--record", str(recording)],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            check=True,
-        )
+        ) as process:
+            assert process.stdout is not None
+            reports, readings = [], []
+            for line in process.stdout:
+                readings.append((time.monotonic(), peers.stats()))
+                reports.append(line)
+        if process.returncode != 0 or len(reports) < 2:
+            raise RuntimeError(f"perftop {' '.join(extra)} failed: exit {process.returncode}")
         lines = [json.loads(line) for line in recording.read_text().splitlines()]
     python = python_pids([line for line in lines if not line.get("preview")])
-    costs = [json.loads(line)["cost"] for line in done.stdout.splitlines()[1:]]
+    costs = [json.loads(line)["cost"] for line in reports[1:]]
     per_sample = [cost["bpf_ns_per_sample"] for cost in costs if cost["bpf_ns_per_sample"]]
     per_second = [cost["bpf_run_ns_per_s"] for cost in costs if cost["bpf_run_ns_per_s"]]
     if not per_sample:
         raise RuntimeError("perftop reported no BPF run time: is kernel.bpf_stats_enabled 1?")
-    return median(per_sample), median(per_second), python
-
-
-def peer_cost(seconds: float, program: str = PEER_PROGRAM) -> tuple[float, float]:
-    """(ns per sample, ns per second) of `program` (by default profile.py's) over `seconds`,
-    drained like profile.py does: not at all until the end."""
-    from bcc import BPF, PerfSWConfig, PerfType
-
-    os.environ.setdefault("BCC_KERNEL_SOURCE", str(locate_headers().path))
-    bpf = BPF(text=program)
-    try:
-        bpf.attach_perf_event(
-            ev_type=PerfType.SOFTWARE,
-            ev_config=PerfSWConfig.CPU_CLOCK,
-            fn_name="do_perf_event",
-            sample_freq=FREQUENCY,
-        )
-        prog_fd = bpf.funcs[b"do_perf_event"].fd
-        time.sleep(1.0)  # the same first second perftop's figure leaves out
-        run_ns, runs = run_stats(prog_fd)
-        started = time.monotonic()
-        time.sleep(seconds)
-        run_ns_after, runs_after = run_stats(prog_fd)
-        elapsed = time.monotonic() - started
-    finally:
-        bpf.cleanup()
-    if runs_after == runs:
-        raise RuntimeError("the peer program never ran: is kernel.bpf_stats_enabled 1?")
-    return (run_ns_after - run_ns) / (runs_after - runs), (run_ns_after - run_ns) / elapsed
+    (started, before), (ended, after) = readings[0], readings[-1]
+    return (median(per_sample), median(per_second), python), peer_costs(
+        before, after, ended - started
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,36 +446,34 @@ def unwind_figures(label: str, argv: list[str], intervals: int, workdir: Path) -
     ]
 
 
-Cost = tuple[float, float, int]  # ns per sample, ns per second, processes with Python frames
-
-
 def stackgen_rounds(seconds: float, rounds: int) -> dict[str, list[Cost]]:
-    """The cost of every program, one list entry per round."""
-
-    def perftop_run(extra: Sequence[str]) -> Callable[[], Cost]:
-        return lambda: perftop_cost(seconds, extra)
-
-    def peer_run(program: str) -> Callable[[], Cost]:
-        def run() -> Cost:
-            per_sample, per_second = peer_cost(seconds, program)
-            return per_sample, per_second, 0
-
-        return run
-
-    programs = [(label, perftop_run(extra)) for label, extra in PERFTOP_VARIANTS]
-    programs.append(("profile.py", peer_run(PEER_PROGRAM)))
-    programs.append(("floor", peer_run(FLOOR_PROGRAM)))
-    results: dict[str, list[Cost]] = {label: [] for label, _ in programs}
-    for round_number in range(rounds):
-        order = programs if round_number % 2 == 0 else programs[::-1]
-        for label, measure in order:
-            cost = measure()
-            results[label].append(cost)
-            print(
-                f"round {round_number + 1}  {label:<34} {cost[0]:>8.0f} ns/sample "
-                f"{cost[1] / 1000:>8.1f} µs/s  Python processes {cost[2]}",
-                flush=True,
-            )
+    """The cost of every program, one list entry per perftop run: profile.py's and the
+    floor's lists hold their figures over each perftop run, in the order of `paired`."""
+    results: dict[str, list[Cost]] = {label: [] for label, _ in PERFTOP_VARIANTS}
+    paired: dict[str, dict[str, list[Cost]]] = {
+        label: {"profile.py": [], "floor": []} for label, _ in PERFTOP_VARIANTS
+    }
+    with AttachedPeers() as peers:
+        for round_number in range(rounds):
+            order = PERFTOP_VARIANTS if round_number % 2 == 0 else PERFTOP_VARIANTS[::-1]
+            for label, extra in order:
+                cost, peer = perftop_cost(seconds, extra, peers)
+                results[label].append(cost)
+                for peer_label, (per_sample, per_second) in peer.items():
+                    paired[label][peer_label].append((per_sample, per_second, 0))
+                print(
+                    f"round {round_number + 1}  {label:<34} {cost[0]:>8.0f} ns/sample "
+                    f"{cost[1] / 1000:>8.1f} µs/s  Python processes {cost[2]}; same run: "
+                    f"profile.py {peer['profile.py'][0]:.0f}, floor {peer['floor'][0]:.0f} ns",
+                    flush=True,
+                )
+    for peer_label in ("profile.py", "floor"):
+        results[peer_label] = [
+            cost for label, _ in PERFTOP_VARIANTS for cost in paired[label][peer_label]
+        ]
+    for label, _ in PERFTOP_VARIANTS:
+        for peer_label in ("profile.py", "floor"):
+            results[f"{peer_label} beside {label}"] = paired[label][peer_label]
     return results
 
 
@@ -451,7 +489,9 @@ def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figur
         return [cost[1] / 1000 for cost in results[label]]
 
     default, fp, fp_no_python = (label for label, _ in PERFTOP_VARIANTS)
-    peer, floor = median(per_sample("profile.py")), median(per_sample("floor"))
+    # Each perftop variant against the peers attached during its own runs.
+    peer = median(per_sample(f"profile.py beside {fp}"))
+    floor = median(per_sample(f"floor beside {fp}"))
     fp_ns = median(per_sample(fp))
 
     def ranges(*labels: str) -> str:
@@ -469,7 +509,8 @@ def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figur
             target="ratio <= 1.0",
             met=fp_ns <= peer,
             note=f"{setting}; Python frames on, shown for {walked} processes (others' load: "
-            f"perftop itself at most on a quiet machine); {ranges(fp, 'profile.py')}",
+            f"perftop itself at most on a quiet machine); "
+            f"{ranges(fp, f'profile.py beside {fp}')}",
         ),
         Figure(
             name="BPF run time per sample, FP stacks, --no-python",
@@ -484,8 +525,9 @@ def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figur
             unit="ns",
             perftop=median(per_sample(default)),
             peer_name="bcc profile.py program",
-            peer=peer,
-            note=f"{setting}; perftop walks stackgen with its .eh_frame tables; {ranges(default)}",
+            peer=median(per_sample(f"profile.py beside {default}")),
+            note=f"{setting}; perftop walks stackgen with its .eh_frame tables; "
+            f"{ranges(default, f'profile.py beside {default}')}",
         ),
         Figure(
             name="BPF run time per sample, FP stacks, above the floor",
@@ -494,14 +536,14 @@ def stackgen_figures(results: dict[str, list[Cost]], setting: str) -> list[Figur
             peer_name="floor: user stack walk alone",
             peer=floor,
             note=f"{setting}; the floor is the kernel's walk of the user stack and the stack "
-            f"map; {ranges('floor')}",
+            f"map; {ranges(f'floor beside {fp}')}",
         ),
         Figure(
             name="BPF run time per second, FP stacks",
             unit="µs/s",
             perftop=median(per_second(fp)),
             peer_name="bcc profile.py program",
-            peer=median(per_second("profile.py")),
+            peer=median(per_second(f"profile.py beside {fp}")),
             note=setting,
         ),
     ]
@@ -545,7 +587,8 @@ def main() -> int:
                 unwinding.append(table_build_figure(binary))
     setting = (
         f"{FREQUENCY} Hz, 2 CPUs busy (2x stackgen {args.chains} chains, frame pointers), "
-        f"{args.seconds:.0f} s per program, median of {args.rounds} alternating rounds"
+        f"{args.seconds:.0f} s per perftop run with profile.py's program and the floor attached "
+        f"alongside, median of {args.rounds} alternating rounds"
     )
     figures = stackgen_figures(results, setting) + unwinding
     print(f"\nBPF program cost: {setting}, kernel.bpf_stats_enabled=1")

@@ -105,7 +105,8 @@ def python_pids(lines: list[dict[str, Any]]) -> int:
     pids = set()
     for line in lines:
         python = {index for index, frame in enumerate(line["frames"]) if frame[1].endswith(".py")}
-        for pid, _tid, _comm, frames, _samples, _period in line["stacks"]:
+        for stack in line["stacks"]:  # pid, tid, comm, frames, samples, period[, cgroup id]
+            pid, frames = stack[0], stack[3]
             if python.intersection(frames):
                 pids.add(pid)
     return len(pids)

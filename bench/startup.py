@@ -6,6 +6,9 @@ The bench reads the pty itself and timestamps every chunk the program writes:
 - first screen: perftop's footer (the last line of its first frame); perf top's header line;
 - first data: perftop's status line with a non-zero sample rate (processes from psutil may show
   earlier, with 0 samples/s); perf top's first percentage row.
+The floor of the first screen is measured in the same run: bench/startup_floor.py, a minimal
+Textual app (a line and a footer), to its footer, started the same way: what Textual itself
+costs to a first frame here, under the same load.
 The compile time is measured in the same run: a fresh Python builds perftop's BccSource (import
 bcc, compile, load, attach) under the same load.
 
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 from benchlib import (
+    BENCH,
     PERFTOP,
     ROOT,
     Figure,
@@ -49,6 +53,8 @@ TIMEOUT_S = 180.0  # a loaded VM has stretched the BPF compile past a minute
 # (first screen, first data) in the bytes each program writes.
 PERFTOP_MARKERS = (rb"Quit", rb"(?<![\d,])[1-9][\d,]* samples/s")
 PERF_TOP_MARKERS = (rb"Samples", rb"\d\.\d\d%")
+FLOOR = [sys.executable, str(BENCH / "startup_floor.py")]
+FLOOR_MARKER = rb"Quit"
 COMPILE = """
 import time
 started = time.monotonic()
@@ -70,6 +76,14 @@ def time_to_screens(
             tail = terminal.output()[-2000:]
             raise RuntimeError(f"{name}: no {'screen' if screen is None else 'data'}: {tail!r}")
         return screen - terminal.started, data - terminal.started
+
+
+def time_to_first_screen(argv: list[str], marker: bytes, name: str) -> float:
+    with PtyProcess(argv) as terminal:
+        screen = terminal.wait_for(marker, timeout=TIMEOUT_S)
+        if screen is None:
+            raise RuntimeError(f"{name}: no screen: {terminal.output()[-2000:]!r}")
+        return screen - terminal.started
 
 
 def batch_seconds() -> float:
@@ -108,6 +122,7 @@ def main() -> int:
     theirs: list[tuple[float, float]] = []
     compiles: list[float] = []
     batches: list[float] = []
+    floors: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, Group() as group:
         stackgen = build("stackgen.c", Path(tmp))
         start_stackgen(group, stackgen, args.chains, copies=2)
@@ -122,6 +137,8 @@ def main() -> int:
                 time_to_screens(["perf", "top", "-g", "-F", "99"], PERF_TOP_MARKERS, "perf top")
             )
             print(f"{'perf top':<10} {theirs[-1][0]:>14.3f} {theirs[-1][1]:>12.3f}", flush=True)
+            floors.append(time_to_first_screen(FLOOR, FLOOR_MARKER, "startup floor"))
+            print(f"{'floor':<10} {floors[-1]:>14.3f}", flush=True)
             batches.append(batch_seconds())
             print(f"{'batch -n 1':<10} {'':>14} {batches[-1]:>12.3f}", flush=True)
     compile_s = median(compiles)
@@ -141,6 +158,14 @@ def main() -> int:
             target="<= 0.5 s",
             met=first_screen <= 0.5,
             note=note + f"; worst {max(screen for screen, _ in ours):.3f} s",
+        ),
+        Figure(
+            name="start-up: first painted screen, against a minimal Textual app",
+            unit="s",
+            perftop=first_screen,
+            peer_name="bench/startup_floor.py",
+            peer=median(floors),
+            note=note + f"; floor worst {max(floors):.3f} s: a line and a footer, Textual alone",
         ),
         Figure(
             name="start-up: first profile data",

@@ -77,6 +77,12 @@
 #ifndef PERFTOP_PYTHON_PROCS
 #define PERFTOP_PYTHON_PROCS 1024
 #endif
+#ifndef PERFTOP_PYTHON_THREAD_ENTRIES
+#define PERFTOP_PYTHON_THREAD_ENTRIES 4096  // threads of walked processes whose tstate is remembered
+#endif
+// A thread whose PyThreadState was searched for and not found (a native thread of a Python
+// process, or one CPython has not registered yet) is searched again only after this long.
+#define PYTHON_THREAD_RETRY_NS 100000000  // 100 ms
 
 #ifndef PERFTOP_UNWIND_ROWS
 #define PERFTOP_UNWIND_ROWS 524288  // 16-byte rows: 8 MiB of tables
@@ -169,6 +175,16 @@ struct python_header {
 };
 _Static_assert(PYTHON_HEADER_BUFFER == PYTHON_HEADER_BYTES + 8, "a u64 past the last offset");
 
+// Where a thread's PyThreadState was found, so that a sample reads it at once instead of
+// walking the interpreter's thread list (two pointer reads and a header read per thread). A
+// hint, checked on every use: the remembered tstate still has the sampled thread's
+// native_thread_id, or the list is searched again (the thread's state was freed, moved or
+// reused).
+struct python_thread {
+    u64 tstate;     // 0: searched, none found
+    u64 missed_ns;  // when the search that found none ran (bpf_ktime_get_ns)
+};
+
 // One thread's Python frames, innermost first: the code object and instruction of each.
 struct python_stack {
     u32 depth;
@@ -240,6 +256,9 @@ BPF_PERCPU_ARRAY(lost, u64, GENERATIONS * LOST_COUNT);
 // inside an RCU read-side section, so no sample can still be writing the old generation.
 BPF_ARRAY_OF_MAPS(grace, "settings", 1);
 BPF_HASH(python_procs, u32, struct python_proc, PERFTOP_PYTHON_PROCS);
+// Keyed by bpf_get_current_pid_tgid() (tgid << 32 | tid); least recently used entries go first,
+// so threads that exited leave on their own.
+BPF_TABLE("lru_hash", u64, struct python_thread, python_threads, PERFTOP_PYTHON_THREAD_ENTRIES);
 BPF_PERCPU_ARRAY(python_scratch, struct python_stack, 1);
 BPF_PERCPU_ARRAY(python_headers, struct python_header, 1);
 // Keyed by a hash of the frames: a stack is stored once, however many samples share it, and
@@ -300,8 +319,10 @@ static __always_inline u64 header_word(struct python_header *header, u32 offset)
 // PyThreadState (matched by native_thread_id, never the GIL holder's) and walk its
 // _PyInterpreterFrame chain into python_stacks. Returns the stack's key, or 0 (not a Python
 // process, or no frames for this thread).
-static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
+static __always_inline u64 python_stack_of(u32 generation, u64 pid_tgid)
 {
+    u32 tgid = pid_tgid >> 32;
+    u32 tid = (u32)pid_tgid;
     struct python_proc *proc = python_procs.lookup(&tgid);
     if (!proc)
         return 0;
@@ -310,18 +331,38 @@ static __always_inline u64 python_stack_of(u32 generation, u32 tgid, u32 tid)
     struct python_stack *stack = python_scratch.lookup(&zero);
     if (!header || !stack)
         return 0;
-    u64 interpreter = read_pointer(proc->runtime + proc->interpreters_head);
-    u64 thread = interpreter ? read_pointer(interpreter + proc->threads_head) : 0;
     u32 thread_size = proc->thread_header_size;
+    u32 native_thread_id = proc->native_thread_id;
+    // The remembered tstate first: one probe read when it is still this thread's.
+    struct python_thread *known = python_threads.lookup(&pid_tgid);
     int found = 0;
-    for (int i = 0; i < PERFTOP_PYTHON_THREADS; i++) {
-        if (!thread || bpf_probe_read_user(header->bytes, thread_size, (void *)thread) != 0)
-            break;
-        if (header_word(header, proc->native_thread_id) == tid) {
-            found = 1;
-            break;
+    u64 thread = known ? known->tstate : 0;
+    if (thread && bpf_probe_read_user(header->bytes, thread_size, (void *)thread) == 0)
+        found = header_word(header, native_thread_id) == tid;
+    if (!found && known && !known->tstate &&
+        bpf_ktime_get_ns() - known->missed_ns < PYTHON_THREAD_RETRY_NS) {
+        // Searched a moment ago and not there: a native thread, most likely.
+        count_lost(generation, LOST_PYTHON_MISSING);
+        return 0;
+    }
+    if (!found) {
+        u64 interpreter = read_pointer(proc->runtime + proc->interpreters_head);
+        thread = interpreter ? read_pointer(interpreter + proc->threads_head) : 0;
+        for (int i = 0; i < PERFTOP_PYTHON_THREADS; i++) {
+            if (!thread || bpf_probe_read_user(header->bytes, thread_size, (void *)thread) != 0)
+                break;
+            if (header_word(header, native_thread_id) == tid) {
+                found = 1;
+                break;
+            }
+            thread = header_word(header, proc->thread_next);
         }
-        thread = header_word(header, proc->thread_next);
+        struct python_thread remembered = {};
+        if (found)
+            remembered.tstate = thread;
+        else
+            remembered.missed_ns = bpf_ktime_get_ns();
+        python_threads.update(&pid_tgid, &remembered);
     }
     if (!found) {
         count_lost(generation, LOST_PYTHON_MISSING);  // not a thread CPython knows (yet)
@@ -653,7 +694,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
     slot = SETTING_PYTHON;
     u32 *python_on = settings.lookup(&slot);
     if ((wanted & STACKS_USER) && python_on && *python_on)
-        key.python_stack = python_stack_of(generation, tgid, tid);
+        key.python_stack = python_stack_of(generation, pid_tgid);
 
     struct count_value *value = count_entry(generation, &key);
     if (!value) {

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from perftop.formats.meta import ProfileMeta
-from perftop.formats.output import FoldedAccumulator, format_json, format_text
-from perftop.formats.pprof import pprof_bytes
-from perftop.formats.speedscope import speedscope_bytes
 from perftop.model.samples import StackSample
 from perftop.model.stats import View
 
@@ -65,16 +62,26 @@ class OutputFormat:
         return self.profile_writer(stacks, meta, name)
 
 
+# Each writer imports its encoder when first called: the command line and the screen read the
+# registry at start-up, and none of the encoders is needed before the first screen.
+
+
 def _text(view: View, top: int) -> str:
+    from perftop.formats.output import format_text
+
     return format_text(view, top) + "\n"
 
 
 def _json(view: View, top: int) -> str:
+    from perftop.formats.output import format_json
+
     return format_json(view)  # every row: JSON is for programs, which filter themselves
 
 
 def _folded(stacks: Sequence[StackSample], meta: ProfileMeta, name: str) -> bytes:
     """Names made printable: the format is text for terminals and scripts."""
+    from perftop.formats.output import FoldedAccumulator
+
     folded = FoldedAccumulator(process_roots=meta.process_roots)
     folded.add(stacks)
     text = io.StringIO()
@@ -83,7 +90,15 @@ def _folded(stacks: Sequence[StackSample], meta: ProfileMeta, name: str) -> byte
 
 
 def _pprof(stacks: Sequence[StackSample], meta: ProfileMeta, name: str) -> bytes:
+    from perftop.formats.pprof import pprof_bytes
+
     return pprof_bytes(stacks, meta)
+
+
+def _speedscope(stacks: Sequence[StackSample], meta: ProfileMeta, name: str) -> bytes:
+    from perftop.formats.speedscope import speedscope_bytes
+
+    return speedscope_bytes(stacks, meta, name)
 
 
 _ALL = (
@@ -114,7 +129,7 @@ _ALL = (
         ".speedscope.json",
         OutputKind.PROFILE,
         "JSON for speedscope.app: the whole view, then each process",
-        profile_writer=speedscope_bytes,
+        profile_writer=_speedscope,
     ),
     OutputFormat(
         "pprof",

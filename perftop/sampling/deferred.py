@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from perftop.config import SamplerConfig
 from perftop.model.samples import Interval, ProcessInfo
 from perftop.sampling.source import IntervalSource, SourceError
+
+if TYPE_CHECKING:
+    import psutil
 
 LOADING_NOTICE = "loading the BPF program: processes from psutil until the first profile"
 
@@ -141,6 +142,8 @@ class DeferredSource:
     # -- before the program is ready -------------------------------------------------------------
 
     def _processes_preview(self) -> Interval:
+        import psutil  # here, on the sampler thread: the first screen does not wait for it
+
         infos: dict[int, ProcessInfo] = {}
         seen = set()
         for process in psutil.process_iter(["pid", "name", "username", "cmdline", "num_threads"]):

@@ -11,7 +11,6 @@ Two things made perftop's RSS climb in steps that never came down (the soak show
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers (malloc.h)
@@ -32,7 +31,9 @@ def _glibc() -> ctypes.CDLL | None:
     global _libc
     if _libc is None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            # The process's own symbols, where libc already is: find_library("c") would run
+            # ldconfig (a child process before the first screen).
+            libc = ctypes.CDLL(None)
             libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
             libc.malloc_trim.argtypes = [ctypes.c_size_t]
         except (OSError, AttributeError):  # not glibc: nothing to tune

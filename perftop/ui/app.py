@@ -13,9 +13,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import psutil
 from rich.console import RenderableType
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -24,13 +23,11 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from perftop.annotate.cache import CodeCache
-from perftop.formats.files import write_export
 from perftop.formats.recording import RecordingWriter
 from perftop.model.modes import StackMode
 from perftop.model.pids import check_exist, parse_pids
 from perftop.model.samples import Interval
 from perftop.model.stats import View
-from perftop.sampling.cgroups import cgroup_filter_paths
 from perftop.sampling.replay import ReplaySource
 from perftop.sampling.session import SamplingSession
 from perftop.sampling.source import IntervalSource, SourceError
@@ -43,11 +40,8 @@ from perftop.ui.terminal import EXIT_FAILURE, EXIT_OK, ExitWatch
 from perftop.ui.widgets.annotate_view import AnnotateRequested, AnnotateScreen
 from perftop.ui.widgets.cgroup_table import CgroupTable
 from perftop.ui.widgets.dashboard import Dashboard
-from perftop.ui.widgets.export_dialog import ExportDialog
 from perftop.ui.widgets.filter_input import FilterInput
-from perftop.ui.widgets.flame_view import FlameScreen
 from perftop.ui.widgets.footer import KeysFooter
-from perftop.ui.widgets.help_screen import HelpScreen
 from perftop.ui.widgets.keyed_table import KeyedTable
 from perftop.ui.widgets.process_table import ProcessTable
 from perftop.viewmodel import (
@@ -56,8 +50,14 @@ from perftop.viewmodel import (
     build_view,
 )
 from perftop.viewmodel.annotate import annotated_histogram
-from perftop.viewmodel.export import export_request, view_subject, zoomed_comm
 from perftop.viewmodel.layout import TALL_LINES
+
+if TYPE_CHECKING:
+    from perftop.ui.widgets.flame_view import FlameScreen
+
+# Opened by a key, not on the first screen: the flame view, export, help, the cgroup prompt
+# and the pid check import their modules when first used (bench/startup.py: the first frame
+# waited for them).
 
 # From this width the call-stack pane sits beside the tables (Screen.-wide in perftop.tcss);
 # below it the panes are stacked, so at 120 columns the functions' SYMBOL gets the width.
@@ -293,6 +293,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         screen.show(annotated_histogram(view, screen.function))
 
     def _show_flame(self, flame: FlameScreen) -> None:
+        from perftop.viewmodel.export import view_subject, zoomed_comm
+
         view = self.current_view()
         flame.show(
             view,
@@ -364,6 +366,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         super().exit(result, return_code, message)
 
     def action_help(self) -> None:
+        from perftop.ui.widgets.help_screen import HelpScreen
+
         self.push_screen(HelpScreen(self._shown[0] if self._shown is not None else None))
 
     def action_flame(self) -> None:
@@ -371,6 +375,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
             if self.screen is self._flame:
                 self._flame.dismiss(None)
             return
+        from perftop.ui.widgets.flame_view import FlameScreen
+
         flame = self._flame = FlameScreen()
 
         def closed(_: None) -> None:
@@ -380,6 +386,10 @@ class PerftopApp(DiffedApp, SourceControlActions):
         self._show_flame(flame)
 
     def action_export(self) -> None:
+        from perftop.formats.files import write_export
+        from perftop.ui.widgets.export_dialog import ExportDialog
+        from perftop.viewmodel.export import export_request
+
         if self._shown is None:
             self.notify("nothing to export yet: no interval has arrived", timeout=4)
             return
@@ -445,6 +455,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
 
     def _check_cgroups(self, text: str) -> str | None:
         """The command line's --cgroup words; existence only matters live."""
+        from perftop.sampling.cgroups import cgroup_filter_paths
+
         try:
             cgroup_filter_paths(text, live=self.source.live)
         except ValueError as error:
@@ -452,6 +464,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
         return None
 
     def _apply_cgroups(self, text: str | None) -> None:
+        from perftop.sampling.cgroups import cgroup_filter_paths
+
         if text is None:
             return
         try:
@@ -476,6 +490,8 @@ class PerftopApp(DiffedApp, SourceControlActions):
 
     def _check_pids(self, text: str) -> str | None:
         """The command line's -p words (perftop.model.pids); existence only matters live."""
+        import psutil
+
         try:
             pids = parse_pids(text)
             if self.source.live:

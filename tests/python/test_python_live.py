@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,103 @@ def test_each_thread_has_its_own_python_stack(source: object, name: str, tmp_pat
                 "run_a",
                 "Thread.run",
             ), names
+
+
+def remembered_thread_state(source: object, pid: int, tid: int) -> tuple[int, int] | None:
+    """(tstate, missed_ns) the program remembers for thread `tid` of `pid`, or None."""
+    threads = source._program.maps.python_threads  # type: ignore[attr-defined]
+    for key, value in list(threads.items()):
+        if key.value == (pid << 32) | tid:
+            return value.tstate, value.missed_ns
+    return None
+
+
+def remember_thread_state(source: object, pid: int, tid: int, tstate: int, missed: int) -> None:
+    threads = source._program.maps.python_threads  # type: ignore[attr-defined]
+    threads[threads.Key((pid << 32) | tid)] = threads.Leaf(tstate, missed)
+
+
+def test_a_thread_state_found_once_is_read_at_once_and_checked(
+    source: object, tmp_path: Path
+) -> None:
+    """The program remembers each thread's PyThreadState; a remembered one that is no longer the
+    thread's (here: the other thread's) or a recent "none found" is searched again."""
+    with run_child(DEBIAN_PYTHON, THREADS, tmp_path) as child:
+        a, b = (int(tid) for tid in child.read_line().split())
+        sample(source, child.pid)
+        found_a = remembered_thread_state(source, child.pid, a)
+        found_b = remembered_thread_state(source, child.pid, b)
+        assert found_a is not None and found_a[0], found_a
+        assert found_b is not None and found_b[0] and found_b[0] != found_a[0], found_b
+        # Given thread a's hint pointing at b's tstate, and b's saying "searched just now, none":
+        remember_thread_state(source, child.pid, a, found_b[0], 0)
+        remember_thread_state(source, child.pid, b, 0, time.monotonic_ns())
+        interval = source.next_interval()  # type: ignore[attr-defined]
+        assert isinstance(interval, Interval)
+        stacks = [stack for stack in interval.stacks if stack.pid == child.pid]
+        after_a = remembered_thread_state(source, child.pid, a)
+        after_b = remembered_thread_state(source, child.pid, b)
+    leaves: dict[int, Counter[str]] = {a: Counter(), b: Counter()}
+    for stack in stacks:
+        names = python_names(stack)
+        if names and stack.tid in leaves:
+            leaves[stack.tid][names[-1]] += stack.samples
+    # Then a's samples still carry a's frames, never b's, b's frames come back after the retry
+    # wait, and both hints are right again.
+    assert leaves[a]["spin_in_a"] > 0 and "spin_in_b" not in leaves[a], leaves[a]
+    assert leaves[b]["spin_in_b"] > 0 and "spin_in_a" not in leaves[b], leaves[b]
+    assert after_a is not None and after_a[0] == found_a[0]
+    assert after_b is not None and after_b[0] == found_b[0]
+
+
+CHURN = """
+    import threading, time
+
+    def spin_even(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    def spin_odd(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    def run(kind, log):
+        with open(log, "a") as out:
+            out.write(f"{threading.get_native_id()} {kind}\\n")
+        (spin_even if kind == "even" else spin_odd)(0.15)
+
+    log = __file__ + ".tids"
+    print("ready", flush=True)
+    i = 0
+    while True:  # one thread at a time: each new one's tstate may take the last one's memory
+        thread = threading.Thread(target=run, args=("even" if i % 2 == 0 else "odd", log))
+        thread.start()
+        thread.join()
+        i += 1
+"""
+
+
+def test_threads_that_come_and_go_each_get_their_own_stack(source: object, tmp_path: Path) -> None:
+    with run_child(DEBIAN_PYTHON, CHURN, tmp_path) as child:
+        assert child.read_line() == "ready"
+        stacks = sample(source, child.pid, intervals=2)
+        kinds = dict(line.split() for line in Path(f"{child.script}.tids").read_text().splitlines())
+        remembered = {tid: remembered_thread_state(source, child.pid, int(tid)) for tid in kinds}
+    leaves: dict[int, set[str]] = {}
+    for stack in stacks:
+        names = python_names(stack)
+        if names and str(stack.tid) in kinds and names[-1].startswith("spin_"):
+            leaves.setdefault(stack.tid, set()).add(names[-1])
+    assert len(leaves) >= 5, leaves  # ~13 threads a 2 s: most of them sampled with frames
+    for tid, names in leaves.items():
+        assert names == {f"spin_{kinds[str(tid)]}"}, (tid, names)
+    # Every sampled thread's state was remembered, and the new threads' states took the freed
+    # memory of the old ones': a remembered address was another thread's before.
+    tstates = [remembered[str(tid)] for tid in leaves]
+    assert all(found is not None and found[0] for found in tstates), tstates
+    assert len({found[0] for found in tstates if found}) < len(tstates), tstates
 
 
 EXTENSION = """

@@ -93,7 +93,10 @@ def parse(text: str) -> CProgram:
         r"^\s*(BPF_\w+)\s*\(([^)]*(?:\([^)]*\))?[^)]*)\)\s*;", text, re.M
     ):
         parts = [part.strip() for part in arguments.split(",")]
-        maps[parts[0]] = CMap(kind, parts[0], tuple(parts[1:]))
+        if kind == "BPF_TABLE":  # BPF_TABLE("type", key, value, name, entries)
+            maps[parts[3]] = CMap(kind, parts[3], (parts[0], *parts[1:3], *parts[4:]))
+        else:
+            maps[parts[0]] = CMap(kind, parts[0], tuple(parts[1:]))
     return CProgram(defines, structs, maps)
 
 
@@ -160,6 +163,8 @@ def abi_mismatches(text: str) -> list[str]:
     expect("PERFTOP_PYTHON_THREADS", abi.PYTHON_THREADS)
     expect("PERFTOP_PYTHON_STACK_ENTRIES", abi.PYTHON_STACK_ENTRIES_DEFAULT)
     expect("PERFTOP_PYTHON_PROCS", abi.PYTHON_PROCS_DEFAULT)
+    expect("PERFTOP_PYTHON_THREAD_ENTRIES", abi.PYTHON_THREAD_ENTRIES_DEFAULT)
+    expect("PYTHON_THREAD_RETRY_NS", abi.PYTHON_THREAD_RETRY_NS)
     expect("PYTHON_NO_OFFSET", abi.PYTHON_NO_OFFSET)
     expect("PYTHON_NO_OWNER", abi.PYTHON_NO_OWNER)
     expect("PYTHON_HEADER_BYTES", abi.PYTHON_HEADER_BYTES)
@@ -200,6 +205,7 @@ def abi_mismatches(text: str) -> list[str]:
         ("count_value", abi.CountValue),
         ("cpu_totals", abi.CpuTotals),
         ("python_proc", abi.PythonProc),
+        ("python_thread", abi.PythonThread),
         ("python_stack", abi.PythonStack),
         ("unwind_row", abi.UnwindRow),
         ("mapping_key", abi.MappingKey),
@@ -247,6 +253,14 @@ def abi_mismatches(text: str) -> list[str]:
     expect_map("cpu_totals", "BPF_PERCPU_ARRAY", "struct cpu_totals")
     expect_map("lost", "BPF_PERCPU_ARRAY", "u64")
     expect_map("python_procs", "BPF_HASH", "u32", "struct python_proc", "PERFTOP_PYTHON_PROCS")
+    expect_map(
+        "python_threads",
+        "BPF_TABLE",
+        '"lru_hash"',
+        "u64",
+        "struct python_thread",
+        "PERFTOP_PYTHON_THREAD_ENTRIES",
+    )
     expect_map("python_scratch", "BPF_PERCPU_ARRAY", "struct python_stack", "1")
     expect_map("python_headers", "BPF_PERCPU_ARRAY", "struct python_header", "1")
     expect_map(

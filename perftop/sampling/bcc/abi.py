@@ -32,6 +32,10 @@ PYTHON_FRAMES: Final = 64  # PERFTOP_PYTHON_FRAMES: Python frames walked per sam
 PYTHON_THREADS: Final = 32  # PERFTOP_PYTHON_THREADS: PyThreadStates searched per sample
 PYTHON_STACK_ENTRIES_DEFAULT: Final = 4096  # PERFTOP_PYTHON_STACK_ENTRIES
 PYTHON_PROCS_DEFAULT: Final = 1024  # PERFTOP_PYTHON_PROCS: Python processes walked at once
+# PERFTOP_PYTHON_THREAD_ENTRIES: threads whose PyThreadState the program remembers (LRU)
+PYTHON_THREAD_ENTRIES_DEFAULT: Final = 4096
+# PYTHON_THREAD_RETRY_NS: a thread with no PyThreadState is searched for again after this long
+PYTHON_THREAD_RETRY_NS: Final = 100_000_000
 UNWIND_ROWS_DEFAULT: Final = 524288  # PERFTOP_UNWIND_ROWS: 16-byte rows
 UNWIND_MAPPINGS_DEFAULT: Final = 65536  # PERFTOP_UNWIND_MAPPINGS: trie entries
 NATIVE_STACK_ENTRIES_DEFAULT: Final = 16384  # PERFTOP_NATIVE_STACK_ENTRIES
@@ -222,6 +226,16 @@ class PythonProc(ct.Structure):
     )
 
 
+class PythonThread(ct.Structure):
+    """struct python_thread: where a thread's PyThreadState was found (python_threads, keyed
+    by tgid << 32 | tid); a hint the program checks on every use."""
+
+    _fields_ = (
+        ("tstate", ct.c_uint64),  # 0: searched, none found
+        ("missed_ns", ct.c_uint64),  # when that search ran (bpf_ktime_get_ns)
+    )
+
+
 class PythonStack(ct.Structure):
     """struct python_stack: one thread's Python frames, innermost first."""
 
@@ -275,6 +289,7 @@ def size_cflags(
         f"-DPERFTOP_UNWIND_ROWS={unwind_rows}",
         f"-DPERFTOP_MAX_PIDS={MAX_PIDS}",
         f"-DPERFTOP_MAX_CGROUPS={MAX_CGROUPS}",
+        f"-DPERFTOP_PYTHON_THREAD_ENTRIES={PYTHON_THREAD_ENTRIES_DEFAULT}",
     ]
 
 

@@ -176,6 +176,7 @@ class Maps:
         self.grace = bpf[b"grace"]
         self.python_procs = bpf[b"python_procs"]
         self.python_stacks = bpf[b"python_stacks"]
+        self.python_threads = bpf[b"python_threads"]
         self.unwind_rows = bpf[b"unwind_rows"]
         self.unwind_mappings = bpf[b"unwind_mappings"]
         self.native_stacks = bpf[b"native_stacks"]

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
@@ -286,6 +285,8 @@ class Dashboard(Vertical):
         """Keep every PID of the filter on screen, marked exited once it is gone."""
         if not pids:
             return view
+        import psutil  # only with a pid filter: not before the first screen
+
         self._names.update((p.pid, p.comm) for p in view.processes if p.pid in pids)
         self._names = {pid: name for pid, name in self._names.items() if pid in pids}
         # psutil only knows about this machine: a replay cannot tell gone from idle.
