@@ -61,6 +61,9 @@ class SymbolTable:
     # With .debug_line: the file, to read its line table from on the first source_line call.
     line_source: str | None = None
     lines: LineTable | None = None
+    # The file's (device, inode, size, mtime) when ElfCache read it: which file these are the
+    # symbols of, the same in every process that maps it.
+    identity: tuple[int, int, int, int] | None = None
 
     @property
     def has_symbols(self) -> bool:
@@ -488,6 +491,7 @@ class ElfCache:
                 self._tables.move_to_end(key)
                 return found
             found = read_symbol_table(stream, info.st_size, display_path or path, source=path)
+        found.identity = key
         self._tables[key] = found
         self._bytes += found.symbols.nbytes()
         while len(self._tables) > 1 and (

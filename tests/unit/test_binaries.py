@@ -203,3 +203,30 @@ def test_compressed_debug_sections_are_not_inflated(tmp_path: Path) -> None:
         assert flags and flags[0] & 0x800  # SHF_COMPRESSED: the build did compress
         stream.seek(0)
         assert read_line_table(stream) is None
+
+
+def test_one_binary_in_two_processes_is_one_place_and_a_copy_another(tmp_path: Path) -> None:
+    """Processes of one binary name an address by the same place (file identity, path,
+    offset), so UserSymbols names it once for all of them; a copy of the binary (another
+    inode) is another place, and its frames are its own."""
+    binary = build(tmp_path / "one")
+    copy = tmp_path / "copy" / "chain"
+    copy.parent.mkdir()
+    copy.write_bytes(binary.read_bytes())
+    copy.chmod(0o755)
+    processes = [subprocess.Popen([str(path), "30"]) for path in (binary, binary, copy)]
+    time.sleep(0.1)
+    try:
+        cache = ElfCache()
+        start = symbol_value(binary, "c_spin")
+        places = []
+        for process, path in zip(processes, (binary, binary, copy), strict=True):
+            resolver = NativeResolver(process.pid, cache)
+            places.append(resolver.place(runtime_address(process.pid, path, start + 4)))
+            assert [mapping.path for mapping in resolver.mappings()] == [str(path)]
+        assert places[0] is not None and places[0] == places[1]
+        assert places[2] is not None and places[2] != places[0]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
