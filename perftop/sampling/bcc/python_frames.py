@@ -124,7 +124,8 @@ class PythonFrames:
         self._raw: Generations[int, RawStack] = Generations(RAW_STACKS_MAX)
         self._buffer = PythonStack()
         self._named: dict[tuple[int, int, int], Frame] = {}  # this drain's (pid, code, instr)
-        # This drain's code objects, each checked against the target once per drain.
+        # This interval's code objects, each checked against the target once an interval
+        # (by the prefetch that first meets it, or by the drain).
         self._codes: dict[tuple[int, int], tuple[CodeInfo, int] | None] = {}
         self.read_failed = 0
 
@@ -233,7 +234,7 @@ class PythonFrames:
                 pid = buffer.tgid
                 if pid in self._walked:
                     for code in {code for code, _ in pairs}:
-                        self._processes.code(pid, code)  # read (and cached) while it lives
+                        self._code(pid, code)  # read (and cached) while it lives
             lib.bpf_delete_elem(fd, ct.byref(key))
 
     def stack(self, pid: int, stack_hash: int, native: tuple[Frame, ...]) -> tuple[Frame, ...]:
@@ -260,11 +261,7 @@ class PythonFrames:
         key = (pid, code_address, instruction)
         frame = self._named.get(key)
         if frame is None:
-            code_key = (pid, code_address)
-            if code_key in self._codes:
-                code = self._codes[code_key]
-            else:
-                code = self._codes[code_key] = self._processes.code(pid, code_address)
+            code = self._code(pid, code_address)
             if code is None:
                 frame = UNKNOWN_CODE
             else:
@@ -275,6 +272,15 @@ class PythonFrames:
                 )
             self._named[key] = frame
         return frame
+
+    def _code(self, pid: int, code_address: int) -> tuple[CodeInfo, int] | None:
+        """The code object at `code_address`, checked against the target's memory the first
+        time this interval asks."""
+        code_key = (pid, code_address)
+        if code_key in self._codes:
+            return self._codes[code_key]
+        code = self._codes[code_key] = self._processes.code(pid, code_address)
+        return code
 
 
 def _eval_indexes(native: tuple[Frame, ...]) -> list[int]:
