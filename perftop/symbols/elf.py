@@ -30,6 +30,7 @@ from elftools.elf.sections import NoteSection
 from perftop.model.reasons import Unresolved
 from perftop.symbols.lines import LineTable, read_line_table
 from perftop.symbols.ranges import PackedSymbols
+from perftop.unwind.cache import cached_function_starts
 from perftop.unwind.eh_frame import CfiError, read_call_frame_info
 from perftop.unwind.elf import ElfError as UnwindElfError
 from perftop.unwind.elf import parse_elf
@@ -104,12 +105,15 @@ class SymbolTable:
             if self.fde_source is None:
                 return None
             source, self.fde_source = self.fde_source, None
-            opened = _open_regular(source)
-            if opened is None:
-                return None
-            stream, _ = opened
-            with stream:
-                self.function_starts = _function_starts(stream, source)
+            # The unwinder cached them by build id when it built the binary's table.
+            self.function_starts = cached_function_starts(self.build_id)
+            if self.function_starts is None:
+                opened = _open_regular(source)
+                if opened is None:
+                    return None
+                stream, _ = opened
+                with stream:
+                    self.function_starts = _function_starts(stream, source)
             if self.function_starts is None:
                 return None
         found = self.function_starts.function_start(vaddr)

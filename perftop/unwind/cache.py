@@ -112,6 +112,25 @@ def load_unwind_info(path: Path, cache_root: Path | None = None) -> UnwindInfo:
     return info
 
 
+def cached_function_starts(
+    build_id_hex: str, cache_root: Path | None = None
+) -> FunctionStarts | None:
+    """The function starts cached beside the unwind table of the binary with this build id,
+    when perftop has built it (the symbols of a stripped binary need them too, and decoding
+    its `.eh_frame` again costs ~10 times reading them back); None when it has not, or the
+    cache directory is unsafe."""
+    if not build_id_hex:
+        return None
+    root = cache_root if cache_root is not None else default_cache_root()
+    directory = root / "unwind"
+    try:
+        ensure_private_dir(directory)
+    except (UnwindCacheError, OSError):
+        return None
+    cached = read_cache_file(directory / f"{build_id_hex}.bin")
+    return cached[1] if cached is not None else None
+
+
 def _with_problem(info: UnwindInfo, problem: str) -> UnwindInfo:
     return UnwindInfo(
         info.path, info.build_id, info.table, info.functions, False, info.errors, problem

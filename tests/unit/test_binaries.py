@@ -230,3 +230,34 @@ def test_one_binary_in_two_processes_is_one_place_and_a_copy_another(tmp_path: P
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_a_stripped_binary_takes_its_function_starts_from_the_unwind_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a stripped binary whose unwind table perftop built (and cached by build id),
+    when its symbols need the function starts, then they are read back from that cache, not
+    decoded from its .eh_frame a second time; and they are the same starts."""
+    from perftop.symbols import elf
+    from perftop.unwind import cache
+
+    full = build(tmp_path / "full")
+    start = symbol_value(full, "c_spin")
+    stripped = tmp_path / "stripped" / "chain"
+    stripped.parent.mkdir()
+    subprocess.run(["strip", "-o", str(stripped), str(full)], check=True)
+    decoded = ElfCache().table(str(stripped))
+    assert decoded is not None and decoded.function_start(start + 4) == start
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    built = cache.load_unwind_info(stripped, root)
+    assert not built.from_cache
+    monkeypatch.setattr(cache, "default_cache_root", lambda: root)
+
+    def refused(*args: object) -> None:
+        raise AssertionError(".eh_frame decoded again")
+
+    monkeypatch.setattr(elf, "_function_starts", refused)
+    table = ElfCache().table(str(stripped))
+    assert table is not None and table.function_start(start + 4) == start
+    assert table.function_starts == decoded.function_starts
