@@ -261,3 +261,27 @@ def test_a_stripped_binary_takes_its_function_starts_from_the_unwind_cache(
     table = ElfCache().table(str(stripped))
     assert table is not None and table.function_start(start + 4) == start
     assert table.function_starts == decoded.function_starts
+
+
+def test_a_damaged_unwind_cache_file_is_not_where_function_starts_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perftop.unwind import cache
+
+    full = build(tmp_path / "full")
+    start = symbol_value(full, "c_spin")
+    stripped = tmp_path / "stripped" / "chain"
+    stripped.parent.mkdir()
+    subprocess.run(["strip", "-o", str(stripped), str(full)], check=True)
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    built = cache.load_unwind_info(stripped, root)
+    assert built.build_id is not None
+    cache_file = root / "unwind" / f"{built.build_id.hex()}.bin"
+    content = bytearray(cache_file.read_bytes())
+    content[-16:-8] = (1).to_bytes(8, "little")  # the last function now starts at 1
+    cache_file.write_bytes(bytes(content))
+    monkeypatch.setattr(cache, "default_cache_root", lambda: root)
+    assert cache.cached_function_starts(built.build_id.hex()) is None  # its checksum fails
+    table = ElfCache().table(str(stripped))
+    assert table is not None and table.function_start(start + 4) == start
