@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from perftop.model.samples import Frame
 from perftop.python.processes import PythonProcesses
 from perftop.python.runtime import PythonRuntime
 from perftop.sampling.bcc import python_frames
@@ -79,3 +80,35 @@ def test_a_code_object_prefetched_is_not_checked_again_by_the_drain(
     frames.forget_exited()  # the next interval checks them again
     frames.stack(pid, STACK_HASH, ())
     assert len(processes.checked) == 4
+
+
+def test_a_python_stack_recurring_in_one_interval_is_named_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given one Python stack sampled with three threads' native stacks in an interval,
+    then its frames are named once (each entry merges them with its own native frames), and
+    named afresh the next interval (its code objects checked again)."""
+    pid = os.getpid()
+    processes = CountedCodes()
+    if not isinstance(processes.detection(pid), PythonRuntime):
+        pytest.skip("this interpreter's frames are not walkable by perftop")
+    kernel = StoredStacks(pid)
+    monkeypatch.setattr(python_frames, "lib", kernel)
+    frames = PythonFrames(kernel, processes)  # type: ignore[arg-type]
+    frames.observe([pid])
+    frames.read({STACK_HASH})
+    named: list[tuple[int, int, int]] = []
+    name = frames._frame
+
+    def counted(pid: int, code: int, instruction: int) -> Frame:
+        named.append((pid, code, instruction))
+        return name(pid, code, instruction)
+
+    monkeypatch.setattr(frames, "_frame", counted)
+    leaf = Frame("memcpy", "libc.so.6", False)
+    stacks = [frames.stack(pid, STACK_HASH, native) for native in ((), (leaf,), ())]
+    assert len(named) == 3  # the stack's three frames, once
+    assert stacks[0] == stacks[2] and stacks[1] == (*stacks[0], leaf)
+    frames.forget_exited()
+    frames.stack(pid, STACK_HASH, ())
+    assert len(named) == 6
