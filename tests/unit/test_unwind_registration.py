@@ -277,3 +277,30 @@ def test_a_file_and_the_vdso_are_read_once_for_every_process_that_maps_them(
     assert [path.name for path in opened] == [
         mapping_of(processes[0].pid, "libc").path.rpartition("/")[2]
     ]
+
+
+def test_a_process_whose_mappings_did_not_change_is_rechecked_without_its_stat(
+    registering: tuple[FakeMaps, UnwindTables, list[subprocess.Popen[bytes]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every registered process is looked at again each second: with its maps as they were,
+    its entries stand, and its /proc/PID/stat (slow for a process of many threads: the
+    kernel sums every thread's times) is not read."""
+    fake, tables, (process, _) = registering
+    stat_reads: list[int] = []
+    start_time = unwind_tables.process_start_time
+
+    def counted(pid: int) -> int | None:
+        stat_reads.append(pid)
+        return start_time(pid)
+
+    monkeypatch.setattr(unwind_tables, "process_start_time", counted)
+    monkeypatch.setattr(unwind_tables, "RECHECK_S", 0.0)
+    tables.observe([process.pid])
+    assert tables.wait_idle(10.0)
+    assert stat_reads == [process.pid]
+    fake.writes.clear()
+    for _ in range(3):
+        tables.observe([process.pid])
+        assert tables.wait_idle(10.0)
+    assert stat_reads == [process.pid] and not fake.writes

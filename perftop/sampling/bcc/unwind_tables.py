@@ -68,6 +68,17 @@ class _Process:
     needed: set[str] = field(default_factory=set)  # mapped files its stacks went through
 
 
+def _read_maps(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+
+
+def _holder(mappings: list[ExecutableMapping], address: int) -> ExecutableMapping | None:
+    return next((m for m in mappings if m.start <= address < m.end), None)
+
+
 def range_prefixes(start: int, end: int) -> list[tuple[int, int]]:
     """[start, end) as aligned power-of-two blocks: (block start, prefix length in bits)."""
     blocks = []
@@ -202,37 +213,38 @@ class UnwindTables:
         """(Re)write the process's trie entries: the whole process, and each mapping whose
         table is loaded or is wanted (it holds `missed`, or the process's stacks went through
         it before)."""
+        maps_text = _read_maps(pid)
+        if maps_text is None:
+            return
+        with self._lock:
+            known = self._processes.get(pid)
+        if known is not None and known.maps == maps_text:
+            # Its mappings are as registered (addresses and inodes alike): so are its entries,
+            # whatever process has the pid now (forget_exited compares start times), and
+            # /proc/PID/stat (slow for a process of many threads) need not be read.
+            if missed is None:
+                known.checked = time.monotonic()
+                return
+            mappings = executable_mappings(maps_text)
+            holder = _holder(mappings, missed)
+            if holder is not None and holder.path not in known.needed:
+                # The process's other entries are in: this file's ranges are all to write.
+                self._add_file(pid, known, holder.path, mappings)
+            return  # (or an address in no mapping, or in a gap of a table that is in)
         start_time = process_start_time(pid)
-        try:
-            maps_text = Path(f"/proc/{pid}/maps").read_text()
-        except OSError:
+        maps_text = _read_maps(pid)  # read after the start time: both of the same process
+        if maps_text is None:
             return
         now = time.monotonic()
         mappings = executable_mappings(maps_text)
-        with self._lock:
-            known = self._processes.get(pid)
-            if known is not None and known.start_time != start_time:
-                known = None  # another process under a reused pid
-            needed = set(known.needed) if known is not None else set()
+        if known is not None and known.start_time != start_time:
+            known = None  # another process under a reused pid
+        needed = set(known.needed) if known is not None else set()
         if missed is not None:
-            holder = next((m for m in mappings if m.start <= missed < m.end), None)
+            holder = _holder(mappings, missed)
             if holder is None:
                 return  # an address in no mapping: a frame-pointer step into garbage
-            if known is not None and known.maps == maps_text:
-                if holder.path not in needed:
-                    # The process's other entries are in and its mappings unchanged: this
-                    # file's ranges are all there is to write.
-                    self._add_file(pid, known, holder.path, mappings)
-                return  # (or its table is in already: the pc falls in a gap of it)
             needed.add(holder.path)
-        if (
-            known is not None
-            and known.maps == maps_text
-            and needed == known.needed
-            and missed is None
-        ):
-            known.checked = now
-            return
         entries: list[tuple[MappingKey, MappingValue]] = [
             # The whole process: frame pointers, and a miss where it is not covered.
             (mapping_key(pid, 0, 0), MappingValue(0, 0, 0, 0, 0))
