@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ _SYMBOL = struct.Struct("<IBBHQQ")
 # A real libpython has ~40 sections and ~10 program headers; a table claiming more is garbage.
 MAX_SECTIONS = 4096
 MAX_PROGRAM_HEADERS = 256
+MAX_PARSED_FILES = 256  # ELF files whose parse is kept, the least recently read dropped first
 
 
 class ElfError(Exception):
@@ -73,15 +75,32 @@ class ElfImage:
         return next((section for section in self.sections if section.name == name), None)
 
 
+# (device, inode, size, mtime, wanted symbols) -> the file's parse
+_parsed: OrderedDict[tuple[int, int, int, int, tuple[str, ...]], ElfImage] = OrderedDict()
+
+
 def read_elf(path: str, wanted_symbols: Iterable[str]) -> ElfImage:
-    """Parse `path`, looking up `wanted_symbols` in `.dynsym` first, then `.symtab`."""
+    """Parse `path`, looking up `wanted_symbols` in `.dynsym` first, then `.symtab`. A file
+    read before (the same device, inode, size and mtime) is not parsed again: every new
+    process is classified by its executable's ELF, and most run a binary seen already."""
+    wanted = tuple(wanted_symbols)
     try:
         with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
+            info = os.fstat(file.fileno())
+            size = info.st_size
             if size < _HEADER.size:
                 raise ElfError("file too small for an ELF header")
+            key = (info.st_dev, info.st_ino, size, info.st_mtime_ns, wanted)
+            known = _parsed.get(key)
+            if known is not None:
+                _parsed.move_to_end(key)
+                return known
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return _parse(data, size, tuple(wanted_symbols))
+                image = _parse(data, size, wanted)
+            _parsed[key] = image
+            while len(_parsed) > MAX_PARSED_FILES:
+                _parsed.popitem(last=False)
+            return image
     except (OSError, ValueError) as error:
         raise ElfError(f"cannot read {path}: {error}") from error
     except struct.error as error:

@@ -30,6 +30,7 @@ from elftools.elf.sections import NoteSection
 from perftop.model.reasons import Unresolved
 from perftop.symbols.lines import LineTable, read_line_table
 from perftop.symbols.ranges import PackedSymbols
+from perftop.unwind.cache import cached_function_starts
 from perftop.unwind.eh_frame import CfiError, read_call_frame_info
 from perftop.unwind.elf import ElfError as UnwindElfError
 from perftop.unwind.elf import parse_elf
@@ -61,6 +62,9 @@ class SymbolTable:
     # With .debug_line: the file, to read its line table from on the first source_line call.
     line_source: str | None = None
     lines: LineTable | None = None
+    # The file's (device, inode, size, mtime) when ElfCache read it: which file these are the
+    # symbols of, the same in every process that maps it.
+    identity: tuple[int, int, int, int] | None = None
 
     @property
     def has_symbols(self) -> bool:
@@ -101,12 +105,15 @@ class SymbolTable:
             if self.fde_source is None:
                 return None
             source, self.fde_source = self.fde_source, None
-            opened = _open_regular(source)
-            if opened is None:
-                return None
-            stream, _ = opened
-            with stream:
-                self.function_starts = _function_starts(stream, source)
+            # The unwinder cached them by build id when it built the binary's table.
+            self.function_starts = cached_function_starts(self.build_id)
+            if self.function_starts is None:
+                opened = _open_regular(source)
+                if opened is None:
+                    return None
+                stream, _ = opened
+                with stream:
+                    self.function_starts = _function_starts(stream, source)
             if self.function_starts is None:
                 return None
         found = self.function_starts.function_start(vaddr)
@@ -488,6 +495,7 @@ class ElfCache:
                 self._tables.move_to_end(key)
                 return found
             found = read_symbol_table(stream, info.st_size, display_path or path, source=path)
+        found.identity = key
         self._tables[key] = found
         self._bytes += found.symbols.nbytes()
         while len(self._tables) > 1 and (

@@ -122,6 +122,20 @@ class NativeResolver:
         self._tables[mapping] = table
         return table
 
+    def place(self, address: int) -> tuple[tuple[int, int, int, int], str, int] | None:
+        """(the file's identity, the path it is mapped from, the offset into it): what
+        `resolve` names a file-backed address by, when the file's symbols were read. The
+        path is in it because the frame's module is named by it (one inode can be reached by
+        two paths, in two mount namespaces)."""
+        mapping = self._mapping(address)
+        if mapping is None or not mapping.is_file_backed:
+            return None
+        table = self._table(mapping)
+        if table is None or table.identity is None:
+            return None
+        self._note_used(mapping, table.build_id)  # as resolve would: pprof's Mappings
+        return (table.identity, mapping.file_path, address - mapping.start + mapping.offset)
+
     def resolve(self, address: int) -> Resolution:
         mapping = self._mapping(address)
         if mapping is None:

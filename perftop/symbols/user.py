@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -51,6 +51,13 @@ class UserResolver(Protocol):
     """Symbols of one process."""
 
     def resolve(self, address: int) -> Resolution: ...
+
+    def place(self, address: int) -> Hashable | None:
+        """Where `address` is in a file whose symbols were read, said the same way in every
+        process that maps that file (its identity and the offset into it): the address's frame
+        is then the same in all of them. None when its frame depends on this process (no
+        file, a file it could not read, or a resolver that cannot tell)."""
+        ...
 
     def mappings(self) -> tuple[ProcessMapping, ...]: ...
 
@@ -135,7 +142,11 @@ class UserSymbols:
     `Generations` shared by all processes and keyed by the process's serial, so the entries of
     an exited or replaced process are never hit again and age out: each evict_exited (once an
     interval) ages them, so what is held is what the last two intervals used. The bounds only
-    cap a pathological interval; they leave room for 50k distinct stacks an interval."""
+    cap a pathological interval; they leave room for 50k distinct stacks an interval.
+
+    Frames are also memoized by place (`UserResolver.place`: the file's identity and the
+    offset into it), across processes: every process that maps a binary, and each new process
+    of a program that forks or restarts, names its addresses once for all of them."""
 
     def __init__(
         self,
@@ -148,6 +159,7 @@ class UserSymbols:
         self._factory = factory
         self._max_processes = max_processes
         self._frames: Generations[tuple[int, int], Frame] = Generations(max_frames_total)
+        self._by_place: Generations[Hashable, Frame] = Generations(max_frames_total)
         self._chains: Generations[tuple[int, int], tuple[Frame, ...]] = Generations(
             max_chains_total
         )
@@ -250,7 +262,14 @@ class UserSymbols:
         key = (entry.serial, address)
         frame = self._frames.get(key)
         if frame is None:
-            frame = self._resolve(entry, address)
+            # A process gone before it was first seen names its frames GONE: not the file's.
+            place = entry.resolver.place(address) if entry.start_time is not None else None
+            if place is not None:
+                frame = self._by_place.get(place)
+            if frame is None:
+                frame = self._resolve(entry, address)
+                if place is not None:
+                    self._by_place.put(place, frame)
             self._frames.put(key, frame)
         return frame
 
@@ -279,6 +298,7 @@ class UserSymbols:
         (a different start time). Returns how many were dropped."""
         self._generation += 1
         self._frames.age()
+        self._by_place.age()
         self._chains.age()
         self._sites.age()
         dropped = 0
@@ -294,5 +314,6 @@ class UserSymbols:
             entry.resolver.close()
         self._processes.clear()
         self._frames.clear()
+        self._by_place.clear()
         self._chains.clear()
         self._sites.clear()

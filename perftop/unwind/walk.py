@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perftop.unwind.eh_frame import read_call_frame_info
-from perftop.unwind.elf import ElfError, ElfImage, parse_elf
+from perftop.unwind.elf import ElfError, ElfImage, LoadSegment, parse_elf
 from perftop.unwind.table import CfaRuleKind, RbpRuleKind, UnwindTable, build_table
 
 MAX_FRAMES = 128
@@ -152,7 +152,13 @@ def executable_mappings(maps_text: str) -> list[ExecutableMapping]:
 def load_bias(image: ElfImage, mapping: ExecutableMapping) -> int | None:
     """The amount added to the ELF's virtual addresses in this mapping, from the PT_LOAD
     segment the mapping's file offset falls in (mmap offsets are page-aligned, p_offset not)."""
-    for segment in image.segments:
+    return segments_bias(image.segments, mapping)
+
+
+def segments_bias(segments: Iterable[LoadSegment], mapping: ExecutableMapping) -> int | None:
+    """`load_bias` from a file's PT_LOAD segments alone (kept per file: no need to open it
+    again for each process that maps it)."""
+    for segment in segments:
         aligned_offset = segment.file_offset - segment.file_offset % _PAGE_SIZE
         if aligned_offset <= mapping.file_offset < segment.file_offset + max(segment.file_size, 1):
             virtual_at_start = segment.virtual_address - (segment.file_offset - mapping.file_offset)

@@ -203,3 +203,85 @@ def test_compressed_debug_sections_are_not_inflated(tmp_path: Path) -> None:
         assert flags and flags[0] & 0x800  # SHF_COMPRESSED: the build did compress
         stream.seek(0)
         assert read_line_table(stream) is None
+
+
+def test_one_binary_in_two_processes_is_one_place_and_a_copy_another(tmp_path: Path) -> None:
+    """Processes of one binary name an address by the same place (file identity, path,
+    offset), so UserSymbols names it once for all of them; a copy of the binary (another
+    inode) is another place, and its frames are its own."""
+    binary = build(tmp_path / "one")
+    copy = tmp_path / "copy" / "chain"
+    copy.parent.mkdir()
+    copy.write_bytes(binary.read_bytes())
+    copy.chmod(0o755)
+    processes = [subprocess.Popen([str(path), "30"]) for path in (binary, binary, copy)]
+    time.sleep(0.1)
+    try:
+        cache = ElfCache()
+        start = symbol_value(binary, "c_spin")
+        places = []
+        for process, path in zip(processes, (binary, binary, copy), strict=True):
+            resolver = NativeResolver(process.pid, cache)
+            places.append(resolver.place(runtime_address(process.pid, path, start + 4)))
+            assert [mapping.path for mapping in resolver.mappings()] == [str(path)]
+        assert places[0] is not None and places[0] == places[1]
+        assert places[2] is not None and places[2] != places[0]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def test_a_stripped_binary_takes_its_function_starts_from_the_unwind_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a stripped binary whose unwind table perftop built (and cached by build id),
+    when its symbols need the function starts, then they are read back from that cache, not
+    decoded from its .eh_frame a second time; and they are the same starts."""
+    from perftop.symbols import elf
+    from perftop.unwind import cache
+
+    full = build(tmp_path / "full")
+    start = symbol_value(full, "c_spin")
+    stripped = tmp_path / "stripped" / "chain"
+    stripped.parent.mkdir()
+    subprocess.run(["strip", "-o", str(stripped), str(full)], check=True)
+    decoded = ElfCache().table(str(stripped))
+    assert decoded is not None and decoded.function_start(start + 4) == start
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    built = cache.load_unwind_info(stripped, root)
+    assert not built.from_cache
+    monkeypatch.setattr(cache, "default_cache_root", lambda: root)
+
+    def refused(*args: object) -> None:
+        raise AssertionError(".eh_frame decoded again")
+
+    monkeypatch.setattr(elf, "_function_starts", refused)
+    table = ElfCache().table(str(stripped))
+    assert table is not None and table.function_start(start + 4) == start
+    assert table.function_starts == decoded.function_starts
+
+
+def test_a_damaged_unwind_cache_file_is_not_where_function_starts_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perftop.unwind import cache
+
+    full = build(tmp_path / "full")
+    start = symbol_value(full, "c_spin")
+    stripped = tmp_path / "stripped" / "chain"
+    stripped.parent.mkdir()
+    subprocess.run(["strip", "-o", str(stripped), str(full)], check=True)
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    built = cache.load_unwind_info(stripped, root)
+    assert built.build_id is not None
+    cache_file = root / "unwind" / f"{built.build_id.hex()}.bin"
+    content = bytearray(cache_file.read_bytes())
+    content[-16:-8] = (1).to_bytes(8, "little")  # the last function now starts at 1
+    cache_file.write_bytes(bytes(content))
+    monkeypatch.setattr(cache, "default_cache_root", lambda: root)
+    assert cache.cached_function_starts(built.build_id.hex()) is None  # its checksum fails
+    table = ElfCache().table(str(stripped))
+    assert table is not None and table.function_start(start + 4) == start

@@ -64,6 +64,9 @@ class FakeResolver:
             return Resolution("bad\ufffdname", 0, "/usr/bin/app", None)
         return Resolution(None, address, "[anon]", REASON_JIT)
 
+    def place(self, address: int) -> None:
+        return None
+
     def close(self) -> None:
         FakeResolver.closed.append(self.pid)
 
@@ -157,3 +160,67 @@ def test_process_start_time_of_self_and_of_nothing() -> None:
 
     assert isinstance(process_start_time(os.getpid()), int)
     assert process_start_time(2**22 + 12345) is None
+
+
+class MappedFiles:
+    """Each pid maps one file (an identity) at a base address of its own; resolves count."""
+
+    resolved: ClassVar[list[tuple[int, int]]] = []
+    files: ClassVar[dict[int, tuple[str, int]]] = {}  # pid -> (file identity, base)
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def place(self, address: int) -> tuple[str, int]:
+        identity, base = MappedFiles.files[self.pid]
+        return identity, address - base
+
+    def resolve(self, address: int) -> Resolution:
+        MappedFiles.resolved.append((self.pid, address))
+        identity, base = MappedFiles.files[self.pid]
+        return Resolution(f"{identity}_function_{address - base:x}", 0, f"/bin/{identity}", None)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_binary_seen_in_two_processes_is_symbolized_once() -> None:
+    """Given two processes mapping one file at two bases (ASLR), when both sample one place
+    of it, then the second is named from the first's frame, not resolved again."""
+    MappedFiles.resolved = []
+    MappedFiles.files = {1: ("app", 0x10000), 2: ("app", 0x50000)}
+    symbols = UserSymbols(MappedFiles, start_time={1: 1, 2: 2, 3: 3}.get)
+    first = symbols.chain(1, (0x10040, 0x10020))
+    second = symbols.chain(2, (0x50040, 0x50020))
+    assert first == second
+    assert [frame.symbol for frame in first] == ["app_function_20", "app_function_40"]
+    assert MappedFiles.resolved == [(1, 0x10040), (1, 0x10020)]
+    symbols.evict_exited()  # the next interval, a third process (a fork): known by place
+    MappedFiles.files[3] = ("app", 0x90000)
+    assert symbols.chain(3, (0x90040,)) == (first[1],)
+    assert len(MappedFiles.resolved) == 2
+
+
+def test_a_reused_pid_or_another_file_at_one_address_is_named_afresh() -> None:
+    """Given pid 1 running `app`, when the pid passes to a process of `tool` (or a process
+    maps another file where the first had `app`), then its addresses name `tool`'s code."""
+    MappedFiles.resolved = []
+    MappedFiles.files = {1: ("app", 0x10000), 2: ("tool", 0x10000)}
+    start_times: dict[int, int | None] = {1: 10, 2: 20}
+    symbols = UserSymbols(MappedFiles, start_time=start_times.get)
+    assert symbols.frame(1, 0x10040).symbol == "app_function_40"
+    assert symbols.frame(2, 0x10040).symbol == "tool_function_40"
+    start_times[1] = 11  # pid 1 reused, by a process of `tool`
+    MappedFiles.files[1] = ("tool", 0x10000)
+    symbols.evict_exited()
+    assert symbols.frame(1, 0x10040).symbol == "tool_function_40"
+    assert symbols.frame(1, 0x10080).symbol == "tool_function_80"
+
+
+def test_a_process_gone_before_it_was_seen_does_not_name_the_file_for_others() -> None:
+    MappedFiles.resolved = []
+    MappedFiles.files = {1: ("app", 0x10000), 2: ("app", 0x10000)}
+    symbols = UserSymbols(MappedFiles, start_time={2: 2}.get)  # pid 1 has no start time
+    symbols.frame(1, 0x10040)
+    symbols.frame(2, 0x10040)
+    assert MappedFiles.resolved == [(1, 0x10040), (2, 0x10040)]

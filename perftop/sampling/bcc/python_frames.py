@@ -124,7 +124,11 @@ class PythonFrames:
         self._raw: Generations[int, RawStack] = Generations(RAW_STACKS_MAX)
         self._buffer = PythonStack()
         self._named: dict[tuple[int, int, int], Frame] = {}  # this drain's (pid, code, instr)
-        # This drain's code objects, each checked against the target once per drain.
+        # This drain's Python frames of each (pid, stack hash): a stack recurs in the entries
+        # of every thread and kernel stack it was sampled with.
+        self._stacks: dict[tuple[int, int], tuple[Frame, ...]] = {}
+        # This interval's code objects, each checked against the target once an interval
+        # (by the prefetch that first meets it, or by the drain).
         self._codes: dict[tuple[int, int], tuple[CodeInfo, int] | None] = {}
         self.read_failed = 0
 
@@ -173,6 +177,7 @@ class PythonFrames:
     def forget_exited(self) -> None:
         """Once per drain: unregister processes that exited or exec'd, and drop their caches."""
         self._named = {}
+        self._stacks = {}
         self._codes = {}
         self._raw.age()
         for pid, walked in list(self._walked.items()):
@@ -233,7 +238,7 @@ class PythonFrames:
                 pid = buffer.tgid
                 if pid in self._walked:
                     for code in {code for code, _ in pairs}:
-                        self._processes.code(pid, code)  # read (and cached) while it lives
+                        self._code(pid, code)  # read (and cached) while it lives
             lib.bpf_delete_elem(fd, ct.byref(key))
 
     def stack(self, pid: int, stack_hash: int, native: tuple[Frame, ...]) -> tuple[Frame, ...]:
@@ -247,24 +252,22 @@ class PythonFrames:
             # Where the Python frames would be (the innermost eval frame kept, to show where).
             explanation = Frame(f"[{reason}]", PYTHON_MODULE, False, Unresolved.PYTHON_UNSUPPORTED)
             return merge(native, (explanation,), "", keep_eval=True)
-        raw = self._raw.get(stack_hash) if stack_hash else None
-        if raw is None:
-            return native
-        pairs, truncated = raw
-        frames = [self._frame(pid, code, instruction) for code, instruction in reversed(pairs)]
-        if truncated:
-            frames.insert(0, TRUNCATED)
-        return merge(native, tuple(frames), self._walked[pid].interpreter_module)
+        key = (pid, stack_hash)
+        python = self._stacks.get(key)
+        if python is None:
+            raw = self._raw.get(stack_hash) if stack_hash else None
+            if raw is None:
+                return native
+            pairs, truncated = raw
+            named = (self._frame(pid, code, instruction) for code, instruction in reversed(pairs))
+            python = self._stacks[key] = (TRUNCATED, *named) if truncated else tuple(named)
+        return merge(native, python, self._walked[pid].interpreter_module)
 
     def _frame(self, pid: int, code_address: int, instruction: int) -> Frame:
         key = (pid, code_address, instruction)
         frame = self._named.get(key)
         if frame is None:
-            code_key = (pid, code_address)
-            if code_key in self._codes:
-                code = self._codes[code_key]
-            else:
-                code = self._codes[code_key] = self._processes.code(pid, code_address)
+            code = self._code(pid, code_address)
             if code is None:
                 frame = UNKNOWN_CODE
             else:
@@ -275,6 +278,15 @@ class PythonFrames:
                 )
             self._named[key] = frame
         return frame
+
+    def _code(self, pid: int, code_address: int) -> tuple[CodeInfo, int] | None:
+        """The code object at `code_address`, checked against the target's memory the first
+        time this interval asks."""
+        code_key = (pid, code_address)
+        if code_key in self._codes:
+            return self._codes[code_key]
+        code = self._codes[code_key] = self._processes.code(pid, code_address)
+        return code
 
 
 def _eval_indexes(native: tuple[Frame, ...]) -> list[int]:

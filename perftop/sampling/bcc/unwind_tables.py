@@ -8,10 +8,15 @@ on sampled stacks: when the walk meets an address of a registered process that n
 the program records it in `unwind_misses` (and takes a frame-pointer step); every quarter
 second a background thread loads the table of the mapping holding each missed address
 (perftop.unwind: built from `.eh_frame` once per build id, then read from perftop's cache),
-uploads it in one batch, and adds the mapping's ranges. A chain through four libraries is whole
-after about as many rounds. A miss outside every known mapping re-reads the process's maps, so
-a library loaded with dlopen gets its table as soon as it is sampled; exited processes are
-removed. Where no table can exist (JIT code) the frame-pointer step is what the walk does.
+uploads it in one batch, and adds that mapping's ranges (only those: the process's other
+entries are in already). A chain through four libraries is whole after about as many rounds. A
+miss outside every known mapping re-reads the process's maps, so a library loaded with dlopen
+gets its table as soon as it is sampled; exited processes are removed. Where no table can exist
+(JIT code) the frame-pointer step is what the walk does.
+
+What is known of a file is kept by its identity, for every process that maps it: its rows, its
+PT_LOAD segments (a process's load bias comes from them and its mapping, with no file opened),
+and the vDSO's by its content, which every process shares (built once, not once a process).
 
 Rows are shared by every process that maps the same file, and are never moved: the array is
 filled from the start, and when it is full new binaries go without tables (said once, in the
@@ -33,15 +38,10 @@ from perftop.sampling.bcc.abi import MappingKey, MappingValue
 from perftop.sampling.bcc.program import Maps, lib
 from perftop.system.procfs import process_start_time
 from perftop.unwind.cache import load_unwind_info
-from perftop.unwind.elf import ElfError, open_elf
-from perftop.unwind.table import ROW_SIZE
-from perftop.unwind.walk import (
-    VDSO,
-    ExecutableMapping,
-    executable_mappings,
-    load_bias,
-    vdso_table,
-)
+from perftop.unwind.eh_frame import read_call_frame_info
+from perftop.unwind.elf import ElfError, LoadSegment, open_elf, parse_elf
+from perftop.unwind.table import ROW_SIZE, build_table
+from perftop.unwind.walk import VDSO, ExecutableMapping, executable_mappings, segments_bias
 
 RECHECK_S = 1.0  # how often a registered process's mappings are compared again
 MAX_PENDING = 256  # processes waiting to be registered; more wait for a later interval
@@ -66,6 +66,17 @@ class _Process:
     keys: list[bytes] = field(default_factory=list)  # trie keys inserted, to delete them
     checked: float = 0.0
     needed: set[str] = field(default_factory=set)  # mapped files its stacks went through
+
+
+def _read_maps(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+
+
+def _holder(mappings: list[ExecutableMapping], address: int) -> ExecutableMapping | None:
+    return next((m for m in mappings if m.start <= address < m.end), None)
 
 
 def range_prefixes(start: int, end: int) -> list[tuple[int, int]]:
@@ -94,7 +105,9 @@ class UnwindTables:
         self._capacity = rows_capacity
         self._next_row = 0
         self._tables: dict[FileKey, LoadedTable | None] = {}
-        self._vdso: dict[int, LoadedTable | None] = {}  # by the hash of its rows
+        self._segments: dict[FileKey, tuple[LoadSegment, ...]] = {}
+        # The vDSO's image (its content) -> its PT_LOAD segments and its rows
+        self._vdso: dict[bytes, tuple[tuple[LoadSegment, ...], LoadedTable | None]] = {}
         self._processes: dict[int, _Process] = {}
         self._lock = threading.Lock()  # _processes and the notices, shared with the thread
         self._misses = maps.unwind_misses
@@ -200,33 +213,38 @@ class UnwindTables:
         """(Re)write the process's trie entries: the whole process, and each mapping whose
         table is loaded or is wanted (it holds `missed`, or the process's stacks went through
         it before)."""
+        maps_text = _read_maps(pid)
+        if maps_text is None:
+            return
+        with self._lock:
+            known = self._processes.get(pid)
+        if known is not None and known.maps == maps_text:
+            # Its mappings are as registered (addresses and inodes alike): so are its entries,
+            # whatever process has the pid now (forget_exited compares start times), and
+            # /proc/PID/stat (slow for a process of many threads) need not be read.
+            if missed is None:
+                known.checked = time.monotonic()
+                return
+            mappings = executable_mappings(maps_text)
+            holder = _holder(mappings, missed)
+            if holder is not None and holder.path not in known.needed:
+                # The process's other entries are in: this file's ranges are all to write.
+                self._add_file(pid, known, holder.path, mappings)
+            return  # (or an address in no mapping, or in a gap of a table that is in)
         start_time = process_start_time(pid)
-        try:
-            maps_text = Path(f"/proc/{pid}/maps").read_text()
-        except OSError:
+        maps_text = _read_maps(pid)  # read after the start time: both of the same process
+        if maps_text is None:
             return
         now = time.monotonic()
         mappings = executable_mappings(maps_text)
-        with self._lock:
-            known = self._processes.get(pid)
-            if known is not None and known.start_time != start_time:
-                known = None  # another process under a reused pid
-            needed = set(known.needed) if known is not None else set()
+        if known is not None and known.start_time != start_time:
+            known = None  # another process under a reused pid
+        needed = set(known.needed) if known is not None else set()
         if missed is not None:
-            holder = next((m for m in mappings if m.start <= missed < m.end), None)
+            holder = _holder(mappings, missed)
             if holder is None:
                 return  # an address in no mapping: a frame-pointer step into garbage
-            if known is not None and known.maps == maps_text and holder.path in needed:
-                return  # its table is in already (the pc falls in a gap of it)
             needed.add(holder.path)
-        if (
-            known is not None
-            and known.maps == maps_text
-            and needed == known.needed
-            and missed is None
-        ):
-            known.checked = now
-            return
         entries: list[tuple[MappingKey, MappingValue]] = [
             # The whole process: frame pointers, and a miss where it is not covered.
             (mapping_key(pid, 0, 0), MappingValue(0, 0, 0, 0, 0))
@@ -234,19 +252,10 @@ class UnwindTables:
         for mapping in mappings:
             if mapping.path not in needed and not self._loaded(pid, mapping):
                 continue
-            located = self._mapping_table(pid, mapping)
-            if located is None:
-                continue
-            bias, table = located
-            value = MappingValue(bias, mapping.start, mapping.end, table.row_start, table.row_count)
-            for block, bits in range_prefixes(mapping.start, mapping.end):
-                entries.append((mapping_key(pid, block, bits), value))
-        keys = []
-        fd = self._trie.map_fd
-        for key, value in entries:
-            if lib.bpf_update_elem(fd, ct.byref(key), ct.byref(value), 0) == 0:
-                keys.append(bytes(key))
+            entries += self._entries(pid, mapping)
+        keys = self._write(entries)
         new_keys = set(keys)
+        fd = self._trie.map_fd
         with self._lock:
             old = self._processes.get(pid)
             self._processes[pid] = _Process(start_time, maps_text, keys, now, needed)
@@ -255,6 +264,47 @@ class UnwindTables:
                 if raw not in new_keys:  # a range unmapped since
                     stale = MappingKey.from_buffer_copy(raw)
                     lib.bpf_delete_elem(fd, ct.byref(stale))
+
+    def _add_file(
+        self, pid: int, known: _Process, path: str, mappings: list[ExecutableMapping]
+    ) -> None:
+        """Add the ranges of the file at `path` to a registered process's entries."""
+        entries = []
+        for mapping in mappings:
+            if mapping.path == path:
+                entries += self._entries(pid, mapping)
+        keys = self._write(entries)
+        with self._lock:
+            registered = self._processes.get(pid) is known
+            if registered:
+                known.keys += keys
+                known.needed.add(path)
+        if not registered:  # unregistered meanwhile (it exited): take the entries back out
+            for raw in keys:
+                lib.bpf_delete_elem(self._trie.map_fd, ct.byref(MappingKey.from_buffer_copy(raw)))
+
+    def _entries(
+        self, pid: int, mapping: ExecutableMapping
+    ) -> list[tuple[MappingKey, MappingValue]]:
+        """The trie entries that walk `mapping` with its file's table (none when it has none)."""
+        located = self._mapping_table(pid, mapping)
+        if located is None:
+            return []
+        bias, table = located
+        value = MappingValue(bias, mapping.start, mapping.end, table.row_start, table.row_count)
+        return [
+            (mapping_key(pid, block, bits), value)
+            for block, bits in range_prefixes(mapping.start, mapping.end)
+        ]
+
+    def _write(self, entries: list[tuple[MappingKey, MappingValue]]) -> list[bytes]:
+        """Put `entries` in the trie; the keys of those that went in."""
+        keys = []
+        fd = self._trie.map_fd
+        for key, value in entries:
+            if lib.bpf_update_elem(fd, ct.byref(key), ct.byref(value), 0) == 0:
+                keys.append(bytes(key))
+        return keys
 
     def _loaded(self, pid: int, mapping: ExecutableMapping) -> bool:
         """Whether the mapping's table is in the kernel already (another process mapped it)."""
@@ -271,28 +321,26 @@ class UnwindTables:
     ) -> tuple[int, LoadedTable] | None:
         path = mapping.path
         if path == VDSO:
-            mapped = vdso_table(pid, mapping)
-            if mapped is None:
-                return None
-            # One vDSO per kernel: processes share its rows as they share a file's.
-            content = hash(mapped.table.packed)
-            if content not in self._vdso:
-                self._vdso[content] = self._upload(mapped.table.packed)
-            table = self._vdso[content]
-            return (mapped.load_bias, table) if table is not None else None
+            return self._vdso_table(pid, mapping)
         file_path = Path(f"/proc/{pid}/root{path}")
         try:
             status = os.stat(file_path)
-            image = open_elf(file_path)
-        except (OSError, ElfError):
-            return None
-        try:
-            bias = load_bias(image, mapping)
-        finally:
-            image.close()
-        if bias is None:
+        except OSError:
             return None
         key = (status.st_dev, status.st_ino, status.st_mtime_ns)
+        segments = self._segments.get(key)
+        if segments is None:
+            try:
+                image = open_elf(file_path)
+            except (OSError, ElfError):
+                return None
+            try:
+                segments = self._segments[key] = image.segments
+            finally:
+                image.close()
+        bias = segments_bias(segments, mapping)
+        if bias is None:
+            return None
         if key not in self._tables:
             started = time.perf_counter()
             try:
@@ -304,6 +352,27 @@ class UnwindTables:
             self.build_seconds += time.perf_counter() - started
         table = self._tables[key]
         return (bias, table) if table is not None else None
+
+    def _vdso_table(self, pid: int, mapping: ExecutableMapping) -> tuple[int, LoadedTable] | None:
+        """The vDSO has no file: its image (8 KB here) is read from the process's memory, and
+        its table built the first time that image is seen. One vDSO per kernel: processes share
+        its rows as they share a file's."""
+        try:
+            with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+                content = os.pread(memory.fileno(), mapping.end - mapping.start, mapping.start)
+        except OSError:
+            return None
+        known = self._vdso.get(content)
+        if known is None:
+            try:
+                image = parse_elf(Path(VDSO), content)
+                built = build_table(read_call_frame_info(image), image.is_executable_address)
+            except (OSError, ElfError):
+                return None
+            known = self._vdso[content] = (image.segments, self._upload(built.table.packed))
+        segments, table = known
+        bias = segments_bias(segments, mapping)
+        return (bias, table) if bias is not None and table is not None else None
 
     def _upload(self, packed: bytes) -> LoadedTable | None:
         count = len(packed) // ROW_SIZE
