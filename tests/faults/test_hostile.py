@@ -140,8 +140,10 @@ def world(
         )
         screen_pids = f"{hostile.pid},{jit['long-name']}"
         command = " ".join(perftop_argv("-d", "1", "-p", screen_pids))
+        # 200 columns: the call-stack pane beside the tables is 80 wide there, room for a
+        # frame's reason ("perf map is a symlink") after its 20-character address.
         subprocess.run(
-            [*tmux.command, "new-session", "-d", "-s", "hostile", "-x", "160", "-y", "48",
+            [*tmux.command, "new-session", "-d", "-s", "hostile", "-x", "200", "-y", "48",
              f"cd {ROOT} && exec {command}"],
             check=True, env=perftop_env(),
         )  # fmt: skip
