@@ -89,7 +89,8 @@ def recorded_stacks(lines: Iterable[dict[str, Any]], pids: set[int]) -> list[Nat
     stacks = []
     for line in lines:
         frames = line["frames"]
-        for pid, _tid, _comm, indexes, samples, _period in line["stacks"]:
+        # pid, tid, comm, frames, samples, period, and from format 4 the cgroup id
+        for pid, _tid, _comm, indexes, samples, _period, *_cgroup in line["stacks"]:
             if pid not in pids:
                 continue
             names = []

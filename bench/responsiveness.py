@@ -13,9 +13,9 @@ Then the busy box of bench/steady_state.py (stackgen with frame pointers, a stri
 them, Debian's python3.11 in a pure-Python loop: both CPUs busy) at perftop's default 99 Hz, as a
 new user tries it: Enter on the hottest process (zoom), Tab to its functions, then Down and Up
 through them. Each press selects another function, whose stacks the call-stack pane then shows
-under its name: the latency is from the keypress to the first byte of the pane's new title (row
-3, right of the tables, which nothing but a new selection rewrites), so it covers the cursor's
-move, the stack tree's build and the paint.
+under its name (at 200x50, the pane beside the tables): the latency is from the keypress to the
+first byte of the pane's new title (which nothing but a new selection rewrites), so it covers the
+cursor's move, the stack tree's build and the paint.
 
 In every run perftop logs its garbage collections (PERFTOP_GC_LOG, perftop.ui.collector_log):
 a collection holds the GIL, so the longest is the longest pause of the UI thread it caused.
@@ -76,9 +76,13 @@ HEAVY = Load("heavy", 16_500, 20_000)
 LIGHT = Load("light", 10, 99)
 BUSY_BOX_HZ = 99
 BUSY_BOX_CHAINS = 1000
-# At 120x40 the call-stack pane sits right of the tables (78 columns, perftop.tcss): its title
-# is on the body's first line, under the two header lines; a write there from column 79 on.
-STACK_TITLE_WRITE = rb"\x1b\[3;(?:79|[89]\d|1[01]\d|120)H"
+# The busy-box part runs at 200x50, where the call-stack pane sits right of the tables (3/5 of
+# the width, perftop.tcss): its title is on the body's first line, under the zoomed header's two
+# lines; a write there from column 121 on. (At 120x40 the panes are stacked and the title's line
+# follows the processes pane's rows; perftop writes only the changed cells, so the title cannot
+# be found by its text either.)
+ZOOMED_SIZE = (200, 50)
+STACK_TITLE_WRITE = rb"\x1b\[3;(?:12[1-9]|1[3-9]\d|200)H"
 SWEEP = 6  # Down this many times, then Up as many: each press selects another function
 
 
@@ -164,7 +168,7 @@ def zoomed_down_latencies(presses: int, seed: int, gc_log: Path) -> list[float]:
     pacing = random.Random(seed)
     latencies = []
     argv = ["env", f"PERFTOP_GC_LOG={gc_log}", *PERFTOP, "-F", str(BUSY_BOX_HZ)]
-    with PtyProcess(argv) as terminal:
+    with PtyProcess(argv, cols=ZOOMED_SIZE[0], rows=ZOOMED_SIZE[1]) as terminal:
         if terminal.wait_for(PERFTOP_MARKERS[1], timeout=FIRST_DATA_TIMEOUT_S) is None:
             raise RuntimeError(f"no profile data: {terminal.output()[-2000:]!r}")
         time.sleep(2.0)
@@ -266,7 +270,8 @@ def main() -> int:
             peer=max(light[2]),
             target=f"<= {TARGET_MS:.0f} ms",
             met=max(zoomed) <= TARGET_MS,
-            note=f"{args.zoomed_presses} presses, to the call-stack pane's new title; "
+            note=f"{args.zoomed_presses} presses, to the call-stack pane's new title, "
+            f"pty {ZOOMED_SIZE[0]}x{ZOOMED_SIZE[1]}; "
             f"{BUSY_BOX_LOAD}, {BUSY_BOX_CHAINS} chains; median {median(zoomed):.0f} ms",
         ),
         *(
