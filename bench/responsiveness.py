@@ -11,11 +11,11 @@ or SAMPLES▼, which no periodic refresh can paint) is the latency.
 
 Then the busy box of bench/steady_state.py (stackgen with frame pointers, a stripped copy without
 them, Debian's python3.11 in a pure-Python loop: both CPUs busy) at perftop's default 99 Hz, as a
-new user tries it: Enter on the hottest process (zoom), Tab to its functions, then Down and Up
-through them. Each press selects another function, whose stacks the call-stack pane then shows
-under its name (at 200x50, the pane beside the tables): the latency is from the keypress to the
-first byte of the pane's new title (which nothing but a new selection rewrites), so it covers the
-cursor's move, the stack tree's build and the paint.
+new user tries it: Enter on the hottest process (zoom), Tab to its functions, then Down through
+them (six at a time from the top). Each press selects another function, whose stacks the
+call-stack pane then shows under its name (at 200x50, the pane beside the tables): the latency
+is from the keypress to the first byte of the pane's new title (which nothing but a new
+selection rewrites), so it covers the cursor's move, the stack tree's build and the paint.
 
 In every run perftop logs its garbage collections (PERFTOP_GC_LOG, perftop.ui.collector_log):
 a collection holds the GIL, so the longest is the longest pause of the UI thread it caused.
@@ -83,7 +83,7 @@ BUSY_BOX_CHAINS = 1000
 # be found by its text either.)
 ZOOMED_SIZE = (200, 50)
 STACK_TITLE_WRITE = rb"\x1b\[3;(?:12[1-9]|1[3-9]\d|200)H"
-SWEEP = 6  # Down this many times, then Up as many: each press selects another function
+SWEEP = 6  # Down this many times from the top, then Home: each press selects another function
 
 
 def sort_markers() -> tuple[bytes, bytes]:
@@ -177,10 +177,15 @@ def zoomed_down_latencies(presses: int, seed: int, gc_log: Path) -> list[float]:
         terminal.send(b"\t")  # to its functions
         time.sleep(1.5)
         for press in range(presses):
+            if press and press % SWEEP == 0:
+                # Back to the top, unmeasured. Every measured press is a Down from there: an Up
+                # after the cursor went back to the top on its own (the selected function left
+                # the list) would select nothing new and paint no title.
+                terminal.send(b"\x1b[H")
+                time.sleep(1.5)
             time.sleep(pacing.uniform(0.3, 1.1))
-            key = b"\x1b[B" if (press // SWEEP) % 2 == 0 else b"\x1b[A"  # Down, then Up
             since = terminal.mark()
-            sent = terminal.send(key)
+            sent = terminal.send(b"\x1b[B")
             painted = terminal.wait_for(STACK_TITLE_WRITE, since=since, timeout=PRESS_TIMEOUT_S)
             if painted is None:
                 raise RuntimeError(
@@ -194,7 +199,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--presses", type=int, default=10, help="keypresses per load")
     parser.add_argument(
-        "--zoomed-presses", type=int, default=24, help="Down/Up presses on the busy box"
+        "--zoomed-presses", type=int, default=24, help="Down presses on the busy box"
     )
     parser.add_argument("--seed", type=int, default=6, help="for the random press times")
     add_json_argument(parser)
@@ -232,7 +237,7 @@ def main() -> int:
             zoomed = zoomed_down_latencies(args.zoomed_presses, args.seed, gc_log)
         pauses["busy box"] = worst_collections(gc_log)
         print(
-            f"busy box at {BUSY_BOX_HZ} Hz, Down/Up in the zoomed functions pane: median "
+            f"busy box at {BUSY_BOX_HZ} Hz, Down in the zoomed functions pane: median "
             f"{median(zoomed):.0f} ms, max {max(zoomed):.0f} ms "
             f"({' '.join(f'{value:.0f}' for value in zoomed)}); longest collection "
             f"{pauses['busy box'].cpu_ms:.0f} ms CPU ({pauses['busy box'].wall_ms:.0f} ms wall)",
