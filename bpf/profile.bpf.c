@@ -403,7 +403,12 @@ static __always_inline u64 python_stack_of(u32 generation, u64 pid_tgid)
     }
     u32 depth = stack->depth;
     if (!depth || depth > PERFTOP_PYTHON_FRAMES) {
-        count_lost(generation, LOST_PYTHON_MISSING);  // a thread between frames
+        // A thread between frames, or a remembered tstate that was freed: free() leaves most
+        // of a block as it was, native_thread_id included, so the check above can pass on a
+        // dead one. Forgotten here, the next sample searches the thread list again (what a
+        // thread with a state and no frames costs on every sample, as before the memo).
+        python_threads.delete(&pid_tgid);
+        count_lost(generation, LOST_PYTHON_MISSING);
         return 0;
     }
     stack->truncated = frame != 0;
