@@ -79,7 +79,8 @@ def test_processes_sort_by_the_next_column_and_reverse(replay: PerftopApp) -> No
     async def script(pilot: Pilot[None]) -> None:
         await until_ended(pilot)
         by_samples = ["1001", "2002", "4004", "3003", "6006", "5005"]
-        assert pids(replay) == by_samples
+        # The processes pane grows to its rows a frame after them.
+        await wait_for(pilot, lambda: pids(replay) == by_samples)
         await pilot.press("s", "s")  # samples -> share -> CPU%
         assert "CPU%▼" in screen_text(replay)
         assert pids(replay) == ["1001", "2002", "3003", "4004", "5005", "6006"]
@@ -195,12 +196,19 @@ def test_bad_pid_filter_is_refused_and_the_prompt_stays(
     drive(app, script)
 
 
+def pane_fitted(app: PerftopApp) -> bool:
+    fitted = app.dashboard._fitted_height
+    return fitted is not None and app.dashboard.process_table.region.height == fitted[0]
+
+
 def test_pause_freezes_the_view_while_snapshots_keep_coming(recorded: list[Interval]) -> None:
     source = FakeSource([recorded[0]])
     app = PerftopApp(source)
 
     async def script(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: "1001" in pids(app))
+        # The processes pane grows to its rows a frame after them: read it once it has.
+        await wait_for(pilot, lambda: pane_fitted(app))
         before = table_column(app, "#processes", "SAMPLES")
         await pilot.press("space")
         assert "PAUSED" in screen_text(app)
