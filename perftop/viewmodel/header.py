@@ -216,9 +216,12 @@ def cost_pieces(snapshot: Interval | None, compact: bool = False, causes: int = 
                 for name, n in snapshot.lost.items()
                 if n and name not in INFORMATIONAL_LOST
             ),
-            key=lambda item: (-item[0], item[1]),
+            # A full map first, whatever its count: it is the cause the user can act on (a
+            # bigger map), and a narrow bar that names one cause must not hide it behind
+            # collisions. Then the biggest.
+            key=lambda item: (not item[1].endswith("_full"), -item[0], item[1]),
         )
-        # The biggest few, so the list (and its parenthesis) fits the bar.
+        # The first few, so the list (and its parenthesis) fits the bar.
         named = [f"{printable(name, 32)} {n}" for n, name in counted[:causes]]
         if len(counted) > causes:
             named.append("…")
