@@ -409,3 +409,17 @@ def test_a_drift_is_caught(c_text: str, edit: str, old: str, new: str, complaint
     assert c_text.count(old) == 1, f"{edit}: the C file no longer contains {old!r}"
     problems = abi_mismatches(c_text.replace(old, new))
     assert any(complaint in problem for problem in problems), (edit, problems)
+
+
+def test_a_drained_count_is_a_tuple_the_collector_lets_go_of() -> None:
+    """A heavy interval drains tens of thousands of counts: as plain tuples of ints and bytes,
+    CPython untracks them at their first collection, so no full collection walks them."""
+    import gc
+
+    from perftop.sampling.bcc.abi import KEY_FORMAT, VALUE_FORMAT
+    from perftop.sampling.bcc.drain import _entry
+
+    entry = _entry(bytes(range(KEY_FORMAT.size)), bytes(VALUE_FORMAT.size))
+    assert type(entry) is tuple and len(entry) == 10
+    gc.collect()
+    assert not gc.is_tracked(entry)

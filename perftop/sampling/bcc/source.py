@@ -35,7 +35,17 @@ from perftop.model.samples import Interval
 from perftop.profile.leaf_offsets import HistogramBuilder
 from perftop.sampling.bcc.abi import MAX_CGROUPS, MAX_PIDS, STACK_BITS
 from perftop.sampling.bcc.cost import CostMeter, MapUse
-from perftop.sampling.bcc.drain import CountsDrain, NativeStacks, StackIds, take_counters
+from perftop.sampling.bcc.drain import (
+    CGROUP_ID,
+    KERNEL_STACK_ID,
+    NATIVE_STACK,
+    TGID,
+    USER_STACK_ID,
+    CountsDrain,
+    NativeStacks,
+    StackIds,
+    take_counters,
+)
 from perftop.sampling.bcc.program import (
     Program,
     bcc_available,
@@ -332,13 +342,13 @@ class BccSource:
         entries = self._counts.drain(self._program.maps.counts[generation])
         cpus, lost = take_counters(self._program.maps, generation, set(online_cpus()))
         # Read beside the flip: the cgroups' own cpu.stat deltas cover the interval's seconds.
-        cgroups = self._cgroups.describe({entry.cgroup_id for entry in entries}, cgroup_filter)
+        cgroups = self._cgroups.describe({entry[CGROUP_ID] for entry in entries}, cgroup_filter)
         stack_ips = self._stack_ids.read(_stack_ids_of(entries), lost)
         native_ips = self._native_stacks.read(
-            {entry.native_stack for entry in entries if entry.native_stack}, lost
+            {entry[NATIVE_STACK] for entry in entries if entry[NATIVE_STACK]}, lost
         )
         if self._unwind is not None:
-            self._unwind.observe(dict.fromkeys(entry.tgid for entry in entries))
+            self._unwind.observe(dict.fromkeys(entry[TGID] for entry in entries))
             self._unwind.take_misses()
             self._unwind.forget_exited(self._start_times)
             self._notices += self._unwind.notices()
@@ -392,4 +402,6 @@ class BccSource:
 
 
 def _stack_ids_of(entries: Sequence[CountEntry]) -> set[int]:
-    return {entry.kernel_stack_id for entry in entries} | {entry.user_stack_id for entry in entries}
+    return {entry[KERNEL_STACK_ID] for entry in entries} | {
+        entry[USER_STACK_ID] for entry in entries
+    }

@@ -13,7 +13,7 @@ from perftop.profile.aggregate import StackTotals
 from perftop.profile.leaf_offsets import HistogramBuilder
 from perftop.sampling.bcc.abi import STACK_SKIPPED as PERFTOP_STACK_SKIPPED
 from perftop.sampling.bcc.abi import UNWIND_STOPPED, UNWIND_TRUNCATED
-from perftop.sampling.bcc.drain import CountEntry
+from perftop.sampling.bcc.drain import PYTHON_STACK, TGID, CountEntry
 from perftop.sampling.bcc.python_frames import PythonFrames
 from perftop.sanitize import decode
 from perftop.symbols.kernel import KernelSymbols
@@ -73,8 +73,8 @@ class Symbolizer:
         comms: dict[bytes, str] = {}
         python = self._python if python_frames else None
         if python is not None:
-            python.observe(dict.fromkeys(entry.tgid for entry in entries))
-            python.read({entry.python_stack for entry in entries if entry.python_stack})
+            python.observe(dict.fromkeys(entry[TGID] for entry in entries))
+            python.read({entry[PYTHON_STACK] for entry in entries if entry[PYTHON_STACK]})
             read_failed, python.read_failed = python.read_failed, 0
             if read_failed:
                 lost["python_stack_read_failed"] = read_failed
