@@ -450,6 +450,13 @@ def test_binaries_whose_tables_lie_are_survived(
             assert len(stack.frames) < 64, symbols(stack)
     interval = source.next_interval()  # type: ignore[attr-defined]
     assert interval is not None  # sampling goes on
+    # The CFA far above the stack cannot be read: each of those walks is an unwind failure,
+    # said on the stack and counted, not a one-frame stack that claims to be whole.
+    lying_stacks = [s for s in interval.stacks if s.pid == spawn[0].pid]
+    assert share(lying_stacks, lambda chain: chain[:1] == ["[unwind stopped]"]) >= 0.9, [
+        (symbols(s), s.samples) for s in lying_stacks[:5]
+    ]
+    assert interval.lost["unwind_incomplete"] > 0, interval.lost
 
 
 def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so(
