@@ -581,15 +581,19 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
             break;  // no rule for this address, or rbp unknown
         if (cfa <= sp)
             break;  // the stack must grow towards callers
+        // An unreadable return address stops the walk short (a table that points outside the
+        // stack); only one read as zero ends it whole.
         u64 return_address;
         if (row->rbp_rule == RBP_AT_CFA_OFFSET && row->rbp_offset == -16) {
             // rbp saved just below the return address (push %rbp on entry): both in one read.
             if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa - 16)) != 0)
-                pair[0] = pair[1] = 0;  // as two failed reads: a zero return address
+                break;
             bp = pair[0];
             return_address = pair[1];
         } else {
-            return_address = read_pointer(cfa - 8);
+            if (bpf_probe_read_user(&return_address, sizeof(return_address),
+                                    (void *)(cfa - 8)) != 0)
+                break;
             if (row->rbp_rule == RBP_AT_CFA_OFFSET)
                 bp = read_pointer(cfa + row->rbp_offset);
             else if (row->rbp_rule == RBP_UNDEFINED)
@@ -612,6 +616,10 @@ static __always_inline u64 native_stack_of(struct bpf_perf_event_data *ctx, u32 
         stack->truncated = UNWIND_STOPPED;
         count_lost(generation, LOST_UNWIND_FAILED);
     }
+    // How the walk ended is part of the key: the same addresses walked before the table was
+    // in (frame-pointer steps, "whole") and with it (stopped short) are two stacks, or the
+    // first one stored would answer for both.
+    hash = (hash ^ (0x100 | stack->truncated)) * 1099511628211ULL;
     hash |= 1;
     int error = native_stacks.insert(&hash, stack);
     if (error && error != -EEXIST) {

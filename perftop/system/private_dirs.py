@@ -37,18 +37,21 @@ def check_ancestor(path: Path) -> None:
         raise UnsafeDirectory(f"{path} is writable by other users; refusing to write there")
 
 
-def ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
+def ensure_private_dir(path: Path, owned_levels: int = 2, create: bool = True) -> None:
     """Create `path` and its parent (perftop's own directory) mode 0755 and check them; check
-    that every other ancestor is safe."""
+    that every other ancestor is safe. With `create` False nothing is made or changed: a
+    missing directory raises FileNotFoundError (for readers, which must not leave a cache
+    behind when there is nothing to read)."""
     chain = [*reversed(path.parents), path]
     for depth, directory in enumerate(chain):
         if depth >= len(chain) - owned_levels:
-            try:
-                directory.mkdir(mode=0o755)
-            except FileExistsError:
-                pass
+            if create:
+                try:
+                    directory.mkdir(mode=0o755)
+                except FileExistsError:
+                    pass
             check_private_dir(directory)
-            if directory.stat().st_uid == os.geteuid():
+            if create and directory.stat().st_uid == os.geteuid():
                 directory.chmod(0o755)  # earlier perftops made it 0700, root's alone
         else:
             check_ancestor(directory)

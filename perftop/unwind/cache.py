@@ -124,7 +124,7 @@ def cached_function_starts(
     root = cache_root if cache_root is not None else default_cache_root()
     directory = root / "unwind"
     try:
-        ensure_private_dir(directory)
+        ensure_private_dir(directory, create=False)  # nothing to read where there is none
     except (UnwindCacheError, OSError):
         return None
     # The rows are checked (the checksum) but not decoded: a third of the cost of decoding.
@@ -215,9 +215,9 @@ def write_cache_file(cache_file: Path, table: UnwindTable, functions: FunctionSt
         raise
 
 
-def ensure_private_dir(path: Path, owned_levels: int = 2) -> None:
+def ensure_private_dir(path: Path, owned_levels: int = 2, create: bool = True) -> None:
     """perftop's one rule for the directories it writes as root (perftop.system.private_dirs)."""
     try:
-        private_dirs.ensure_private_dir(path, owned_levels)
+        private_dirs.ensure_private_dir(path, owned_levels, create)
     except private_dirs.UnsafeDirectory as error:
         raise UnwindCacheError(f"{error}; not caching unwind tables") from None

@@ -39,7 +39,7 @@ LEVEL(kestrel_c, kestrel_d)
 LEVEL(kestrel_b, kestrel_c)
 LEVEL(kestrel_a, kestrel_b)
 int main(int argc, char **argv) {
-    time_t end = time(NULL) + (argc > 1 ? atoi(argv[1]) : 60);
+    time_t end = time(NULL) + (argc > 1 ? atoi(argv[1]) : 3600);
     while (time(NULL) < end) kestrel_a();
     return 0;
 }
@@ -185,6 +185,44 @@ def test_frame_pointers_alone_break_the_same_chain(
     assert stacks and share(stacks, lambda chain: contains_run(chain, CHAIN)) < 0.1
 
 
+DEEP_C = r"""
+#include <stdlib.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void deep_leaf(void) {
+    for (int i = 0; i < 1000000; i++) sink += i * 5;
+}
+/* `sink++` after the call: not a tail call, so every level is a frame of its own. */
+__attribute__((noinline)) void descend(int levels) {
+    if (levels > 0) descend(levels - 1); else deep_leaf();
+    sink++;
+}
+int main(int argc, char **argv) {
+    for (;;) descend(argc > 1 ? atoi(argv[1]) : 100);
+}
+"""
+
+
+def test_a_walk_goes_sixty_four_frames_deep_and_counts_what_it_cuts(
+    source: object, spawn: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from perftop.sampling.bcc.abi import UNWIND_FRAMES
+
+    binary = build(tmp_path, "deep", DEEP_C)
+    spawn.append(subprocess.Popen([str(binary), "100"]))
+    stacks = sample(source, [spawn[0].pid])
+    interval = source.next_interval()  # type: ignore[attr-defined]
+    assert UNWIND_FRAMES >= 64
+
+    # 100 levels of descend: the walk keeps the innermost 64 frames, all of them this
+    # program's, and says the outermost were cut.
+    def deep(chain: list[str]) -> bool:
+        return chain[1:] == ["descend"] * (UNWIND_FRAMES - 1) + ["deep_leaf"]
+
+    assert share(stacks, deep) >= 0.9, [(symbols(s)[:3], len(s.frames)) for s in stacks[:5]]
+    assert share(stacks, lambda chain: chain[:1] == ["[more frames]"]) >= 0.9
+    assert interval.lost["native_stack_truncated"] > 0, interval.lost
+
+
 WORK = """
     def inner_spin(n):
         total = 0
@@ -265,6 +303,30 @@ def test_a_stripped_distro_binary_reaches_libc_start_and_has_one_row_per_functio
     _, count = leaf_rows.most_common(1)[0]
     assert count / sum(leaf_rows.values()) > 0.3, leaf_rows.most_common(5)
     assert len(leaf_rows) <= 20, leaf_rows.most_common(25)
+
+
+def test_code_without_a_table_is_stepped_over_by_its_frame_pointer(
+    source: object, tmp_path: Path
+) -> None:
+    """JIT code has no table: the walk takes a frame-pointer step there (the JIT's code pushes
+    rbp) and goes on with the tables of the binary that called it, down to _start."""
+    binary = tmp_path / "perftop_jit"
+    here = Path(__file__).parent
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(here / "jit.c")], check=True)
+    child = subprocess.Popen([str(binary)], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        stacks = sample(source, [child.pid])
+        # -O2 makes run_jitted a tail jump: main called the JIT's code, as far as the stack says.
+        whole = ["main", "jitted_spin_loop"]
+        assert share(stacks, lambda chain: chain[-2:] == whole) >= 0.9, [
+            (symbols(s), s.samples) for s in stacks[:5]
+        ]
+        assert share(stacks, lambda chain: chain[:1] == ["_start"]) >= 0.9
+    finally:
+        child.kill()
+        child.wait()
+        Path(f"/tmp/perf-{child.pid}.map").unlink(missing_ok=True)
 
 
 LIBRARY_C = r"""
@@ -388,6 +450,13 @@ def test_binaries_whose_tables_lie_are_survived(
             assert len(stack.frames) < 64, symbols(stack)
     interval = source.next_interval()  # type: ignore[attr-defined]
     assert interval is not None  # sampling goes on
+    # The CFA far above the stack cannot be read: each of those walks is an unwind failure,
+    # said on the stack and counted, not a one-frame stack that claims to be whole.
+    lying_stacks = [s for s in interval.stacks if s.pid == spawn[0].pid]
+    assert share(lying_stacks, lambda chain: chain[:1] == ["[unwind stopped]"]) >= 0.9, [
+        (symbols(s), s.samples) for s in lying_stacks[:5]
+    ]
+    assert interval.lost["unwind_incomplete"] > 0, interval.lost
 
 
 def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so(
@@ -406,3 +475,24 @@ def test_a_kernel_that_refuses_the_walker_gets_frame_pointers_and_says_so(
     assert interval.unwind == "fp (table walker refused)"
     assert any("refused the table walker" in notice for notice in interval.notices)
     assert interval.samples > 0
+
+
+def test_doctor_says_whether_this_kernel_loads_the_table_walker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from perftop import config
+    from perftop.cli.doctor import check_unwinder
+
+    check = check_unwinder()
+    assert (check.name, check.status) == ("user stacks", "ok"), check
+    assert ".eh_frame unwind tables" in check.detail
+    # The same walker too big for any verifier, as in the test above.
+    refused = ("-DPERFTOP_UNWIND_FRAMES=1024", "-DUNWIND_SEARCH_STEPS=64")
+    wanted = config.SamplerConfig
+    monkeypatch.setattr(
+        config, "SamplerConfig", lambda **fields: wanted(unwind_cflags=refused, **fields)
+    )
+    check = check_unwinder()
+    assert (check.name, check.status) == ("user stacks", "warn"), check
+    assert check.detail.startswith("frame pointers only: the kernel refused the table walker")
+    assert check.remedy

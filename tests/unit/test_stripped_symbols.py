@@ -107,3 +107,26 @@ def test_damaged_mini_debug_info_means_no_symbols_from_it(
     start, _ = hidden_work_range(binaries["full"])
     assert table.function_start(start + 4) == start
     assert table.lookup(start) is None  # not a crash, not a wrong name
+
+
+def test_a_debug_file_under_usr_lib_debug_build_id_names_a_stripped_binary(
+    binaries: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perftop.symbols import elf as symbols_elf
+
+    debug_root = tmp_path / "debug"
+    monkeypatch.setattr(symbols_elf, "DEBUG_ROOT", str(debug_root))
+    start, _ = hidden_work_range(binaries["full"])
+    without = ElfCache().table(str(binaries["stripped"]))
+    assert without is not None and without.lookup(start + 4) is None
+    # As Debian's -dbgsym packages install it: the symbols in a file named by the build id.
+    build_id = without.build_id
+    assert len(build_id) == 40
+    debug_file = debug_root / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    debug_file.parent.mkdir(parents=True)
+    subprocess.run(
+        ["objcopy", "--only-keep-debug", str(binaries["full"]), str(debug_file)], check=True
+    )
+    table = ElfCache().table(str(binaries["stripped"]))
+    assert table is not None
+    assert table.lookup(start + 4) == ("hidden_work", 4)

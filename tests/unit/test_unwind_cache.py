@@ -181,3 +181,18 @@ def test_cache_root_is_var_cache_for_root_and_xdg_cache_for_others(
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_root() == tmp_path / "home" / ".cache" / "perftop"
+
+
+def test_reading_function_starts_creates_no_cache_directory(
+    chain_binary: Path, tmp_path: Path
+) -> None:
+    """A stripped binary's symbols look for cached function starts whatever the unwinder
+    (`--unwind fp` too): the look must not create perftop's cache directory."""
+    root = tmp_path / "cache"
+    assert cache.cached_function_starts("ab" * 20, root) is None
+    assert not root.exists()
+    # Once the tables are cached, the same look finds them.
+    built = load_unwind_info(chain_binary, root)
+    assert built.build_id is not None
+    found = cache.cached_function_starts(built.build_id.hex(), root)
+    assert found is not None and found == built.functions
