@@ -149,7 +149,7 @@ def test_the_key_is_in_the_help_and_the_command_palette(replay: PerftopApp) -> N
         await pilot.press(*"Python")
         await wait_for_text(pilot, "Toggle Python frames / the interpreter's own C frames (y)")
 
-    drive(replay, script, size=(120, 30))
+    drive(replay, script, size=(120, 50))
 
 
 # What the screen shows ---------------------------------------------------------------------
