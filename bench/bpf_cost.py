@@ -21,12 +21,14 @@ sample (no key, no count), so its run time is the kernel's frame-pointer walk of
 plus the stack map's hash, which any BPF profiler that shows user stacks pays. perftop's cost
 above the floor is what perftop's own program adds.
 
-profile.py's program and the floor are attached for the whole of every perftop run, so the
-three programs sample the same stacks at the same instants, and the peers' run time is read
-over perftop's own measured intervals (from its first interval's report to its last). perftop's
-variants take turns in `--rounds` rounds, the order reversed every other round (the machine's
-speed drifts over a run); each ratio is the median over every run of perftop against the peer
-in the same run, and the note gives the range.
+profile.py's program and the floor are attached over every perftop run, so the three programs
+sample the same stacks at the same instants, and the peers' run time is read over perftop's own
+measured intervals (from its first interval's report to its last). perftop's variants take turns
+in `--rounds` rounds, the order reversed every other round (the machine's speed drifts over a
+run); the peers are attached before perftop in the even rounds and after it in the odd ones
+(which program was attached first moves the figures by a few percent); each ratio is the
+median over every run of perftop against the peer in the same run, and the note gives the
+range.
 
 Then the user-stack unwinders on workloads without frame pointers, each on both CPUs (two
 copies): tests/bpf/test_unwind.py's 8-deep chain built -O2 -fomit-frame-pointer, and Debian's
@@ -179,15 +181,20 @@ Cost = tuple[float, float, int]  # ns per sample, ns per second, processes with 
 
 
 class AttachedPeers:
-    """profile.py's program and the floor, attached for as long as the `with` lasts."""
+    """profile.py's program and the floor, compiled once; attached with attach() and detached
+    with detach() (or on leaving the `with`)."""
 
     def __init__(self) -> None:
         from bcc import BPF
 
         os.environ.setdefault("BCC_KERNEL_SOURCE", str(locate_headers().path))
         self._programs = {"profile.py": BPF(text=PEER_PROGRAM), "floor": BPF(text=FLOOR_PROGRAM)}
+        self._attached = False
 
     def __enter__(self) -> AttachedPeers:
+        return self
+
+    def attach(self) -> None:
         from bcc import PerfSWConfig, PerfType
 
         for bpf in self._programs.values():
@@ -197,9 +204,18 @@ class AttachedPeers:
                 fn_name="do_perf_event",
                 sample_freq=FREQUENCY,
             )
-        return self
+        self._attached = True
+
+    def detach(self) -> None:
+        from bcc import PerfSWConfig, PerfType
+
+        if self._attached:
+            for bpf in self._programs.values():
+                bpf.detach_perf_event(ev_type=PerfType.SOFTWARE, ev_config=PerfSWConfig.CPU_CLOCK)
+            self._attached = False
 
     def __exit__(self, *_: object) -> None:
+        self.detach()
         for bpf in self._programs.values():
             bpf.cleanup()
 
@@ -227,15 +243,22 @@ def peer_costs(
 
 
 def perftop_cost(
-    seconds: float, extra: Sequence[str], peers: AttachedPeers
+    seconds: float, extra: Sequence[str], peers: AttachedPeers, peers_first: bool
 ) -> tuple[Cost, dict[str, tuple[float, float]]]:
     """Median (ns per sample, ns per second) over perftop's intervals, the first one left out,
     and how many processes it showed Python frames of (other load on the machine: the Python
     walk runs for those processes' samples only); and the peers' costs over the same
-    intervals (read when perftop reports its first interval and its last)."""
+    intervals (read when perftop reports its first interval and its last).
+
+    The peers are attached before perftop starts when `peers_first`, else once perftop reports
+    its first interval (its program is attached by then): on a timer tick the programs run one
+    after another, and the order in which they were attached moves the figures by a few
+    percent, so the rounds take both orders."""
     argv = [*PERFTOP, "--batch", "-F", str(FREQUENCY), "--format", "json", "-d", "1", *extra]
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "run.jsonl"
+        if peers_first:
+            peers.attach()
         with subprocess.Popen(
             [*argv, "-n", str(int(seconds) + 1), "--record", str(recording)],
             cwd=ROOT,
@@ -246,8 +269,11 @@ def perftop_cost(
             assert process.stdout is not None
             reports, readings = [], []
             for line in process.stdout:
+                if not reports and not peers_first:
+                    peers.attach()
                 readings.append((time.monotonic(), peers.stats()))
                 reports.append(line)
+        peers.detach()
         if process.returncode != 0 or len(reports) < 2:
             raise RuntimeError(f"perftop {' '.join(extra)} failed: exit {process.returncode}")
         lines = [json.loads(line) for line in recording.read_text().splitlines()]
@@ -456,13 +482,15 @@ def stackgen_rounds(seconds: float, rounds: int) -> dict[str, list[Cost]]:
     with AttachedPeers() as peers:
         for round_number in range(rounds):
             order = PERFTOP_VARIANTS if round_number % 2 == 0 else PERFTOP_VARIANTS[::-1]
+            peers_first = round_number % 2 == 0
             for label, extra in order:
-                cost, peer = perftop_cost(seconds, extra, peers)
+                cost, peer = perftop_cost(seconds, extra, peers, peers_first)
                 results[label].append(cost)
                 for peer_label, (per_sample, per_second) in peer.items():
                     paired[label][peer_label].append((per_sample, per_second, 0))
                 print(
-                    f"round {round_number + 1}  {label:<34} {cost[0]:>8.0f} ns/sample "
+                    f"round {round_number + 1} ({'peers' if peers_first else 'perftop'} "
+                    f"attached first)  {label:<34} {cost[0]:>8.0f} ns/sample "
                     f"{cost[1] / 1000:>8.1f} µs/s  Python processes {cost[2]}; same run: "
                     f"profile.py {peer['profile.py'][0]:.0f}, floor {peer['floor'][0]:.0f} ns",
                     flush=True,
@@ -588,7 +616,8 @@ def main() -> int:
     setting = (
         f"{FREQUENCY} Hz, 2 CPUs busy (2x stackgen {args.chains} chains, frame pointers), "
         f"{args.seconds:.0f} s per perftop run with profile.py's program and the floor attached "
-        f"alongside, median of {args.rounds} alternating rounds"
+        f"alongside, median of {args.rounds} alternating rounds (the peers attached first in half "
+        f"of them, perftop in the other half)"
     )
     figures = stackgen_figures(results, setting) + unwinding
     print(f"\nBPF program cost: {setting}, kernel.bpf_stats_enabled=1")

@@ -293,12 +293,22 @@ static __always_inline void count_stack_error(u32 generation, int stack_id, u32 
         count_lost(generation, other);
 }
 
-static __always_inline struct count_value *count_entry(u32 generation, struct count_key *key)
+// Counts one sample under `key`: 0, or -1 when the counts map is full. The key holds the tid, and
+// a thread is current on one CPU at a time (a perf event never nests with itself on one CPU,
+// and user space only reads the other generation), so no other program writes this entry
+// while this one does: plain adds, and a new key is inserted with the sample already in it
+// (one hash operation, where lookup_or_try_init and then adding took three on a new key).
+static __always_inline int count_sample(u32 generation, struct count_key *key, u64 period)
 {
-    struct count_value initial = {};
-    if (generation)
-        return counts_1.lookup_or_try_init(key, &initial);
-    return counts_0.lookup_or_try_init(key, &initial);
+    struct count_value *value = generation ? counts_1.lookup(key) : counts_0.lookup(key);
+    if (value) {
+        value->samples++;
+        value->period += period;
+        return 0;
+    }
+    struct count_value first = {.samples = 1, .period = period};
+    int error = generation ? counts_1.insert(key, &first) : counts_0.insert(key, &first);
+    return error ? -1 : 0;
 }
 
 static __always_inline u64 read_pointer(u64 address)
@@ -709,15 +719,10 @@ int on_sample(struct bpf_perf_event_data *ctx)
     if ((wanted & STACKS_USER) && python_on && *python_on)
         key.python_stack = python_stack_of(generation, pid_tgid);
 
-    struct count_value *value = count_entry(generation, &key);
-    if (!value) {
+    if (count_sample(generation, &key, period) != 0) {
         count_lost(generation, LOST_COUNTS_FULL);
         return 0;
     }
-    // Two CPUs can hit the same key at once: plain increments would lose samples (BCC's
-    // table.increment() is not atomic across CPUs either).
-    __sync_fetch_and_add(&value->samples, 1);
-    __sync_fetch_and_add(&value->period, period);
     // Counted with the sample, in the same generation: the per-CPU samples of an interval sum
     // to its counts exactly.
     totals->samples++;

@@ -11,8 +11,10 @@ BCC 0.26 traps avoided here, each checked in its source:
 - libbcc prints to fds 1 and 2: compile and attach run inside `captured_fds()`.
 - `items_lookup_and_delete_batch` passes one integer as both batch token and count; perftop calls
   the batch syscall itself with separate ones and preallocated buffers (drain.CountsDrain).
-- `table.increment()` is a lookup and a plain add, not atomic across CPUs: the program uses
-  `__sync_fetch_and_add` on the shared counts.
+- `table.increment()` is a lookup and a plain add, not atomic across CPUs, and on a new key a
+  lookup, an update and a lookup again: the program's counts are keyed by thread (current on
+  one CPU at a time), so its plain adds lose nothing, and a new key is inserted with its first
+  sample in it (count_sample).
 - The program is compiled against kernel headers, where `current` is a macro (get_current()):
   a C variable of that name fails the compile with "conflicting types for 'get_current'".
 
