@@ -13,6 +13,12 @@ with TERM=xterm-256color. Once it shows data and has warmed up, for 30 s:
 perftop and perf top -g run at 99 Hz and at 999 Hz; the traffic figure is at 99 Hz, perftop's
 default.
 
+In the same run and under the same load, bench/line_api_peer.py (a minimal Textual app drawn
+through the Line API, laid out like perftop's screen at 120x40, rewriting a quarter of its lines
+each second, `--changed`) is measured the same way: what Textual alone costs to keep such a
+screen live, with no sampling, draining or symbolizing. It is reported beside perf top -g at
+each frequency, so a target under that floor shows as such in the same run.
+
 Targets: perftop's CPU <= perf top -g's at each frequency (ratio <= 1.0); perftop's bytes per
 second <= top's.
 Run: `.venv/bin/python bench/steady_state.py [--seconds 30]` (part of `make bench`).
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib import (
+    BENCH,
     BUSY_BOX_LOAD,
     PERFTOP,
     PERFTOP_READY,
@@ -44,6 +51,12 @@ from benchlib import (
 
 PERF_TOP_READY = re.compile(r"Samples: +[1-9]")
 TOP_READY = re.compile(r"^top - ", re.MULTILINE)
+FLOOR_READY = re.compile(r"some_function_name_")  # bench/line_api_peer.py's rows
+FLOOR_ARGV = [
+    sys.executable,
+    str(BENCH / "line_api_peer.py"),
+    "--changed",
+]
 # The first profile waits for the BPF compile, which a loaded 2-CPU VM has stretched past a minute.
 READY_TIMEOUT_S = 180.0
 
@@ -133,6 +146,7 @@ def main() -> int:
             argv = ["perf", "top", "-g", "-F", str(hz)]
             theirs[hz] = measure(f"perf top -g -F {hz}", argv, PERF_TOP_READY, workdir, args)
         top = measure("top -d 1", ["top", "-d", "1"], TOP_READY, workdir, args)
+        floor = measure("line_api_peer.py", FLOOR_ARGV, FLOOR_READY, workdir, args)
     setting = (
         f"{args.seconds:.0f} s after warm-up, 2 CPUs busy ({BUSY_BOX_LOAD}, {args.chains} "
         "chains), tmux 120x40"
@@ -147,6 +161,20 @@ def main() -> int:
             target="ratio <= 1.0",
             met=ours[hz].cpu_percent <= theirs[hz].cpu_percent,
             note=setting,
+        )
+        for hz in frequencies
+    ]
+    figures += [
+        Figure(
+            name=f"Textual floor beside perf top -g at {hz} Hz",
+            unit="% of a CPU",
+            perftop=floor.cpu_percent,
+            peer_name="perf top -g",
+            peer=theirs[hz].cpu_percent,
+            note=f"{setting}; bench/line_api_peer.py --changed (no sampling: Textual drawing a "
+            f"screen of perftop's layout, a quarter of its lines new each second); perftop at "
+            f"{hz} Hz {ours[hz].cpu_percent:.2f}%, {ours[hz].cpu_percent - floor.cpu_percent:+.2f} "
+            "points above this floor",
         )
         for hz in frequencies
     ]
